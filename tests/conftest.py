@@ -1,0 +1,114 @@
+"""Shared fixtures: the pinned tools, a Kubernetes API (emulator or real cluster), a GitHub fake.
+
+Set ``CI_RUNNER_HELM=4`` to run the helm-touching tests with helm 4.1 (default: helm 3.18).
+Set ``CI_RUNNER_TEST_KUBECONFIG=/path/to/kubeconfig`` to run the end-to-end tests against a real
+cluster (kind, k3d, ...) instead of the emulator; tests that need emulator-only controls skip.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from github_fake import GitHubFake
+from kube_emulator import Emulator
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ROOT / ".tools"
+REAL_KUBECONFIG = os.environ.get("CI_RUNNER_TEST_KUBECONFIG")
+
+
+def _tool(relative: str) -> str:
+    path = TOOLS / relative
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `python scripts/install_tools.py` first")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def helm_major() -> int:
+    """The helm major version this run tests with (3 or 4)."""
+    return int(os.environ.get("CI_RUNNER_HELM", "3"))
+
+
+@pytest.fixture(scope="session")
+def helm_bin(helm_major: int) -> str:
+    """Path to the real, pinned helm binary of the chosen major."""
+    return _tool(f"helm{helm_major}/helm")
+
+
+@pytest.fixture(scope="session")
+def kubectl_bin() -> str:
+    """Path to the real, pinned kubectl binary."""
+    return _tool("bin/kubectl")
+
+
+@pytest.fixture(scope="session")
+def tools_path(helm_bin: str, kubectl_bin: str) -> str:
+    """A PATH that finds the chosen helm and kubectl first."""
+    dirs = [str(Path(helm_bin).parent), str(Path(kubectl_bin).parent)]
+    return os.pathsep.join([*dirs, os.environ.get("PATH", "")])
+
+
+@dataclass
+class KubeTarget:
+    """The Kubernetes API a test talks to: the emulator, or a real cluster."""
+
+    kubeconfig: str
+    namespace: str
+    """A namespace of this test's own (created on a real cluster, so tests don't collide)."""
+    emulator: Emulator | None
+
+    def env(self) -> dict[str, str]:
+        """Environment for a subprocess that should talk to this API."""
+        return {**os.environ, "KUBECONFIG": self.kubeconfig}
+
+
+@pytest.fixture
+def kube(tmp_path: Path) -> Iterator[KubeTarget]:
+    """A Kubernetes API for one test: a fresh emulator, or the real cluster when one is given."""
+    namespace = f"t-{uuid.uuid4().hex[:8]}"
+    if REAL_KUBECONFIG:
+        kubectl = _tool("bin/kubectl")
+        env = {**os.environ, "KUBECONFIG": REAL_KUBECONFIG}
+        subprocess.run([kubectl, "create", "namespace", namespace], check=True, env=env)
+        try:
+            yield KubeTarget(REAL_KUBECONFIG, namespace, None)
+        finally:
+            subprocess.run(
+                [kubectl, "delete", "namespace", namespace, "--wait=false"], check=False, env=env
+            )
+        return
+    emulator = Emulator()
+    emulator.start()
+    try:
+        kubeconfig = tmp_path / "kubeconfig"
+        emulator.write_kubeconfig(kubeconfig)
+        emulator.create_namespace(namespace)
+        yield KubeTarget(str(kubeconfig), namespace, emulator)
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def emulator(kube: KubeTarget) -> Emulator:
+    """The emulator behind ``kube``; skips on a real cluster (its controls have no equivalent)."""
+    if kube.emulator is None:
+        pytest.skip("needs the Kubernetes API emulator's controls; a real cluster is in use")
+    return kube.emulator
+
+
+@pytest.fixture
+def github() -> Iterator[GitHubFake]:
+    """A fresh GitHub API fake on 127.0.0.1."""
+    fake = GitHubFake()
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
