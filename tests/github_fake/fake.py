@@ -1,0 +1,243 @@
+"""``GitHubFake``: the controls a test uses, and the two hosts (API and archive download)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from functools import partial
+from http import HTTPStatus
+from typing import Literal
+
+from .api import Api, Exhaustion
+from .repos import Repository
+from .server import Incoming, Reply, Server
+
+SLOW_HOLD_SECONDS = 60.0
+"""How long ``slow_next`` holds an answer at most (``stop()`` ends the hold sooner)."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request the fake received, as the client sent it, with the status it was given."""
+
+    method: str
+    path: str
+    """Still percent-encoded, without the query."""
+    query: dict[str, str]
+    headers: dict[str, str]
+    """As sent: ``Authorization`` included, so tests can assert where a token went."""
+    status: int
+    """0 when no answer was given (a ``slow_next`` hold ended by ``stop()``)."""
+    host: Literal["api", "download"]
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        """A header's value, whatever case the client spelt its name in."""
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
+
+@dataclass
+class _Fault:
+    method: str
+    path: re.Pattern[str]
+    times: int
+    reply: Reply = field(default_factory=lambda: Reply(500))
+
+    def matches(self, request: Incoming) -> bool:
+        method_ok = self.method in ("*", request.method.upper())
+        return method_ok and self.path.search(request.path) is not None
+
+
+class GitHubFake:
+    """A GitHub REST API fake on 127.0.0.1: ``url`` is the API, ``download_url`` serves archives."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._repos: dict[str, Repository] = {}
+        self._api = Api(self._repos)
+        self._commit_counter = 0
+        self._faults: list[_Fault] = []
+        self._slow: list[_Fault] = []
+        self._requests: list[Request] = []
+        self._api_server = Server(partial(self._serve, "api"))
+        self._download_server = Server(partial(self._serve, "download"))
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Listen on two free ports of 127.0.0.1."""
+        self._stopping.clear()
+        self._api_server.start()
+        self._download_server.start()
+        self._api.api_url = self.url
+        self._api.download_url = self.download_url
+
+    def stop(self) -> None:
+        """Release held answers, close every connection, and stop listening."""
+        self._stopping.set()
+        self._api_server.stop()
+        self._download_server.stop()
+
+    @property
+    def url(self) -> str:
+        """The API base, what a client uses as ``GITHUB_API_URL``."""
+        return self._api_server.url
+
+    @property
+    def download_url(self) -> str:
+        """The archive host (another port, so clients drop ``Authorization`` on the redirect)."""
+        return self._download_server.url
+
+    # -- repositories ---------------------------------------------------------------------
+
+    def create_repo(
+        self, full_name: str, private: bool = False, default_branch: str = "main"
+    ) -> None:
+        """Create an empty repository ``owner/name``."""
+        owner, _, name = full_name.partition("/")
+        if not owner or not name or "/" in name:
+            raise ValueError(f"expected 'owner/name', got {full_name!r}")
+        with self._lock:
+            if full_name in self._repos:
+                raise ValueError(f"{full_name} already exists")
+            self._repos[full_name] = Repository(owner, name, private, default_branch)
+
+    def push(
+        self,
+        full_name: str,
+        branch: str,
+        files: dict[str, str | bytes | None],
+        message: str = "commit",
+    ) -> str:
+        """Commit ``files`` (``None`` deletes a path) on top of ``branch``; return the new sha."""
+        with self._lock:
+            self._commit_counter += 1
+            return self._repo(full_name).push(branch, files, message, self._commit_counter).sha
+
+    def set_tarball(self, full_name: str, sha: str, data: bytes) -> None:
+        """Serve ``data`` verbatim as the archive of commit ``sha`` (for hostile-archive tests)."""
+        with self._lock:
+            repo = self._repo(full_name)
+            if sha not in repo.commits:
+                raise KeyError(f"{full_name} has no commit {sha}")
+            repo.tarballs[sha] = bytes(data)
+
+    def statuses(self, full_name: str, sha: str) -> list[dict[str, object]]:
+        """The commit statuses posted for ``sha``, oldest first."""
+        with self._lock:
+            return [dict(s) for s in self._repo(full_name).statuses.get(sha, [])]
+
+    # -- behaviour controls ---------------------------------------------------------------
+
+    def require_token(self, token: str) -> None:
+        """From now on, API requests without ``token``/``Bearer`` ``token`` get 401."""
+        with self._lock:
+            self._api.required_token = token
+
+    def fail_next(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        body: bytes | str | dict[str, object] | None = None,
+    ) -> None:
+        """Answer the next ``times`` matching requests (either host; ``method`` may be ``*``;
+        the regex is searched in the path) with ``status`` instead of serving them."""
+        if body is None:
+            body = {"message": HTTPStatus(status).phrase}
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        data = data.encode() if isinstance(data, str) else data
+        reply = Reply(status, data, {"Content-Type": "application/json; charset=utf-8"})
+        reply.headers.update(headers or {})
+        with self._lock:
+            self._faults.append(_Fault(method.upper(), re.compile(path_regex), times, reply))
+
+    def rate_limit_exhausted(
+        self, times: int = 1, status: int = 403, reset: int | None = None
+    ) -> None:
+        """The next ``times`` API requests get GitHub's rate-limit answer (403 or 429) with
+        ``x-ratelimit-remaining: 0``; ``reset`` (epoch seconds) overrides x-ratelimit-reset."""
+        if status not in (403, 429):
+            raise ValueError("GitHub signals an exhausted rate limit with 403 or 429")
+        with self._lock:
+            self._api.exhaustions.append(Exhaustion(times, status, reset))
+
+    def slow_next(self, path_regex: str, times: int = 1) -> None:
+        """Hold the answer to the next ``times`` matching requests until ``stop()`` (or for
+        at most ``SLOW_HOLD_SECONDS``), so that the client's timeout fires."""
+        with self._lock:
+            self._slow.append(_Fault("*", re.compile(path_regex), times))
+
+    # -- observations ---------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[Request]:
+        """Every request received so far, in order of answer."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def rate_limit_remaining(self) -> int:
+        """Remaining core requests of the credential last used (5000 with a token, 60 without
+        at the start; before any request: the required token's, or anonymous)."""
+        with self._lock:
+            bucket = self._api.last_bucket or self._api.bucket(self._api.required_token)
+            return bucket.remaining
+
+    # -- serving --------------------------------------------------------------------------
+
+    def _serve(self, host: Literal["api", "download"], incoming: Incoming) -> Reply | None:
+        with self._lock:
+            held = self._take(self._slow, incoming) is not None
+        if held and self._stopping.wait(SLOW_HOLD_SECONDS):
+            self._record(host, incoming, 0)
+            return None
+        with self._lock:
+            fault = self._take(self._faults, incoming)
+            if fault is not None:
+                reply = Reply(fault.reply.status, fault.reply.body, dict(fault.reply.headers))
+                if host == "api":
+                    reply.headers = {**self._api.rate_limit_headers(incoming), **reply.headers}
+            elif host == "api":
+                reply = self._api.answer(incoming)
+            else:
+                reply = self._api.answer_download(incoming)
+            self._requests.append(_as_request(host, incoming, reply.status))
+        return reply
+
+    def _record(self, host: Literal["api", "download"], incoming: Incoming, status: int) -> None:
+        with self._lock:
+            self._requests.append(_as_request(host, incoming, status))
+
+    def _repo(self, full_name: str) -> Repository:
+        if full_name not in self._repos:
+            raise KeyError(f"no repository {full_name}; call create_repo() first")
+        return self._repos[full_name]
+
+    @staticmethod
+    def _take(pending: list[_Fault], incoming: Incoming) -> _Fault | None:
+        """The first pending fault matching ``incoming``, used once."""
+        for fault in pending:
+            if fault.matches(incoming):
+                fault.times -= 1
+                if fault.times <= 0:
+                    pending.remove(fault)
+                return fault
+        return None
+
+
+def _as_request(host: Literal["api", "download"], incoming: Incoming, status: int) -> Request:
+    return Request(
+        incoming.method,
+        incoming.path,
+        incoming.query,
+        incoming.headers,
+        status,
+        host,
+        incoming.body,
+    )

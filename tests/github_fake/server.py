@@ -1,0 +1,154 @@
+"""HTTP plumbing: a threaded HTTP/1.1 server on 127.0.0.1 that hands each request to a callback.
+
+Knows nothing about GitHub; ``fake.py`` decides what each request gets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A request as received: ``path`` is still percent-encoded and without the query."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """A header's value, whatever case the client spelt its name in."""
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
+
+@dataclass
+class Reply:
+    """What to answer; Content-Length is added by the server."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handle = Callable[[Incoming], Reply | None]
+"""Answers a request; ``None`` means: close the connection without answering."""
+
+
+class Server:
+    """One listening port: ``start()`` binds a free one; ``stop()`` also ends idle keep-alives."""
+
+    def __init__(self, handle: Handle) -> None:
+        self._handle = handle
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("the server is not started")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self._httpd = _HTTPServer(self._handle)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._httpd is None or self._thread is None:
+            return
+        self._httpd.shutdown()
+        self._thread.join()
+        self._httpd.close_connections()
+        self._httpd.server_close()  # joins the request threads
+        self._httpd = self._thread = None
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = False  # so server_close() waits for every request thread
+
+    def __init__(self, handle: Handle) -> None:
+        super().__init__(("127.0.0.1", 0), _RequestHandler)
+        self.handle = handle
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(request)
+
+    def close_connections(self) -> None:
+        """Wake request threads blocked reading the next request on a kept-alive connection."""
+        with self._connections_lock:
+            for connection in self._connections:
+                with contextlib.suppress(OSError):  # already closed by the client
+                    connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def version_string(self) -> str:
+        return "GitHub.com"
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # tests read ``GitHubFake.requests`` instead
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        url = urlsplit(self.path)
+        incoming = Incoming(
+            method=self.command,
+            path=url.path,
+            query=dict(parse_qsl(url.query, keep_blank_values=True)),
+            headers=dict(self.headers.items()),
+            body=self.rfile.read(length) if length else b"",
+        )
+        try:
+            reply = self.server.handle(incoming)
+        except Exception:
+            traceback.print_exc()  # a bug in the fake: say so loudly, answer 500
+            reply = Reply(500, b'{"message": "the GitHub fake crashed; see stderr"}')
+        if reply is None:
+            self.close_connection = True
+            return
+        try:
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            has_body = reply.status not in (204, 304)
+            if has_body:
+                self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            if has_body and self.command != "HEAD":
+                self.wfile.write(reply.body)
+        except ConnectionError:  # the client gave up (e.g. its timeout fired)
+            self.close_connection = True
