@@ -3,9 +3,8 @@
 # Build: docker build -t REGISTRY/ci-runner:0.1.0 .
 # Runs as UID/GID 10001 with a read-only root filesystem; the only writable paths it needs are
 # /tmp and $HOME (/home/runner), both mounted as emptyDir volumes by the chart and the manifests.
-ARG PYTHON_IMAGE=python:3.12-slim-bookworm
-
-FROM ${PYTHON_IMAGE} AS build
+# Both stages use the same base, so the virtualenv's interpreter path stays valid when copied.
+FROM python:3.12-slim-bookworm AS build
 # helm is pinned by version and verified by the sha256 of the release tarball
 # helm-v3.18.0-linux-amd64.tar.gz, the value Helm publishes next to it
 # (https://get.helm.sh/helm-v3.18.0-linux-amd64.tar.gz.sha256sum, and the "Linux amd64 (checksum)"
@@ -30,7 +29,7 @@ COPY job ./job
 RUN /opt/ci-runner/bin/pip install --no-cache-dir --disable-pip-version-check . \
     && /opt/ci-runner/bin/ci-runner --help > /dev/null
 
-FROM ${PYTHON_IMAGE}
+FROM python:3.12-slim-bookworm
 # checkov:skip=CKV_DOCKER_2: a batch job, not a service: there is nothing to probe between start and exit, and Kubernetes ignores Docker HEALTHCHECK anyway
 RUN groupadd --gid 10001 runner \
     && useradd --uid 10001 --gid 10001 --home-dir /home/runner --create-home \
