@@ -1,0 +1,326 @@
+"""The GitHub fake behaves like GitHub where the runner depends on it, seen through real clients."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from github_fake import GitHubFake
+
+SHA_MEDIA = {"Accept": "application/vnd.github.sha"}
+TOKEN = "s3cret"
+
+
+@pytest.fixture
+def repo(github: GitHubFake) -> str:
+    github.create_repo("acme/app")
+    return "acme/app"
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    with requests.Session() as s:
+        s.headers["Authorization"] = f"token {TOKEN}"
+        yield s
+
+
+def head(
+    session: requests.Session, github: GitHubFake, ref: str, **headers: str
+) -> requests.Response:
+    return session.get(
+        f"{github.url}/repos/acme/app/commits/{ref}", headers={**SHA_MEDIA, **headers}
+    )
+
+
+def test_commit_as_bare_sha_and_as_json(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    first = github.push(repo, "main", {"a.txt": "1"}, message="first")
+    second = github.push(repo, "main", {"a.txt": "2"}, message="second")
+
+    bare = head(session, github, "main")
+    assert bare.status_code == 200
+    assert bare.text == second
+    assert bare.headers["Content-Type"].startswith("application/vnd.github.sha")
+
+    as_json = session.get(f"{github.url}/repos/acme/app/commits/main").json()
+    assert as_json["sha"] == second
+    assert as_json["commit"]["message"] == "second"
+    assert [p["sha"] for p in as_json["parents"]] == [first]
+    assert (
+        session.get(f"{github.url}/repos/acme/app/commits/{first}", headers=SHA_MEDIA).text == first
+    )
+
+
+def test_etag_gives_304_without_spending_the_rate_limit(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    github.push(repo, "main", {"a.txt": "1"})
+    first = head(session, github, "main")
+    etag = first.headers["ETag"]
+    assert etag.startswith('"') and etag.endswith('"')  # strong
+
+    again = head(session, github, "main", **{"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["ETag"] == etag
+    assert again.headers["x-ratelimit-remaining"] == first.headers["x-ratelimit-remaining"]
+    assert github.rate_limit_remaining == int(first.headers["x-ratelimit-remaining"])
+
+
+def test_etag_depends_on_representation_and_token(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    github.push(repo, "main", {"a.txt": "1"})
+    bare = head(session, github, "main").headers["ETag"]
+    as_json = session.get(f"{github.url}/repos/acme/app/commits/main").headers["ETag"]
+    other_token = head(session, github, "main", Authorization="token other").headers["ETag"]
+    assert len({bare, as_json, other_token}) == 3
+    # An ETag stored under another token does not give a 304.
+    assert head(session, github, "main", **{"If-None-Match": other_token}).status_code == 200
+
+
+def test_new_push_changes_etag_and_answers_200(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    github.push(repo, "main", {"a.txt": "1"})
+    etag = head(session, github, "main").headers["ETag"]
+    new = github.push(repo, "main", {"a.txt": "2"})
+
+    after = head(session, github, "main", **{"If-None-Match": etag})
+    assert after.status_code == 200
+    assert after.text == new
+    assert after.headers["ETag"] != etag
+
+
+def test_rate_limit_headers_count_down_per_credential(github: GitHubFake, repo: str) -> None:
+    github.push(repo, "main", {"a.txt": "1"})
+    with requests.Session() as anonymous:
+        one = head(anonymous, github, "main").headers
+        two = head(anonymous, github, "main").headers
+    assert one["x-ratelimit-limit"] == "60"
+    assert (one["x-ratelimit-remaining"], two["x-ratelimit-remaining"]) == ("59", "58")
+    assert two["x-ratelimit-used"] == "2"
+    assert two["x-ratelimit-resource"] == "core"
+    assert int(two["x-ratelimit-reset"]) > time.time()
+    with requests.Session() as authenticated:
+        authenticated.headers["Authorization"] = "Bearer t"
+        assert head(authenticated, github, "main").headers["x-ratelimit-remaining"] == "4999"
+    assert github.rate_limit_remaining == 4999
+
+
+def test_anonymous_limit_runs_out_after_60_requests(github: GitHubFake, repo: str) -> None:
+    github.push(repo, "main", {"a.txt": "1"})
+    with requests.Session() as anonymous:
+        statuses = [head(anonymous, github, "main").status_code for _ in range(60)]
+        limited = head(anonymous, github, "main")
+        rate = anonymous.get(f"{github.url}/rate_limit").json()["resources"]["core"]
+    assert statuses == [200] * 60
+    assert limited.status_code == 403
+    assert limited.headers["x-ratelimit-remaining"] == "0"
+    assert "API rate limit exceeded" in limited.json()["message"]
+    assert (rate["limit"], rate["remaining"]) == (60, 0)
+
+
+def test_tarball_redirect_drops_token_and_holds_the_tree(
+    github: GitHubFake, session: requests.Session, tmp_path: Path
+) -> None:
+    github.create_repo("acme/private", private=True)
+    files = {"chart/Chart.yaml": "name: app\n", "chart/templates/cm.yaml": "kind: ConfigMap\n"}
+    sha = github.push("acme/private", "main", {**files, "bin.dat": b"\x00\xff"})
+
+    answer = session.get(f"{github.url}/repos/acme/private/tarball/{sha}")
+    assert answer.status_code == 200
+    assert [r.status_code for r in answer.history] == [302]
+    assert answer.url.startswith(f"{github.download_url}/acme/private/legacy.tar.gz/{sha}?token=")
+
+    api_call, download = github.requests
+    assert (api_call.host, api_call.status) == ("api", 302)
+    assert api_call.headers["Authorization"] == f"token {TOKEN}"
+    assert (download.host, download.status) == ("download", 200)
+    assert download.header("Authorization") is None
+
+    with tarfile.open(fileobj=io.BytesIO(answer.content)) as tar:
+        members = tar.getmembers()
+        tar.extractall(tmp_path, filter="data")
+    top = f"acme-private-{sha[:7]}"
+    assert {m.name.split("/")[0] for m in members} == {top}
+    assert all(m.mode == 0o644 for m in members if m.isfile())
+    assert [p.name for p in tmp_path.iterdir()] == [top]
+    extracted = {
+        str(p.relative_to(tmp_path / top)): p.read_bytes()
+        for p in (tmp_path / top).rglob("*")
+        if p.is_file()
+    }
+    assert extracted == {**{k: v.encode() for k, v in files.items()}, "bin.dat": b"\x00\xff"}
+
+
+def test_private_archive_needs_the_signed_link(
+    github: GitHubFake, session: requests.Session
+) -> None:
+    github.create_repo("acme/private", private=True)
+    sha = github.push("acme/private", "main", {"a.txt": "1"})
+    location = session.get(
+        f"{github.url}/repos/acme/private/tarball/main", allow_redirects=False
+    ).headers["Location"]
+    unsigned, _, signed = location.partition("?token=")
+    with requests.Session() as plain:
+        assert plain.get(location).status_code == 200
+        assert plain.get(unsigned, headers={"Authorization": f"token {TOKEN}"}).status_code == 404
+        assert plain.get(f"{unsigned}?token={signed[:-1]}X").status_code == 404
+        # Without a token the private repository does not exist at all.
+        assert plain.get(f"{github.url}/repos/acme/private/commits/{sha}").status_code == 404
+
+
+def test_set_tarball_is_served_verbatim(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    sha = github.push(repo, "main", {"a.txt": "1"})
+    hostile = b"\x1f\x8b not really a tar"
+    github.set_tarball(repo, sha, hostile)
+    assert session.get(f"{github.url}/repos/acme/app/tarball/main").content == hostile
+
+
+def test_urllib_forwards_add_header_tokens_on_redirect(github: GitHubFake, repo: str) -> None:
+    """The fake shows where a token went: urllib keeps ``add_header`` headers across hosts."""
+    github.push(repo, "main", {"a.txt": "1"})
+    leaky = urllib.request.Request(f"{github.url}/repos/acme/app/tarball/main")
+    leaky.add_header("Authorization", "token leaked")
+    safe = urllib.request.Request(f"{github.url}/repos/acme/app/tarball/main")
+    safe.add_unredirected_header("Authorization", "token kept")
+    for request in (leaky, safe):
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 200
+    downloads = [r.header("Authorization") for r in github.requests if r.host == "download"]
+    assert downloads == ["token leaked", None]
+
+
+def test_statuses_are_recorded_and_validated(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    sha = github.push(repo, "main", {"a.txt": "1"})
+    url = f"{github.url}/repos/acme/app/statuses/{sha}"
+    status = {
+        "state": "pending",
+        "context": "ci-runner",
+        "description": "building",
+        "target_url": None,
+    }
+
+    created = session.post(url, json=status)
+    assert created.status_code == 201
+    assert {k: created.json()[k] for k in status} == status
+
+    bad = session.post(url, json={**status, "state": "running"})
+    assert bad.status_code == 422
+    assert bad.json()["message"] == "Validation Failed"
+    too_long = session.post(url, json={**status, "description": "x" * 141})
+    assert too_long.status_code == 422
+    unknown = session.post(f"{github.url}/repos/acme/app/statuses/{'0' * 40}", json=status)
+    assert unknown.status_code == 422
+
+    recorded = github.statuses(repo, sha)
+    assert [(s["state"], s["context"], s["description"]) for s in recorded] == [
+        ("pending", "ci-runner", "building")
+    ]
+
+
+def test_require_token_answers_401_otherwise(github: GitHubFake, repo: str) -> None:
+    sha = github.push(repo, "main", {"a.txt": "1"})
+    github.require_token(TOKEN)
+    url = f"{github.url}/repos/acme/app/commits/main"
+    with requests.Session() as s:
+        missing = s.get(url, headers=SHA_MEDIA)
+        wrong = s.get(url, headers={**SHA_MEDIA, "Authorization": "token nope"})
+        classic = s.get(url, headers={**SHA_MEDIA, "Authorization": f"token {TOKEN}"})
+        bearer = s.get(url, headers={**SHA_MEDIA, "Authorization": f"Bearer {TOKEN}"})
+    assert (missing.status_code, wrong.status_code) == (401, 401)
+    assert wrong.json()["message"] == "Bad credentials"
+    assert (classic.text, bearer.text) == (sha, sha)
+
+
+def test_fail_next_fails_only_the_matching_requests(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    sha = github.push(repo, "main", {"a.txt": "1"})
+    github.fail_next("GET", r"/commits/", 500, times=2, headers={"Retry-After": "1"})
+    github.fail_next("GET", r"/legacy\.tar\.gz/", 503)
+
+    failed = [head(session, github, "main") for _ in range(2)]
+    assert [r.status_code for r in failed] == [500, 500]
+    assert failed[0].headers["Retry-After"] == "1"
+    assert "x-ratelimit-remaining" in failed[0].headers
+    assert head(session, github, "main").text == sha
+    assert session.get(f"{github.url}/repos/acme/app/tarball/main").status_code == 503
+    assert session.get(f"{github.url}/repos/acme/app/tarball/main").status_code == 200
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_rate_limit_exhausted(
+    github: GitHubFake, repo: str, session: requests.Session, status: int
+) -> None:
+    sha = github.push(repo, "main", {"a.txt": "1"})
+    github.rate_limit_exhausted(status=status)
+
+    limited = head(session, github, "main")
+    assert limited.status_code == status
+    assert limited.headers["x-ratelimit-remaining"] == "0"
+    assert int(limited.headers["x-ratelimit-reset"]) > time.time()
+    assert limited.json()["message"].startswith("API rate limit exceeded")
+    assert head(session, github, "main").text == sha
+
+
+def test_slow_next_makes_the_client_timeout_fire(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    sha = github.push(repo, "main", {"a.txt": "1"})
+    github.slow_next(r"/commits/main$")
+    with pytest.raises(requests.Timeout):
+        session.get(f"{github.url}/repos/acme/app/commits/main", headers=SHA_MEDIA, timeout=0.5)
+    assert head(session, github, "main").text == sha
+
+    started = time.monotonic()
+    github.stop()  # releases the held answer and the idle keep-alive connection promptly
+    assert time.monotonic() - started < 5
+    assert [r.status for r in github.requests] == [200, 0]
+
+
+def test_branch_names_with_a_slash(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    main = github.push(repo, "main", {"a.txt": "1"})
+    feature = github.push(repo, "feature/x", {"a.txt": "2"})
+    assert main != feature
+
+    assert head(session, github, "feature/x").text == feature
+    assert head(session, github, "refs/heads/feature/x").text == feature
+    branch = session.get(f"{github.url}/repos/acme/app/branches/feature/x")
+    assert branch.json()["name"] == "feature/x"
+    assert branch.json()["commit"]["sha"] == feature
+    assert branch.json()["protected"] is False
+    cached = session.get(
+        f"{github.url}/repos/acme/app/branches/feature/x",
+        headers={"If-None-Match": branch.headers["ETag"]},
+    )
+    assert cached.status_code == 304
+
+
+def test_unknown_things_answer_like_github(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    github.push(repo, "main", {"a.txt": "1"})
+    missing_repo = head(session, github, "main").url.replace("acme/app", "acme/nope")
+    assert session.get(missing_repo).json()["message"] == "Not Found"
+    assert session.get(missing_repo).status_code == 404
+
+    no_branch = head(session, github, "gone")  # GitHub says 422 here, not 404
+    assert no_branch.status_code == 422
+    assert no_branch.json()["message"] == "No commit found for SHA: gone"
+    assert session.get(f"{github.url}/repos/acme/app/branches/gone").status_code == 404
+    assert session.get(f"{github.url}/repos/acme/app/tarball/gone").status_code == 404
