@@ -1,0 +1,61 @@
+"""The runner's errors. Each carries the exit code the CLI turns it into.
+
+Errors from outside libraries (requests, kubernetes, pyhelm3) are translated into these at the
+module that talks to that system, so the rest of the code only ever sees this small hierarchy.
+"""
+
+from __future__ import annotations
+
+# Long API bodies and helm stderr are cut before they reach a message or an annotation.
+MAX_MESSAGE = 300
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
+    """One line of at most ``limit`` characters, for messages built from outside text."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+class CiRunnerError(Exception):
+    """Base class: an error the CLI reports as one line and an exit code."""
+
+    exit_code = 1
+
+
+class ConfigError(CiRunnerError):
+    """The settings are wrong; nothing was touched."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class ServiceError(CiRunnerError):
+    """An outside service (GitHub, the Kubernetes API) failed or refused; state is unchanged."""
+
+    exit_code = 3
+
+
+class GitHubError(ServiceError):
+    """GitHub was unreachable, refused us, rate limited us or answered something unusable."""
+
+
+class KubernetesError(ServiceError):
+    """The Kubernetes API was unreachable or refused a request."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        """The HTTP status of the API's answer; None when there was no answer."""
+
+
+class ArchiveError(ServiceError):
+    """The commit's tarball is malformed or hostile; nothing was extracted."""
+
+
+class CycleFailed(CiRunnerError):
+    """This cycle's build or deploy failed; an attempt was recorded."""
+
+    exit_code = 1

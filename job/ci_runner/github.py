@@ -1,0 +1,130 @@
+"""Everything the runner asks of GitHub: the head of a branch, and a commit's tarball."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import requests
+
+from .errors import GitHubError, shorten
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+# A chart lives in a repository of ordinary size; a tarball past this is refused, not buffered.
+MAX_TARBALL_BYTES = 200 * 1024 * 1024
+_SHA_LENGTH = 40
+
+
+@dataclass(frozen=True)
+class Head:
+    """The head commit of a branch as GitHub reported it."""
+
+    sha: str | None
+    """The commit SHA, or None when GitHub answered 304 (unchanged since ``etag``)."""
+    etag: str | None
+    """The ETag to send next time; a 304 answer for it costs no rate limit."""
+
+
+class GitHub:
+    """A small GitHub REST client over one requests Session."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._api = settings.github_api_url
+        self._repo = settings.repo
+        self._timeout = settings.api_timeout
+        self._session = requests.Session()
+        self._session.verify = settings.verify_ssl
+        self._session.headers["User-Agent"] = "ci-runner"
+        self._session.headers["X-GitHub-Api-Version"] = "2022-11-28"
+        if settings.git_token:
+            self._session.headers["Authorization"] = f"Bearer {settings.git_token}"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> GitHub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def head(self, branch: str, etag: str | None = None) -> Head:
+        """The head SHA of ``branch``, asked conditionally with the ETag of the last answer."""
+        headers = {"Accept": "application/vnd.github.sha"}
+        if etag:
+            headers["If-None-Match"] = etag
+        response = self._get(f"/repos/{self._repo}/commits/{branch}", headers=headers)
+        with response:
+            if response.status_code == 304:
+                return Head(sha=None, etag=etag)
+            self._raise_for_status(response, f"reading the head of branch {branch!r}")
+            sha = response.text.strip()
+            if len(sha) != _SHA_LENGTH or any(c not in "0123456789abcdef" for c in sha):
+                raise GitHubError(
+                    f"GitHub answered something that is not a commit SHA for branch {branch!r}: "
+                    f"{shorten(sha, 80)!r}"
+                )
+            return Head(sha=sha, etag=response.headers.get("ETag"))
+
+    def tarball(self, sha: str) -> bytes:
+        """The gzip tarball of commit ``sha`` (GitHub redirects to a download host)."""
+        response = self._get(f"/repos/{self._repo}/tarball/{sha}", stream=True)
+        with response:
+            self._raise_for_status(response, f"downloading the tarball of {sha[:7]}")
+            declared = int(response.headers.get("Content-Length") or 0)
+            too_big = f"the tarball of {sha[:7]} is larger than {MAX_TARBALL_BYTES} bytes"
+            if declared > MAX_TARBALL_BYTES:
+                raise GitHubError(too_big)
+            chunks, size = [], 0
+            try:
+                for chunk in response.iter_content(chunk_size=1 << 16):
+                    size += len(chunk)
+                    if size > MAX_TARBALL_BYTES:
+                        raise GitHubError(too_big)
+                    chunks.append(chunk)
+            except requests.RequestException as e:
+                raise GitHubError(f"GitHub download of {sha[:7]} failed: {type(e).__name__}") from e
+            return b"".join(chunks)
+
+    def _get(self, path: str, **kwargs: object) -> requests.Response:
+        url = f"{self._api}{path}"
+        try:
+            # requests drops Authorization on the cross-host redirect of a tarball download;
+            # GitHub's download link carries its own short-lived authorisation.
+            return self._session.get(url, timeout=self._timeout, **kwargs)  # type: ignore[arg-type]
+        except requests.Timeout as e:
+            raise GitHubError(f"GitHub did not answer within {self._timeout}s ({self._api})") from e
+        except requests.RequestException as e:
+            # The exception text can echo the URL but never headers: the token stays out.
+            raise GitHubError(f"GitHub is unreachable at {self._api}: {type(e).__name__}") from e
+
+    def _raise_for_status(self, response: requests.Response, doing: str) -> None:
+        if response.status_code < 400:
+            return
+        remaining = response.headers.get("x-ratelimit-remaining")
+        if response.status_code in {403, 429} and (
+            remaining == "0" or "retry-after" in response.headers
+        ):
+            reset = response.headers.get("x-ratelimit-reset", "")
+            when = f" (resets at epoch {reset})" if reset else ""
+            raise GitHubError(f"GitHub rate limit exhausted while {doing}{when}")
+        message = _message(response)
+        if response.status_code == 401:
+            raise GitHubError(f"GitHub refused the token while {doing} (401 {message})")
+        if response.status_code in {404, 422}:
+            # GitHub answers 422 "No commit found" for a branch that does not exist.
+            raise GitHubError(
+                f"GitHub found nothing while {doing} ({response.status_code}): "
+                "check REPO, BRANCH and the token's access"
+            )
+        raise GitHubError(f"GitHub answered {response.status_code} while {doing}: {message}")
+
+
+def _message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return shorten(response.text, 120)
+    return shorten(str(body.get("message", "")) if isinstance(body, dict) else "", 120)

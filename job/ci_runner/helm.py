@@ -1,0 +1,137 @@
+"""The deploy: ``helm upgrade --install`` through pyhelm3, rolled back by helm on failure."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyhelm3
+import pyhelm3.errors
+import yaml
+
+from .errors import CiRunnerError, ConfigError, KubernetesError, shorten
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+# pyhelm3 logs every helm command line at INFO, including --kube-token when one is passed.
+logging.getLogger("pyhelm3").setLevel(logging.WARNING)
+
+
+class DeployError(CiRunnerError):
+    """helm could not install or upgrade the release (it rolled back what it changed)."""
+
+
+def require_helm() -> str:
+    """The helm executable on PATH, or ConfigError."""
+    found = shutil.which("helm")
+    if not found:
+        raise ConfigError(["helm is not on PATH (the runner's image ships it)"])
+    return found
+
+
+def image_values(settings: Settings, sha: str) -> dict[str, Any]:
+    """Values that point the chart at the freshly built image, nested from the dotted keys."""
+    values: dict[str, Any] = {}
+    for key, value in (
+        (settings.image_repository_key, settings.image),
+        (settings.image_tag_key, sha),
+    ):
+        *parents, leaf = key.split(".")
+        node = values
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return values
+
+
+def chart_values(settings: Settings, chart_dir: Path, sha: str) -> list[dict[str, Any]]:
+    """The values files (in order) and then the image values; helm merges them left to right."""
+    layers: list[dict[str, Any]] = []
+    for name in settings.values_files:
+        path = chart_dir / name
+        if not path.is_file():
+            raise ConfigError([f"VALUES_FILES entry {name!r} does not exist in the chart"])
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            problem = shorten(str(e), 120)
+            raise ConfigError([f"VALUES_FILES entry {name!r} is not valid YAML: {problem}"]) from e
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError([f"VALUES_FILES entry {name!r} is not a mapping of values"])
+        layers.append(loaded or {})
+    layers.append(image_values(settings, sha))
+    return layers
+
+
+def command_line(settings: Settings, chart: str, sha: str, helm4: bool) -> str:
+    """The helm command a deploy runs, for --dry-run (values are shown as --set)."""
+    s = settings
+    rollback = "--rollback-on-failure" if helm4 else "--atomic"
+    words = [
+        "helm", "upgrade", s.release, chart, "--install",
+        "--namespace", s.deploy_namespace, "--create-namespace",
+        rollback, "--wait", "--wait-for-jobs", "--timeout", f"{s.helm_timeout}s",
+    ]  # fmt: skip
+    for name in s.values_files:
+        words += ["--values", f"{chart}/{name}"]
+    words += ["--set", f"{s.image_repository_key}={s.image}", "--set", f"{s.image_tag_key}={sha}"]
+    return shlex.join(words)
+
+
+def helm_major(executable: str) -> int:
+    """The major version of the helm binary."""
+    client = pyhelm3.Client(executable=executable)
+    return int(client.version.major)
+
+
+def deploy(settings: Settings, chart_dir: Path, sha: str, executable: str) -> int:
+    """Install or upgrade the release with the image of ``sha``; its new revision number."""
+    values = chart_values(settings, chart_dir, sha)
+    try:
+        return asyncio.run(_deploy(settings, chart_dir, values, executable))
+    except pyhelm3.errors.ConnectionError as e:
+        raise KubernetesError(f"helm could not reach the Kubernetes API: {_stderr(e)}") from e
+    except pyhelm3.errors.Error as e:
+        raise DeployError(f"helm upgrade of {settings.release} failed: {_stderr(e)}") from e
+
+
+async def _deploy(
+    settings: Settings, chart_dir: Path, values: list[dict[str, Any]], executable: str
+) -> int:
+    s = settings
+    client = pyhelm3.Client(
+        executable=executable,
+        insecure_skip_tls_verify=not s.verify_ssl,
+        default_timeout=f"{s.helm_timeout}s",
+    )
+    # A helm killed mid-upgrade (a crashed run) leaves the release pending-*, which blocks
+    # every later upgrade; pyhelm3 rolls such a release back (or uninstalls a pending install).
+    await client.get_proceedable_revision(
+        s.release, namespace=s.deploy_namespace, timeout=f"{s.helm_timeout}s"
+    )
+    chart = await client.get_chart(chart_dir)
+    helm4 = client.version.major >= 4
+    revision = await client.install_or_upgrade_release(
+        s.release,
+        chart,
+        *values,
+        # helm 4 renamed --atomic; asking pyhelm3 for the right one avoids its warning.
+        atomic=not helm4,
+        rollback_on_failure=helm4,
+        create_namespace=True,
+        namespace=s.deploy_namespace,
+        timeout=f"{s.helm_timeout}s",
+        wait=True,
+    )
+    log.debug("helm revision %s is %s", revision.revision, revision.status)
+    return int(revision.revision)
+
+
+def _stderr(e: pyhelm3.errors.Error) -> str:
+    text = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else str(e)
+    return shorten(text.replace("Error: ", "", 1), 400)
