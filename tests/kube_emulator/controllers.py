@@ -1,0 +1,649 @@
+"""What the control plane would do after a write: defaulting and a few small controllers.
+
+Everything runs synchronously inside the write that triggers it (under the store lock), so a
+created Job has its Pod, and with the default rule is Complete, before the POST is answered; the
+watch history still shows each step (Job ADDED, Pod ADDED, Job MODIFIED, ...) in order.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import hashlib
+import itertools
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from .resources import Resource, find
+from .selectors import match_labels
+from .store import ApiError, Obj, Store, now, random_suffix
+
+JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+CONTROLLER_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
+_MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
+JOBS = find("batch/v1", "jobs")
+PODS = find("v1", "pods")
+REPLICASETS = find("apps/v1", "replicasets")
+
+
+@dataclass(frozen=True)
+class JobRule:
+    """How Jobs that match behave (see ``Emulator.jobs.behave``)."""
+
+    outcome: str
+    namespace: str | None = None
+    name: str | None = None
+    labels: dict[str, str] | None = None
+    log: str = ""
+    termination_message: str | None = None
+    reason: str | None = None
+
+    def matches(self, job: Obj) -> bool:
+        meta = job["metadata"]
+        if self.namespace is not None and meta.get("namespace") != self.namespace:
+            return False
+        if self.name is not None and not fnmatch.fnmatchcase(meta["name"], self.name):
+            return False
+        labels = meta.get("labels") or {}
+        return all(labels.get(k) == v for k, v in (self.labels or {}).items())
+
+
+@dataclass
+class Controllers:
+    """Defaulting plus the Job, Deployment, ReplicaSet, StatefulSet and DaemonSet controllers."""
+
+    store: Store
+    job_rules: list[JobRule] = field(default_factory=list)
+    _rule_of_job: dict[str, JobRule] = field(default_factory=dict)
+    _ips: itertools.count[int] = field(default_factory=lambda: itertools.count(10))
+    _busy: set[str] = field(default_factory=set)
+
+    def install(self) -> None:
+        self.store.defaulter = self.default
+        self.store.hooks.append(self.react)
+
+    # ---- defaulting and validation ---------------------------------------------------------
+
+    def default(self, res: Resource, obj: Obj, old: Obj | None) -> None:
+        """Fill in what the real API server's defaulting would (only what clients rely on)."""
+        spec = obj.setdefault("spec", {}) if _has_spec(res) else None
+        kind = (res.group, res.name)
+        if kind == ("", "namespaces"):
+            obj.setdefault("metadata", {}).setdefault("labels", {})[
+                "kubernetes.io/metadata.name"
+            ] = obj["metadata"]["name"]
+            assert spec is not None
+            spec.setdefault("finalizers", ["kubernetes"])
+            obj["status"] = {"phase": "Active"}
+        elif kind == ("", "pods"):
+            assert spec is not None
+            _default_pod_spec(spec)
+            if old is None:
+                obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        elif kind == ("", "services"):
+            assert spec is not None
+            self._default_service(spec, old)
+            obj.setdefault("status", {"loadBalancer": {}})
+        elif kind == ("", "persistentvolumeclaims"):
+            assert spec is not None
+            spec.setdefault("volumeMode", "Filesystem")
+            obj["status"] = (old or {}).get("status") or {"phase": "Bound"}
+        elif kind == ("apps", "deployments"):
+            assert spec is not None
+            spec.setdefault("replicas", 1)
+            spec.setdefault("revisionHistoryLimit", 10)
+            spec.setdefault("progressDeadlineSeconds", 600)
+            strategy = spec.setdefault("strategy", {})
+            strategy.setdefault("type", "RollingUpdate")
+            if strategy["type"] == "RollingUpdate":
+                rolling = strategy.setdefault("rollingUpdate", {})
+                rolling.setdefault("maxUnavailable", "25%")
+                rolling.setdefault("maxSurge", "25%")
+            _default_template(spec)
+        elif kind == ("apps", "replicasets"):
+            assert spec is not None
+            spec.setdefault("replicas", 1)
+            _default_template(spec)
+        elif kind == ("apps", "statefulsets"):
+            assert spec is not None
+            spec.setdefault("replicas", 1)
+            spec.setdefault("podManagementPolicy", "OrderedReady")
+            spec.setdefault("revisionHistoryLimit", 10)
+            strategy = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+            if strategy.get("type") == "RollingUpdate":
+                strategy.setdefault("rollingUpdate", {"partition": 0})
+            spec.setdefault(
+                "persistentVolumeClaimRetentionPolicy",
+                {"whenDeleted": "Retain", "whenScaled": "Retain"},
+            )
+            _default_template(spec)
+        elif kind == ("apps", "daemonsets"):
+            assert spec is not None
+            spec.setdefault("revisionHistoryLimit", 10)
+            strategy = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+            if strategy.get("type") == "RollingUpdate":
+                strategy.setdefault("rollingUpdate", {"maxUnavailable": 1, "maxSurge": 0})
+            _default_template(spec)
+        elif kind == ("batch", "jobs"):
+            assert spec is not None
+            _default_job(obj, spec)
+        elif kind == ("batch", "cronjobs"):
+            assert spec is not None
+            spec.setdefault("concurrencyPolicy", "Allow")
+            spec.setdefault("suspend", False)
+            spec.setdefault("successfulJobsHistoryLimit", 3)
+            spec.setdefault("failedJobsHistoryLimit", 1)
+            job_spec = spec.setdefault("jobTemplate", {}).setdefault("spec", {})
+            _default_template(job_spec, None)
+            obj.setdefault("status", {})
+        elif kind == ("coordination.k8s.io", "leases"):
+            assert spec is not None
+            for name in ("acquireTime", "renewTime"):
+                _check_micro_time(spec.get(name), f"spec.{name}")
+        elif res.name == "events":
+            _check_micro_time(obj.get("eventTime"), "eventTime")
+            if res.group == "":
+                obj.setdefault("involvedObject", {})
+
+    def _default_service(self, spec: Obj, old: Obj | None) -> None:
+        spec.setdefault("type", "ClusterIP")
+        old_spec = (old or {}).get("spec") or {}
+        if spec["type"] != "ExternalName":
+            if "clusterIP" not in spec and old_spec.get("clusterIP"):
+                spec["clusterIP"] = old_spec["clusterIP"]
+            if not spec.get("clusterIP"):
+                n = next(self._ips)
+                spec["clusterIP"] = f"10.96.{n // 250}.{n % 250 + 1}"
+            spec.setdefault("clusterIPs", [spec["clusterIP"]])
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+            spec.setdefault("internalTrafficPolicy", "Cluster")
+        spec.setdefault("sessionAffinity", "None")
+        for port in spec.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+            port.setdefault("targetPort", port.get("port"))
+
+    # ---- reacting to changes ------------------------------------------------------------------
+
+    def react(self, event: str, res: Resource, obj: Obj) -> None:
+        """Run the controller for what just changed (not again for its own writes)."""
+        uid = obj["metadata"].get("uid", "")
+        if event == "DELETED" or uid in self._busy:
+            return
+        self._busy.add(uid)
+        try:
+            self._react(event, res, obj)
+        finally:
+            self._busy.discard(uid)
+
+    def _react(self, event: str, res: Resource, obj: Obj) -> None:
+        kind = (res.group, res.name)
+        if kind == ("batch", "jobs"):
+            self._job(obj)
+        elif kind == ("apps", "deployments"):
+            self._deployment(res, obj)
+        elif kind == ("apps", "replicasets"):
+            self._replicas_ready(res, obj, _pod_count(obj))
+        elif kind == ("apps", "statefulsets"):
+            self._statefulset(res, obj)
+        elif kind == ("apps", "daemonsets"):
+            self._daemonset(res, obj)
+        elif kind == ("", "pods") and event == "ADDED" and not _controlled_by_job(obj):
+            self._run_pod(obj)
+
+    # Jobs --------------------------------------------------------------------------------------
+
+    def rule_for(self, job: Obj) -> JobRule:
+        """The last rule matching a Job; the default rule succeeds."""
+        for rule in reversed(self.job_rules):
+            if rule.matches(job):
+                return rule
+        return JobRule("succeed")
+
+    def _job(self, job: Obj) -> None:
+        spec, status = job["spec"], job.get("status") or {}
+        if spec.get("suspend") or status.get("startTime"):
+            return
+        rule = self.rule_for(job)
+        self._rule_of_job[job["metadata"]["uid"]] = rule
+        pod = self._create_job_pod(job, rule)
+        job = self._set_status(
+            JOBS,
+            job,
+            {
+                "startTime": now(),
+                "active": 1,
+                "ready": 0,
+                "terminating": 0,
+                "uncountedTerminatedPods": {},
+            },
+        )
+        if rule.outcome == "hold":
+            pod = self._set_status(PODS, pod, _pod_running(pod))
+            self._set_status(JOBS, job, {**job["status"], "ready": 1})
+        else:
+            self._finish(job, pod, rule, rule.outcome)
+
+    def release(self, namespace: str, name: str, outcome: str) -> None:
+        """Finish a held Job and its Pod."""
+        with self.store.cond:
+            job = self.store.get(JOBS, namespace, name)
+            if job is None:
+                raise KeyError(f"no Job {namespace}/{name}")
+            if _job_finished(job):
+                raise ValueError(f"Job {namespace}/{name} has already finished")
+            uid = job["metadata"]["uid"]
+            rule = self._rule_of_job.get(uid, JobRule("succeed"))
+            pods, _ = self.store.list(
+                PODS, namespace, lambda p: (p["metadata"].get("labels") or {}).get(
+                    "controller-uid") == uid
+            )  # fmt: skip
+            if not pods:
+                raise KeyError(f"Job {namespace}/{name} has no Pod")
+            self._finish(job, pods[0], rule, outcome)
+
+    def _create_job_pod(self, job: Obj, rule: JobRule) -> Obj:
+        meta, template = job["metadata"], job["spec"].get("template") or {}
+        labels = {**((template.get("metadata") or {}).get("labels") or {})}
+        for key in JOB_NAME_LABELS:
+            labels[key] = meta["name"]
+        for key in CONTROLLER_UID_LABELS:
+            labels[key] = meta["uid"]
+        pod_meta: Obj = {
+            "name": f"{meta['name']}-{random_suffix()}",
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "ownerReferences": [_owner(job)],
+        }
+        annotations = (template.get("metadata") or {}).get("annotations")
+        if annotations:
+            pod_meta["annotations"] = dict(annotations)
+        pod = {"metadata": pod_meta, "spec": copy.deepcopy(template.get("spec") or {})}
+        pod["spec"]["nodeName"] = "emulator-node"
+        assert PODS is not None
+        created = self.store.create(PODS, meta["namespace"], pod)
+        self.store.logs[(meta["namespace"], created["metadata"]["name"])] = rule.log
+        return created
+
+    def _finish(self, job: Obj, pod: Obj, rule: JobRule, outcome: str) -> None:
+        ok = outcome == "succeed"
+        self._set_status(PODS, pod, _pod_terminated(pod, ok, rule.termination_message))
+        stamp = now()
+        status = {**job["status"], "active": 0, "ready": 0, "terminating": 0}
+        if ok:
+            status["succeeded"] = 1
+            status["completionTime"] = stamp
+            status["conditions"] = [
+                _condition("SuccessCriteriaMet", "CompletionsReached",
+                           "Reached expected number of succeeded pods", stamp),
+                _condition("Complete", "CompletionsReached",
+                           "Reached expected number of succeeded pods", stamp),
+            ]  # fmt: skip
+        else:
+            reason = rule.reason or "BackoffLimitExceeded"
+            message = {
+                "BackoffLimitExceeded": "Job has reached the specified backoff limit",
+                "DeadlineExceeded": "Job was active longer than specified deadline",
+            }.get(reason, f"Job failed: {reason}")
+            # The real controller retries backoffLimit times before giving up; report as many
+            # failures as it would have seen (helm 3 compares status.failed with backoffLimit).
+            failed = 1
+            if reason == "BackoffLimitExceeded":
+                failed = int(job["spec"].get("backoffLimit", 6)) + 1
+            status["failed"] = failed
+            status["conditions"] = [
+                _condition("FailureTarget", reason, message, stamp),
+                _condition("Failed", reason, message, stamp),
+            ]
+        self._set_status(JOBS, job, status)
+
+    def _set_status(self, res: Resource | None, obj: Obj, status: Obj) -> Obj:
+        assert res is not None
+        new = {**obj, "status": status}
+        new["metadata"] = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
+        return self.store.update(
+            res, obj["metadata"].get("namespace"), obj["metadata"]["name"], new, "status"
+        )
+
+    def _run_pod(self, pod: Obj) -> None:
+        pod = {**pod, "spec": {**pod["spec"], "nodeName": pod["spec"].get("nodeName") or
+                               "emulator-node"}}  # fmt: skip
+        self._set_status(PODS, pod, _pod_running(pod))
+
+    # Workloads ---------------------------------------------------------------------------------
+
+    def _deployment(self, res: Resource, dep: Obj) -> None:
+        meta, spec = dep["metadata"], dep["spec"]
+        if (dep.get("status") or {}).get("observedGeneration") == meta.get("generation"):
+            return
+        assert REPLICASETS is not None
+        template = copy.deepcopy(spec.get("template") or {})
+        digest = _hash(template)
+        owned, _ = self.store.list(
+            REPLICASETS, meta["namespace"], lambda rs: _owned_by(rs, meta["uid"])
+        )
+        revisions = [
+            int((rs["metadata"].get("annotations") or {}).get(REVISION, "0")) for rs in owned
+        ]
+        replicas = int(spec.get("replicas", 1))
+        name = f"{meta['name']}-{digest}"
+        current = next((rs for rs in owned if rs["metadata"]["name"] == name), None)
+        revision = str(max(revisions, default=0) + 1)
+        if current is None:
+            labels = {**((template.get("metadata") or {}).get("labels") or {})}
+            labels["pod-template-hash"] = digest
+            template.setdefault("metadata", {})["labels"] = labels
+            selector = copy.deepcopy(spec.get("selector") or {})
+            selector.setdefault("matchLabels", {})["pod-template-hash"] = digest
+            self.store.create(
+                REPLICASETS,
+                meta["namespace"],
+                {
+                    "metadata": {
+                        "name": name,
+                        "namespace": meta["namespace"],
+                        "labels": labels,
+                        "annotations": {REVISION: revision},
+                        "ownerReferences": [_owner(dep)],
+                    },
+                    "spec": {"replicas": replicas, "selector": selector, "template": template},
+                },
+            )
+        else:
+            revision = (current["metadata"].get("annotations") or {}).get(REVISION, revision)
+            if current["spec"].get("replicas") != replicas:
+                self._update_spec(REPLICASETS, current, {"replicas": replicas})
+        for rs in owned:
+            if rs["metadata"]["name"] != name and rs["spec"].get("replicas"):
+                self._update_spec(REPLICASETS, rs, {"replicas": 0})
+        dep = self.store.get(res, meta["namespace"], meta["name"]) or dep
+        if (dep["metadata"].get("annotations") or {}).get(REVISION) != revision:
+            dep["metadata"].setdefault("annotations", {})[REVISION] = revision
+            dep["metadata"].pop("resourceVersion", None)
+            dep = self.store.update(res, meta["namespace"], meta["name"], dep)
+        stamp = now()
+        rs_name = f'ReplicaSet "{name}" has successfully progressed.'
+        status: Obj = {
+            "observedGeneration": dep["metadata"].get("generation", 1),
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+            "conditions": [
+                _condition("Available", "MinimumReplicasAvailable",
+                           "Deployment has minimum availability.", stamp, update=True),
+                _condition("Progressing", "NewReplicaSetAvailable", rs_name, stamp, update=True),
+            ],
+        }  # fmt: skip
+        if not replicas:
+            for key in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas"):
+                del status[key]
+        self._set_status(res, dep, status)
+
+    def _update_spec(self, res: Resource, obj: Obj, changes: Obj) -> Obj:
+        new = {**obj, "spec": {**obj["spec"], **changes}}
+        new["metadata"] = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
+        return self.store.update(res, obj["metadata"]["namespace"], obj["metadata"]["name"], new)
+
+    def _replicas_ready(self, res: Resource, obj: Obj, count: int) -> None:
+        status = obj.get("status") or {}
+        generation = obj["metadata"].get("generation", 1)
+        if status.get("observedGeneration") == generation:
+            return
+        new: Obj = {"observedGeneration": generation, "replicas": count}
+        if count:
+            new.update(fullyLabeledReplicas=count, readyReplicas=count, availableReplicas=count)
+        self._set_status(res, obj, new)
+
+    def _statefulset(self, res: Resource, sts: Obj) -> None:
+        generation = sts["metadata"].get("generation", 1)
+        if (sts.get("status") or {}).get("observedGeneration") == generation:
+            return
+        count = _pod_count(sts)
+        revision = f"{sts['metadata']['name']}-{_hash(sts['spec'].get('template') or {})}"
+        status: Obj = {
+            "observedGeneration": generation,
+            "replicas": count,
+            "currentRevision": revision,
+            "updateRevision": revision,
+            "collisionCount": 0,
+        }
+        if count:
+            status.update(
+                readyReplicas=count,
+                currentReplicas=count,
+                updatedReplicas=count,
+                availableReplicas=count,
+            )
+        self._set_status(res, sts, status)
+
+    def _daemonset(self, res: Resource, ds: Obj) -> None:
+        generation = ds["metadata"].get("generation", 1)
+        if (ds.get("status") or {}).get("observedGeneration") == generation:
+            return
+        status = {
+            "observedGeneration": generation,
+            "currentNumberScheduled": 1,
+            "desiredNumberScheduled": 1,
+            "numberAvailable": 1,
+            "numberMisscheduled": 0,
+            "numberReady": 1,
+            "updatedNumberScheduled": 1,
+        }
+        self._set_status(res, ds, status)
+
+
+REVISION = "deployment.kubernetes.io/revision"
+
+
+def _has_spec(res: Resource) -> bool:
+    return res.name not in (
+        "configmaps", "secrets", "serviceaccounts", "events", "endpoints", "roles",
+        "rolebindings", "clusterroles", "clusterrolebindings",
+    )  # fmt: skip
+
+
+def _check_micro_time(value: Any, field_name: str) -> None:
+    """Lease and Event times are MicroTime: the real server wants six fractional digits."""
+    if value is not None and not (isinstance(value, str) and _MICRO_TIME.match(value)):
+        raise ApiError(
+            400,
+            f'{field_name}: parsing time "{value}" as "2006-01-02T15:04:05.000000Z07:00": cannot'
+            ' parse as ".000000" (MicroTime needs six fractional digits)',
+        )
+
+
+def _default_container(container: Obj) -> None:
+    container.setdefault("terminationMessagePath", "/dev/termination-log")
+    container.setdefault("terminationMessagePolicy", "File")
+    image = container.get("image", "")
+    last = image.rsplit("/", 1)[-1]
+    latest = "@" not in last and (":" not in last or last.endswith(":latest"))
+    container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+    container.setdefault("resources", {})
+    for port in container.get("ports") or []:
+        port.setdefault("protocol", "TCP")
+
+
+def _default_pod_spec(spec: Obj, restart_policy: str | None = "Always") -> None:
+    if restart_policy:
+        spec.setdefault("restartPolicy", restart_policy)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    for key in ("containers", "initContainers"):
+        for container in spec.get(key) or []:
+            _default_container(container)
+
+
+def _default_template(spec: Obj, restart_policy: str | None = "Always") -> None:
+    template = spec.setdefault("template", {})
+    template.setdefault("metadata", {})
+    _default_pod_spec(template.setdefault("spec", {}), restart_policy)
+
+
+def _default_job(job: Obj, spec: Obj) -> None:
+    meta = job["metadata"]
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("suspend", False)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+    spec.setdefault("manualSelector", False)
+    template = spec.setdefault("template", {})
+    _default_pod_spec(template.setdefault("spec", {}), None)
+    if template["spec"].get("restartPolicy") not in ("Never", "OnFailure"):
+        raise ApiError(
+            422,
+            f'Job.batch "{meta.get("name")}" is invalid: spec.template.spec.restartPolicy:'
+            ' Required value: valid values: "OnFailure", "Never"',
+            "Invalid",
+        )
+    if not spec["manualSelector"] and meta.get("uid"):
+        labels = template.setdefault("metadata", {}).setdefault("labels", {})
+        for key in JOB_NAME_LABELS:
+            labels.setdefault(key, meta["name"])
+        for key in CONTROLLER_UID_LABELS:
+            labels.setdefault(key, meta["uid"])
+        spec.setdefault(
+            "selector", {"matchLabels": {CONTROLLER_UID_LABELS[0]: labels[CONTROLLER_UID_LABELS[0]]}}
+        )
+
+
+def _owner(obj: Obj) -> Obj:
+    return {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "name": obj["metadata"]["name"],
+        "uid": obj["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _owned_by(obj: Obj, uid: str) -> bool:
+    return any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
+
+
+def _controlled_by_job(pod: Obj) -> bool:
+    return any(
+        r.get("kind") == "Job" and r.get("controller")
+        for r in pod["metadata"].get("ownerReferences") or []
+    )
+
+
+def _job_finished(job: Obj) -> bool:
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in (job.get("status") or {}).get("conditions") or []
+    )
+
+
+def _pod_count(obj: Obj) -> int:
+    return int((obj.get("spec") or {}).get("replicas", 1))
+
+
+def _hash(value: Any) -> str:
+    digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    return "".join(alphabet[int(digest[i : i + 2], 16) % len(alphabet)] for i in range(0, 20, 2))
+
+
+def _condition(
+    kind: str, reason: str, message: str, stamp: str, *, update: bool = False
+) -> Obj:
+    out = {"type": kind, "status": "True", "reason": reason, "message": message}
+    if update:
+        out.update(lastUpdateTime=stamp, lastTransitionTime=stamp)
+    else:
+        out.update(lastProbeTime=stamp, lastTransitionTime=stamp)
+    return out
+
+
+def _pod_conditions(ready: bool, stamp: str, reason: str | None = None) -> list[Obj]:
+    out = []
+    for kind in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
+                 "PodScheduled"):  # fmt: skip
+        ok = ready or kind not in ("Ready", "ContainersReady")
+        cond: Obj = {
+            "type": kind,
+            "status": "True" if ok else "False",
+            "lastProbeTime": None,
+            "lastTransitionTime": stamp,
+        }
+        if not ok and reason:
+            cond["reason"] = reason
+        out.append(cond)
+    return out
+
+
+def _pod_base(pod: Obj, stamp: str) -> Obj:
+    return {
+        "hostIP": "10.0.0.1",
+        "hostIPs": [{"ip": "10.0.0.1"}],
+        "podIP": "10.244.0.2",
+        "podIPs": [{"ip": "10.244.0.2"}],
+        "qosClass": "BestEffort",
+        "startTime": (pod.get("status") or {}).get("startTime") or stamp,
+    }
+
+
+def _container_status(container: Obj, state: Obj, ready: bool) -> Obj:
+    return {
+        "name": container.get("name", ""),
+        "image": container.get("image", ""),
+        "imageID": "",
+        "containerID": f"containerd://{uuid.uuid4().hex}",
+        "ready": ready,
+        "restartCount": 0,
+        "started": "running" in state,
+        "state": state,
+        "lastState": {},
+    }
+
+
+def _pod_running(pod: Obj) -> Obj:
+    stamp = now()
+    containers = pod["spec"].get("containers") or []
+    return {
+        **_pod_base(pod, stamp),
+        "phase": "Running",
+        "conditions": _pod_conditions(True, stamp),
+        "containerStatuses": [
+            _container_status(c, {"running": {"startedAt": stamp}}, True) for c in containers
+        ],
+    }
+
+
+def _pod_terminated(pod: Obj, ok: bool, message: str | None) -> Obj:
+    stamp = now()
+    containers = pod["spec"].get("containers") or []
+    started = (pod.get("status") or {}).get("startTime") or stamp
+    terminated: Obj = {
+        "exitCode": 0 if ok else 1,
+        "reason": "Completed" if ok else "Error",
+        "startedAt": started,
+        "finishedAt": stamp,
+    }
+    if message is not None:
+        terminated["message"] = message
+    statuses = []
+    for container in containers:
+        status = _container_status(container, {"terminated": dict(terminated)}, False)
+        status["state"]["terminated"]["containerID"] = status["containerID"]
+        statuses.append(status)
+    return {
+        **_pod_base(pod, stamp),
+        "phase": "Succeeded" if ok else "Failed",
+        "conditions": _pod_conditions(False, stamp, "PodCompleted"),
+        "containerStatuses": statuses,
+    }
+
+
+__all__ = ["Controllers", "JobRule", "match_labels"]

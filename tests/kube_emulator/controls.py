@@ -1,0 +1,138 @@
+"""Test controls: how Jobs behave, injected faults, and the request log."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .controllers import Controllers, JobRule
+
+Outcome = Literal["succeed", "fail", "hold"]
+
+
+class JobControls:
+    """How batch/v1 Jobs run. Rules are checked newest first; without a match a Job succeeds."""
+
+    def __init__(self, controllers: Controllers) -> None:
+        self._controllers = controllers
+
+    def behave(
+        self,
+        outcome: Outcome = "succeed",
+        *,
+        namespace: str | None = None,
+        name: str | None = None,
+        labels: dict[str, str] | None = None,
+        log: str = "",
+        termination_message: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Make Jobs created from now on that match (name is an fnmatch glob) end this way.
+
+        ``hold`` leaves the Job active with a Running, ready Pod until ``release``.
+        """
+        if outcome not in ("succeed", "fail", "hold"):
+            raise ValueError(f"unknown Job outcome {outcome!r}")
+        rule = JobRule(outcome, namespace, name, labels, log, termination_message, reason)
+        with self._controllers.store.cond:
+            self._controllers.job_rules.append(rule)
+
+    def release(self, namespace: str, name: str, outcome: Outcome = "succeed") -> None:
+        """Finish a held Job (and its Pod) with this outcome."""
+        if outcome not in ("succeed", "fail"):
+            raise ValueError(f"a released Job must succeed or fail, not {outcome!r}")
+        self._controllers.release(namespace, name, outcome)
+
+
+@dataclass
+class Fault:
+    """An injected answer for the next ``times`` matching requests."""
+
+    method: str
+    path: re.Pattern[str]
+    status: int | Literal["hang"]
+    times: int
+    body: dict[str, Any] | None = None
+
+
+@dataclass
+class Faults:
+    """Faults to inject, first added first matched."""
+
+    _faults: list[Fault] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(
+        self,
+        method: str,
+        path_regex: str,
+        status: int | Literal["hang"],
+        times: int = 1,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        """Answer the next ``times`` requests of this method (or "*") whose path matches
+        (``re.search``, query excluded) with a Status of this code, or hang them until stop()."""
+        if status != "hang" and not isinstance(status, int):
+            raise ValueError("status must be an HTTP code or 'hang'")
+        with self._lock:
+            self._faults.append(Fault(method.upper(), re.compile(path_regex), status, times, body))
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """The fault for this request, if any (using up one of its times)."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.method in ("*", method.upper()) and fault.path.search(path):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def clear(self) -> None:
+        """Forget every fault not yet used."""
+        with self._lock:
+            self._faults.clear()
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request the emulator answered (or, with status 0, held without answering)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    api_group: str
+    """"" for the core group and for non-resource paths."""
+    api_version: str
+    resource: str | None
+    subresource: str | None
+    namespace: str | None
+    name: str | None
+    verb: str
+    """get, list, watch, create, update, patch, delete, deletecollection; for non-resource paths
+    the HTTP method in lower case."""
+    status: int
+    user_agent: str
+    content_type: str
+
+
+class RequestLog:
+    """A thread-safe list of RequestRecord."""
+
+    def __init__(self) -> None:
+        self._records: list[RequestRecord] = []
+        self._lock = threading.Lock()
+
+    def append(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def snapshot(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
