@@ -1,0 +1,80 @@
+"""Safe chart extraction: hostile or malformed archives are refused before anything lands."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+from ci_runner.archive import extract_chart
+from ci_runner.errors import ArchiveError, ConfigError
+
+TOP = "acme-shop-0123456"
+CHART = {"deploy/chart/Chart.yaml": b"apiVersion: v2\nname: shop\nversion: 0.1.0\n"}
+
+
+def tarball(files: dict[str, bytes], extra: list[tarfile.TarInfo] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for info in extra or []:
+            tar.addfile(info)
+    return buffer.getvalue()
+
+
+def github_tarball(files: dict[str, bytes]) -> bytes:
+    return tarball({f"{TOP}/{name}": data for name, data in files.items()})
+
+
+def link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info
+
+
+def test_only_the_chart_directory_is_extracted(tmp_path: Path) -> None:
+    data = github_tarball(
+        {**CHART, "deploy/chart/templates/cm.yaml": b"kind: ConfigMap\n", "README.md": b"hi"}
+    )
+    chart = extract_chart(data, "deploy/chart", tmp_path, "acme/shop@0123456")
+    extracted = sorted(str(p.relative_to(chart)) for p in chart.rglob("*") if p.is_file())
+    assert extracted == ["Chart.yaml", "templates/cm.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (tarball({"../evil": b"x"}), "unsafe path"),
+        (tarball({"/etc/evil": b"x"}), "unsafe path"),
+        (tarball({f"{TOP}/deploy/chart/Chart.yaml": b"x", "other/x": b"x"}), "more than one top"),
+        (
+            tarball({f"{TOP}/deploy/chart/Chart.yaml": b"x"},
+                    [link(f"{TOP}/deploy/chart/templates/x.yaml", "/etc/passwd")]),
+            "link or special file",
+        ),
+        (
+            tarball({f"{TOP}/deploy/chart/Chart.yaml": b"x"},
+                    [link(f"{TOP}/deploy/chart/h", f"{TOP}/README.md", tarfile.LNKTYPE)]),
+            "link or special file",
+        ),
+        (b"this is not a tarball", "not a gzip tar archive"),
+        (tarball({}), "empty"),
+    ],
+)  # fmt: skip
+def test_hostile_archives_are_refused_and_nothing_lands(
+    tmp_path: Path, data: bytes, message: str
+) -> None:
+    with pytest.raises(ArchiveError, match=message):
+        extract_chart(data, "deploy/chart", tmp_path, "acme/shop@0123456")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_chart_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        extract_chart(github_tarball(CHART), "charts/other", tmp_path, "acme/shop@0123456")
+    with pytest.raises(ConfigError, match=r"no Chart\.yaml"):
+        extract_chart(github_tarball({"deploy/x": b""}), "deploy", tmp_path, "acme/shop@0123456")

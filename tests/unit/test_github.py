@@ -1,0 +1,101 @@
+"""The GitHub client against the GitHub fake, over real HTTP."""
+
+from __future__ import annotations
+
+import pytest
+from ci_runner.errors import GitHubError
+from ci_runner.github import GitHub
+from ci_runner.settings import load
+from github_fake import GitHubFake
+
+TOKEN = "ghp_unit_test_token_0123456789"
+
+
+def client(github: GitHubFake | str, **extra: str) -> GitHub:
+    raw = {"REPO": "acme/shop", "IMAGE": "r.io/a/s", "CHART_PATH": "c", "RELEASE": "shop"}
+    url = github if isinstance(github, str) else github.url
+    return GitHub(load({**raw, "GITHUB_API_URL": url, "API_TIMEOUT": "2", **extra}))
+
+
+@pytest.fixture
+def repo(github: GitHubFake) -> str:
+    github.create_repo("acme/shop")
+    return github.push("acme/shop", "main", {"README.md": "hi"}, message="first")
+
+
+def test_unchanged_head_costs_no_rate_limit(github: GitHubFake, repo: str) -> None:
+    with client(github) as gh:
+        first = gh.head("main")
+        assert first.sha == repo
+        spent = github.rate_limit_remaining
+        again = gh.head("main", first.etag)
+    assert again.sha is None
+    assert github.rate_limit_remaining == spent
+
+
+def test_a_new_commit_is_seen_despite_the_etag(github: GitHubFake, repo: str) -> None:
+    with client(github) as gh:
+        etag = gh.head("main").etag
+        newer = github.push("acme/shop", "main", {"README.md": "more"}, message="second")
+        assert gh.head("main", etag).sha == newer
+
+
+def test_branch_with_a_slash(github: GitHubFake, repo: str) -> None:
+    sha = github.push("acme/shop", "feature/x", {"a": "b"}, message="feature")
+    with client(github) as gh:
+        assert gh.head("feature/x").sha == sha
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("500", "GitHub answered 500"),
+        ("rate", "rate limit exhausted"),
+        ("401", "refused the token"),
+        ("missing", "found nothing"),
+        ("slow", "did not answer within 2s"),
+    ],
+)
+def test_failures_are_one_clear_line_without_the_token(
+    github: GitHubFake, repo: str, fault: str, message: str
+) -> None:
+    branch = "main"
+    if fault == "500":
+        github.fail_next("GET", "/commits/", 500)
+    elif fault == "rate":
+        github.rate_limit_exhausted()
+    elif fault == "401":
+        github.require_token("another-token")
+    elif fault == "missing":
+        branch = "no-such-branch"
+    else:
+        github.slow_next("/commits/")
+    with client(github, GIT_TOKEN=TOKEN) as gh, pytest.raises(GitHubError, match=message) as e:
+        gh.head(branch)
+    assert TOKEN not in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_unreachable_github(github: GitHubFake) -> None:
+    url = github.url
+    github.stop()
+    with client(url) as gh, pytest.raises(GitHubError, match="unreachable"):
+        gh.head("main")
+
+
+def test_tarball_follows_the_redirect_without_sending_the_token(
+    github: GitHubFake, repo: str
+) -> None:
+    github.require_token(TOKEN)
+    with client(github, GIT_TOKEN=TOKEN) as gh:
+        data = gh.tarball(repo)
+    assert data[:2] == b"\x1f\x8b"
+    downloads = [r for r in github.requests if r.host == "download"]
+    assert downloads
+    assert all(TOKEN not in str(r.headers) for r in downloads)
+
+
+def test_not_a_sha_is_refused(github: GitHubFake, repo: str) -> None:
+    github.fail_next("GET", "/commits/", 200, body="<html>proxy login</html>")
+    with client(github) as gh, pytest.raises(GitHubError, match="not a commit SHA"):
+        gh.head("main")

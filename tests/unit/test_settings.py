@@ -1,0 +1,92 @@
+"""Settings: every problem is named at once; defaults are those users of the old runner expect."""
+
+from __future__ import annotations
+
+import pytest
+from ci_runner.errors import ConfigError
+from ci_runner.settings import DEFAULT_KANIKO_IMAGE, load
+
+GOOD = {
+    "REPO": "acme/shop",
+    "IMAGE": "registry.example.com/acme/shop",
+    "CHART_PATH": "deploy/chart",
+    "RELEASE": "shop",
+}
+
+
+def test_defaults() -> None:
+    s = load(GOOD)
+    assert (s.branch, s.cicd_namespace, s.deploy_namespace) == ("main", "cicd", "default")
+    assert (s.max_retries, s.build_timeout, s.helm_timeout) == (3, 1800, 300)
+    assert s.state_configmap == "ci-runner-shop"
+    assert s.kaniko_image == DEFAULT_KANIKO_IMAGE
+    assert s.verify_ssl is True
+    assert s.github_host == "github.com"
+    assert s.token_secret_name is None
+
+
+def test_github_enterprise_host_and_token_secret() -> None:
+    s = load({**GOOD, "GITHUB_API_URL": "https://ghe.example.com/api/v3/", "GIT_TOKEN": "t"})
+    assert s.github_api_url == "https://ghe.example.com/api/v3"
+    assert s.github_host == "ghe.example.com"
+    assert s.token_secret_name == "ci-runner-shop-git"
+    assert load({**GOOD, "GIT_TOKEN": "t", "GIT_TOKEN_SECRET": "mine"}).token_secret_name == "mine"
+
+
+def test_branch_with_slash_gives_a_dashed_latest_tag() -> None:
+    assert load({**GOOD, "BRANCH": "feature/new-ui"}).latest_tag == "feature-new-ui-latest"
+
+
+def test_every_problem_is_named_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(
+            {
+                "REPO": "not-a-repo",
+                "MAX_RETRIES": "0",
+                "BUILD_TIMEOUT": "soon",
+                "VERIFY_SSL": "maybe",
+                "LOG_FORMAT": "xml",
+                "DEPLOY_NS": "Bad_NS",
+                "GITHUB_API_URL": "ftp://x",
+            }
+        )
+    problems = caught.value.problems
+    for expected in (
+        "REPO must look like owner/name",
+        "IMAGE is required",
+        "CHART_PATH is required",
+        "RELEASE is required",
+        "MAX_RETRIES must be at least 1",
+        "BUILD_TIMEOUT must be a whole number",
+        "VERIFY_SSL must be true or false",
+        "LOG_FORMAT must be text or json",
+        "DEPLOY_NS must be a lowercase DNS label",
+        "GITHUB_API_URL must be an http(s) URL",
+    ):
+        assert any(p.startswith(expected) for p in problems), (expected, problems)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("IMAGE", "registry.example.com/acme/shop:v1", "IMAGE must be a registry/repository"),
+        ("CHART_PATH", "../elsewhere", "CHART_PATH must be a relative path"),
+        ("RELEASE", "Shop", "RELEASE must be a lowercase DNS label"),
+        ("RELEASE", "x" * 54, "RELEASE must be a lowercase DNS label"),
+        ("BRANCH", "bad..branch", "BRANCH is not a valid git branch name"),
+        ("DOCKERFILE", "/etc/Dockerfile", "DOCKERFILE must be a relative path"),
+        ("VALUES_FILES", "a.yaml,../b.yaml", "VALUES_FILES entries must be paths in the chart"),
+        ("IMAGE_TAG_KEY", "image..tag", "IMAGE_TAG_KEY must be a dotted values key"),
+        ("REGISTRY_SECRET", "Not A Name", "REGISTRY_SECRET must be a valid Secret name"),
+    ],
+)
+def test_bad_values_are_refused(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load({**GOOD, name: value})
+
+
+def test_status_needs_only_the_release() -> None:
+    s = load({"RELEASE": "shop"}, require=("RELEASE",))
+    assert s.state_configmap == "ci-runner-shop"
+    with pytest.raises(ConfigError, match="RELEASE is required"):
+        load({}, require=("RELEASE",))
