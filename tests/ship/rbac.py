@@ -1,0 +1,189 @@
+"""What a ServiceAccount may do, read from rendered Kubernetes YAML (no cluster needed).
+
+Pure functions over the documents ``helm template`` or ``kubectl kustomize`` print:
+``rules_from_documents`` collects the Roles/ClusterRoles bound to the runner's ServiceAccount,
+``allows`` answers one request the way the Kubernetes RBAC authorizer would (rules are additive;
+``*`` is honoured so that a wildcard is caught, not hidden). ``render_chart`` and
+``render_manifests`` run the real tools.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "ci-runner"
+MANIFESTS = ROOT / "manifests"
+TOOLS = ROOT / ".tools"
+
+ServiceAccountRef = tuple[str, str]
+"""(namespace, name) of a ServiceAccount."""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One PolicyRule granted in one namespace (``None``: cluster-wide, a ClusterRoleBinding)."""
+
+    namespace: str | None
+    api_groups: tuple[str, ...]
+    resources: tuple[str, ...]
+    verbs: tuple[str, ...]
+    resource_names: tuple[str, ...]
+    source: str
+    """Which binding and role granted it, for error messages."""
+
+
+def _kinds(docs: Iterable[dict], kind: str) -> list[dict]:
+    return [d for d in docs if d and d.get("kind") == kind]
+
+
+def service_accounts(docs: Sequence[dict]) -> list[ServiceAccountRef]:
+    """The ServiceAccounts the documents create, as (namespace, name)."""
+    return [
+        (sa["metadata"].get("namespace", "default"), sa["metadata"]["name"])
+        for sa in _kinds(docs, "ServiceAccount")
+    ]
+
+
+def rules_from_documents(
+    docs: Sequence[dict], service_account: ServiceAccountRef | None = None
+) -> list[Grant]:
+    """Every rule bound to the runner's ServiceAccount by the documents' (Cluster)RoleBindings.
+
+    ``service_account`` defaults to the only ServiceAccount in the documents; a chart with several
+    apps has one per app, so name the one you mean. A binding to a role the documents do not
+    contain is an error: the grant could not be checked.
+    """
+    if service_account is None:
+        found = service_accounts(docs)
+        if len(found) != 1:
+            raise ValueError(f"expected one ServiceAccount, found {found}: pass service_account")
+        service_account = found[0]
+    sa_ns, sa_name = service_account
+    roles = {
+        (r["metadata"].get("namespace"), r["metadata"]["name"]): r for r in _kinds(docs, "Role")
+    }
+    cluster_roles = {r["metadata"]["name"]: r for r in _kinds(docs, "ClusterRole")}
+    grants: list[Grant] = []
+    for kind in ("RoleBinding", "ClusterRoleBinding"):
+        for binding in _kinds(docs, kind):
+            subjects = binding.get("subjects") or []
+            if not any(
+                s.get("kind") == "ServiceAccount"
+                and s.get("name") == sa_name
+                and s.get("namespace", binding["metadata"].get("namespace")) == sa_ns
+                for s in subjects
+            ):
+                continue
+            namespace = binding["metadata"].get("namespace") if kind == "RoleBinding" else None
+            ref = binding["roleRef"]
+            if ref["kind"] == "Role":
+                role = roles.get((namespace, ref["name"]))
+            else:
+                role = cluster_roles.get(ref["name"])
+            if role is None:
+                raise ValueError(f"{kind} {binding['metadata']['name']} refers to a missing {ref}")
+            source = f"{kind} {binding['metadata']['name']} -> {ref['kind']} {ref['name']}"
+            for rule in role.get("rules") or []:
+                grants.append(
+                    Grant(
+                        namespace=namespace,
+                        api_groups=tuple(rule.get("apiGroups") or ()),
+                        resources=tuple(rule.get("resources") or ()),
+                        verbs=tuple(rule.get("verbs") or ()),
+                        resource_names=tuple(rule.get("resourceNames") or ()),
+                        source=source,
+                    )
+                )
+    return grants
+
+
+def allows(
+    rules: Iterable[Grant],
+    verb: str,
+    api_group: str,
+    resource: str,
+    namespace: str | None,
+    subresource: str | None = None,
+    name: str | None = None,
+) -> bool:
+    """Would these rules let the request through?
+
+    ``resource`` may carry its subresource ("pods/log") or take it in ``subresource``.
+    ``namespace=None`` is a cluster-scoped request (or one across all namespaces), which only a
+    ClusterRoleBinding can allow. A rule limited by resourceNames allows only a request for one
+    of those names.
+    """
+    if subresource:
+        resource = f"{resource}/{subresource}"
+    for grant in rules:
+        if grant.namespace is not None and grant.namespace != namespace:
+            continue
+        if verb not in grant.verbs and "*" not in grant.verbs:
+            continue
+        if api_group not in grant.api_groups and "*" not in grant.api_groups:
+            continue
+        if not _resource_matches(grant.resources, resource):
+            continue
+        if grant.resource_names and name not in grant.resource_names:
+            continue
+        return True
+    return False
+
+
+def _resource_matches(granted: Sequence[str], resource: str) -> bool:
+    if resource in granted or "*" in granted:
+        return True
+    main, _, sub = resource.partition("/")
+    return bool(sub) and (f"{main}/*" in granted or f"*/{sub}" in granted)
+
+
+def wildcards(docs: Sequence[dict]) -> list[str]:
+    """Every ``*`` in any Role or ClusterRole, as "Kind name: field" (empty when there is none)."""
+    found = []
+    for doc in docs:
+        if not doc or doc.get("kind") not in ("Role", "ClusterRole"):
+            continue
+        for rule in doc.get("rules") or []:
+            for field in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
+                if any("*" in str(v) for v in rule.get(field) or ()):
+                    found.append(f"{doc['kind']} {doc['metadata']['name']}: {field}")
+    return found
+
+
+def helm_binary() -> str:
+    """The pinned helm the suite runs with (``CI_RUNNER_HELM``: 3 or 4)."""
+    return str(TOOLS / f"helm{os.environ.get('CI_RUNNER_HELM', '3')}" / "helm")
+
+
+def kubectl_binary() -> str:
+    """The pinned kubectl."""
+    return str(TOOLS / "bin" / "kubectl")
+
+
+def render_chart(
+    values_files: Sequence[str | Path],
+    *,
+    release: str = "ci",
+    namespace: str = "cicd",
+    helm: str | None = None,
+) -> list[dict]:
+    """``helm template`` the chart with these values files; the documents, empty ones dropped."""
+    cmd = [helm or helm_binary(), "template", release, str(CHART), "--namespace", namespace]
+    for path in values_files:
+        cmd += ["--values", str(path)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def render_manifests(*, kubectl: str | None = None, path: str | Path = MANIFESTS) -> list[dict]:
+    """``kubectl kustomize manifests/``; the documents."""
+    cmd = [kubectl or kubectl_binary(), "kustomize", str(path)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120).stdout
+    return [d for d in yaml.safe_load_all(out) if d]

@@ -1,0 +1,186 @@
+"""RBAC, read from the rendered chart and manifests: every call the runner makes is allowed in
+the right namespace, nothing else is, and no wildcard appears anywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import rbac
+
+Render = Callable[..., list[dict]]
+
+ALL = ("get", "list", "watch", "create", "update", "patch", "delete")
+
+# (verb, apiGroup, resource) the runner itself needs in the CICD namespace.
+CICD_CALLS = [
+    *[(v, "", "configmaps") for v in ("get", "create", "update", "patch")],
+    *[(v, "coordination.k8s.io", "leases") for v in ("get", "create", "update")],
+    *[(v, "batch", "jobs") for v in ("get", "list", "watch", "create", "delete")],
+    ("list", "", "pods"),
+    ("get", "", "pods"),
+    ("get", "", "pods/log"),
+    *[(v, "", "secrets") for v in ("get", "create", "update", "patch")],
+    ("create", "", "events"),
+    ("create", "events.k8s.io", "events"),
+]
+
+# What helm needs in the DEPLOY namespace: release Secrets, common kinds, --wait.
+DEPLOY_CALLS = [
+    *[(v, "", r) for v in ALL for r in ("secrets", "configmaps", "services", "serviceaccounts")],
+    *[(v, "", "persistentvolumeclaims") for v in ALL],
+    *[(v, "", "pods") for v in ("get", "list", "watch")],
+    *[(v, "apps", r) for v in ALL for r in ("deployments", "statefulsets", "daemonsets")],
+    *[(v, "apps", "replicasets") for v in ("get", "list", "watch")],
+    *[(v, "batch", r) for v in ALL for r in ("jobs", "cronjobs")],
+    *[(v, "networking.k8s.io", r) for v in ALL for r in ("ingresses", "networkpolicies")],
+    *[(v, "policy", "poddisruptionbudgets") for v in ALL],
+    *[(v, "autoscaling", "horizontalpodautoscalers") for v in ALL],
+    ("list", "", "events"),
+]
+
+CREATE_NAMESPACE_CALLS = [("get", "", "namespaces"), ("create", "", "namespaces")]
+
+# (verb, apiGroup, resource, namespace) nobody should get; namespace None is cluster-wide.
+REFUSED = [
+    ("delete", "", "configmaps", "kube-system"),
+    ("get", "", "secrets", "kube-system"),
+    ("list", "", "secrets", None),
+    ("list", "", "secrets", "cicd"),  # the runner reads its own Secret by name, never lists
+    ("*", "", "pods", "cicd"),
+    ("delete", "", "namespaces", None),
+    ("create", "rbac.authorization.k8s.io", "clusterrolebindings", None),
+    ("create", "rbac.authorization.k8s.io", "roles", "cicd"),
+    ("create", "", "pods/exec", "cicd"),
+    ("impersonate", "", "serviceaccounts", "cicd"),
+    ("delete", "", "configmaps", "cicd"),
+    ("delete", "coordination.k8s.io", "leases", "cicd"),
+]
+
+
+def check_runner(grants: list[rbac.Grant], cicd_ns: str, deploy_ns: str, create_ns: bool) -> None:
+    missing = [
+        (verb, group, res, ns)
+        for ns, calls in ((cicd_ns, CICD_CALLS), (deploy_ns, DEPLOY_CALLS))
+        for verb, group, res in calls
+        if not rbac.allows(grants, verb, group, res, ns)
+    ]
+    assert not missing, f"the runner is refused what it needs: {missing}"
+    for verb, group, res in CREATE_NAMESPACE_CALLS:
+        assert rbac.allows(grants, verb, group, res, None) is create_ns
+    granted = [r for r in REFUSED if rbac.allows(grants, r[0], r[1], r[2], r[3])]
+    assert not granted, f"granted but should not be: {granted}"
+    # The deploy namespace gets helm's rights, not the runner's CICD ones (and the reverse).
+    assert not rbac.allows(grants, "create", "coordination.k8s.io", "leases", deploy_ns)
+    assert not rbac.allows(grants, "delete", "apps", "deployments", cicd_ns)
+
+
+def test_manifests_grant_exactly_what_the_runner_needs(manifest_docs: list[dict]) -> None:
+    grants = rbac.rules_from_documents(manifest_docs)
+    check_runner(grants, "cicd", "example-app", create_ns=True)
+
+
+@pytest.mark.helm
+def test_chart_with_one_app_grants_what_the_runner_needs(render: Render) -> None:
+    docs = render("one-app")
+    grants = rbac.rules_from_documents(docs, ("cicd", "ci-web"))
+    check_runner(grants, "cicd", "web", create_ns=True)
+
+
+@pytest.mark.helm
+def test_chart_release_namespace_is_the_cicd_namespace(render: Render) -> None:
+    docs = render("private", release="ops", namespace="tools")
+    grants = rbac.rules_from_documents(docs, ("tools", "ops-billing"))
+    check_runner(grants, "tools", "billing", create_ns=True)
+
+
+@pytest.mark.helm
+def test_chart_apps_are_isolated_from_each_other(render: Render) -> None:
+    docs = render("three-apps")
+    assert sorted(rbac.service_accounts(docs)) == [
+        ("cicd", "ci-api"),
+        ("cicd", "ci-web"),
+        ("cicd", "ci-worker"),
+    ]
+    web = rbac.rules_from_documents(docs, ("cicd", "ci-web"))
+    api = rbac.rules_from_documents(docs, ("cicd", "ci-api"))
+    check_runner(web, "cicd", "web", create_ns=False)
+    check_runner(api, "cicd", "api", create_ns=False)
+    assert not rbac.allows(api, "create", "apps", "deployments", "web")
+    assert not rbac.allows(web, "get", "", "secrets", "api")
+    # worker's deployRules override narrows what helm may do in its namespace
+    worker = rbac.rules_from_documents(docs, ("cicd", "ci-worker"))
+    assert rbac.allows(worker, "create", "apps", "deployments", "web")
+    assert not rbac.allows(worker, "create", "", "services", "web")
+    assert rbac.allows(worker, "create", "batch", "jobs", "cicd"), "its CICD rights stay"
+
+
+@pytest.mark.helm
+@pytest.mark.parametrize("values", ["one-app", "three-apps", "private"])
+def test_chart_has_no_wildcards(render: Render, values: str) -> None:
+    assert rbac.wildcards(render(values)) == []
+
+
+def test_manifests_have_no_wildcards(manifest_docs: list[dict]) -> None:
+    assert rbac.wildcards(manifest_docs) == []
+
+
+# --- the checker itself: it must see through wildcards and binding scopes ---------------------
+
+
+def role(kind: str, name: str, rules: list[dict], namespace: str | None = None) -> dict:
+    meta = {"name": name, **({"namespace": namespace} if namespace else {})}
+    return {"kind": kind, "metadata": meta, "rules": rules}
+
+
+def binding(kind: str, name: str, role_kind: str, namespace: str | None = None) -> dict:
+    meta = {"name": name, **({"namespace": namespace} if namespace else {})}
+    subject = {"kind": "ServiceAccount", "name": "sa", "namespace": "cicd"}
+    return {
+        "kind": kind,
+        "metadata": meta,
+        "roleRef": {"kind": role_kind, "name": name},
+        "subjects": [subject],
+    }
+
+
+def test_checker_honours_wildcards_scopes_and_subresources() -> None:
+    docs = [
+        {"kind": "ServiceAccount", "metadata": {"name": "sa", "namespace": "cicd"}},
+        role("Role", "wild", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}], "cicd"),
+        binding("RoleBinding", "wild", "Role", "cicd"),
+        role(
+            "ClusterRole",
+            "logs",
+            [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}],
+        ),
+        binding("RoleBinding", "logs", "ClusterRole", "apps"),
+        role(
+            "ClusterRole",
+            "ns",
+            [
+                {
+                    "apiGroups": [""],
+                    "resources": ["namespaces"],
+                    "verbs": ["get"],
+                    "resourceNames": ["one"],
+                }
+            ],
+        ),
+        binding("ClusterRoleBinding", "ns", "ClusterRole"),
+        role(
+            "Role",
+            "unbound",
+            [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}],
+            "other",
+        ),
+    ]
+    grants = rbac.rules_from_documents(docs)
+    assert rbac.allows(grants, "delete", "apps", "deployments", "cicd")
+    assert not rbac.allows(grants, "delete", "apps", "deployments", "apps")
+    assert rbac.allows(grants, "get", "", "pods", "apps", subresource="log")
+    assert not rbac.allows(grants, "get", "", "pods", "apps")
+    assert rbac.allows(grants, "get", "", "namespaces", None, name="one")
+    assert not rbac.allows(grants, "get", "", "namespaces", None)
+    assert not rbac.allows(grants, "list", "", "secrets", "other"), "not bound to sa"
+    assert rbac.wildcards(docs) == [f"Role wild: {f}" for f in ("apiGroups", "resources", "verbs")]
