@@ -1,0 +1,128 @@
+"""The plain manifests: `kubectl apply -k manifests/` after editing only kustomization.yaml."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import rbac
+from conftest import KUBERNETES_VERSIONS, container_env, kubernetes_validate, one
+
+KUSTOMIZATION = rbac.MANIFESTS / "kustomization.yaml"
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_manifests_are_valid_kubernetes(manifest_docs: list[dict], version: str) -> None:
+    result = kubernetes_validate(manifest_docs, version)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_manifests_install_every_piece(manifest_docs: list[dict]) -> None:
+    kinds = sorted((d["kind"], d["metadata"]["name"]) for d in manifest_docs)
+    settings = [n for k, n in kinds if k == "ConfigMap"]
+    assert len(settings) == 1 and settings[0].startswith("ci-runner-settings-")
+    assert [k for k in kinds if k[0] != "ConfigMap"] == [
+        ("ClusterRole", "ci-runner-create-namespace"),
+        ("ClusterRoleBinding", "ci-runner-create-namespace"),
+        ("CronJob", "ci-runner"),
+        ("Namespace", "cicd"),
+        ("Role", "ci-runner"),
+        ("Role", "ci-runner-deploy"),
+        ("RoleBinding", "ci-runner"),
+        ("RoleBinding", "ci-runner-deploy"),
+        ("ServiceAccount", "ci-runner"),
+    ]
+    namespace = one(manifest_docs, "Namespace", "cicd")
+    # Kaniko build pods run as root: the CICD namespace must not enforce "restricted".
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+
+
+def test_cronjob_runs_one_restricted_cycle_at_a_time(manifest_docs: list[dict]) -> None:
+    cronjob = one(manifest_docs, "CronJob", "ci-runner")
+    spec = cronjob["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["startingDeadlineSeconds"] > 0
+    assert spec["successfulJobsHistoryLimit"] >= 1 and spec["failedJobsHistoryLimit"] >= 1
+    job = spec["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0
+    pod = job["template"]["spec"]
+    assert pod["serviceAccountName"] == "ci-runner"
+    assert pod["automountServiceAccountToken"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert set(container["resources"]) == {"requests", "limits"}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+    assert "emptyDir" in mounts["/tmp"] and "emptyDir" in mounts["/home/runner"]
+
+
+def test_cronjob_gets_settings_and_an_optional_token(manifest_docs: list[dict]) -> None:
+    cronjob = one(manifest_docs, "CronJob", "ci-runner")
+    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    (source,) = container["envFrom"]
+    settings = one(manifest_docs, "ConfigMap", source["configMapRef"]["name"])["data"]
+    for required in ("REPO", "IMAGE", "CHART_PATH", "RELEASE", "DEPLOY_NS"):
+        assert settings[required], required
+    assert re.fullmatch(r"[\w.-]+/[\w.-]+", settings["REPO"])
+    env = container_env(cronjob)
+    assert env["GIT_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "ci-runner-git-token",
+        "key": "token",
+        "optional": True,
+    }
+    assert env["CICD_NS"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert env["HOME"]["value"] == "/home/runner"
+
+
+def edited_copy(tmp_path: Path, *edits: tuple[str, str]) -> Path:
+    """A copy of manifests/ whose kustomization.yaml had these (regex, replacement) edits."""
+    copy = tmp_path / "manifests"
+    shutil.copytree(rbac.MANIFESTS, copy)
+    text = (copy / "kustomization.yaml").read_text()
+    for pattern, replacement in edits:
+        text, count = re.subn(pattern, replacement, text, flags=re.MULTILINE)
+        assert count, f"{pattern!r} not found in kustomization.yaml"
+    (copy / "kustomization.yaml").write_text(text)
+    return copy
+
+
+def test_one_edit_of_the_kustomization_moves_everything(kubectl_bin: str, tmp_path: Path) -> None:
+    """Namespace, deploy namespace and image are each set in kustomization.yaml only."""
+    copy = edited_copy(
+        tmp_path,
+        (r"^namespace: cicd$", "namespace: tools"),
+        (r"DEPLOY_NS=example-app", "DEPLOY_NS=shop"),
+        (r"newName: ghcr.io/ci-runner/ci-runner", "newName: registry.example.com/ci-runner"),
+        (r"newTag: 0.1.0", "newTag: 9.9.9"),
+    )
+    docs = rbac.render_manifests(kubectl=kubectl_bin, path=copy)
+    one(docs, "Namespace", "tools")
+    for doc in docs:
+        name = (doc["kind"], doc["metadata"]["name"])
+        if name in {("Role", "ci-runner-deploy"), ("RoleBinding", "ci-runner-deploy")}:
+            assert doc["metadata"]["namespace"] == "shop"
+        elif doc["kind"] not in {"Namespace", "ClusterRole", "ClusterRoleBinding"}:
+            assert doc["metadata"]["namespace"] == "tools", name
+        for subject in doc.get("subjects", []):
+            assert subject == {"kind": "ServiceAccount", "name": "ci-runner", "namespace": "tools"}
+    cronjob = one(docs, "CronJob", "ci-runner")
+    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "registry.example.com/ci-runner:9.9.9"
+    grants = rbac.rules_from_documents(docs)
+    assert rbac.allows(grants, "create", "apps", "deployments", "shop")
+    assert rbac.allows(grants, "create", "coordination.k8s.io", "leases", "tools")
+
+
+def test_the_namespace_clusterrole_can_be_turned_off(kubectl_bin: str, tmp_path: Path) -> None:
+    copy = edited_copy(tmp_path, (r"^components:\n  - components/create-namespace\n", ""))
+    docs = rbac.render_manifests(kubectl=kubectl_bin, path=copy)
+    assert [d for d in docs if d["kind"].startswith("Cluster")] == []
+    grants = rbac.rules_from_documents(docs)
+    assert not rbac.allows(grants, "create", "", "namespaces", None)
