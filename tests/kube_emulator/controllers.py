@@ -130,6 +130,8 @@ class Controllers:
         elif kind == ("batch", "jobs"):
             assert spec is not None
             _default_job(obj, spec)
+            if old is not None:
+                _check_job_immutable(obj, old)
         elif kind == ("batch", "cronjobs"):
             assert spec is not None
             spec.setdefault("concurrencyPolicy", "Allow")
@@ -514,6 +516,20 @@ def _default_job(job: Obj, spec: Obj) -> None:
         spec.setdefault(
             "selector", {"matchLabels": {CONTROLLER_UID_LABELS[0]: labels[CONTROLLER_UID_LABELS[0]]}}
         )
+
+
+def _check_job_immutable(job: Obj, old: Obj) -> None:
+    """A Job's pod template and selector cannot change (unless it is suspended)."""
+    if old["spec"].get("suspend"):
+        return
+    for field_name in ("template", "selector", "completionMode"):
+        if job["spec"].get(field_name) != old["spec"].get(field_name):
+            raise ApiError(
+                422,
+                f'Job.batch "{job["metadata"]["name"]}" is invalid: spec.{field_name}: Invalid'
+                " value: field is immutable",
+                "Invalid",
+            )
 
 
 def _owner(obj: Obj) -> Obj:

@@ -45,7 +45,7 @@ class Emulator:
             raise RuntimeError("the emulator is already started")
         self._server = Server(self)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="kube-emulator", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="kube-emulator", daemon=True
         )
         self._thread.start()
 
