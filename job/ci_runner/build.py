@@ -27,9 +27,13 @@ WATCH_SECONDS = 60
 LOG_LINES = 30
 
 
-def job_name(release: str, sha: str, attempt: int) -> str:
-    """A name per (release, commit, attempt): a crashed run's Job is found again by name."""
-    suffix = f"-build-{sha[:12]}-{attempt}"
+def job_name(release: str, sha: str, attempt: int, forced: str = "") -> str:
+    """A name per (release, commit, attempt): a crashed run's Job is found again by name.
+
+    A forced build adds ``forced`` (a per-run nonce), so it builds anew instead of adopting
+    the finished Job of an earlier build of the same commit.
+    """
+    suffix = f"-build-{sha[:12]}-{attempt}" + (f"-{forced}" if forced else "")
     return release[: 63 - len(suffix)].rstrip("-") + suffix
 
 
@@ -50,7 +54,7 @@ def kaniko_args(settings: Settings, sha: str) -> list[str]:
     return args
 
 
-def build_job(settings: Settings, sha: str, attempt: int) -> dict[str, Any]:
+def build_job(settings: Settings, sha: str, attempt: int, forced: str = "") -> dict[str, Any]:
     """The build Job manifest. The token only ever appears as a Secret reference."""
     s = settings
     labels = {
@@ -97,7 +101,7 @@ def build_job(settings: Settings, sha: str, attempt: int) -> dict[str, Any]:
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(s.release, sha, attempt),
+            "name": job_name(s.release, sha, attempt, forced),
             "namespace": s.cicd_namespace,
             "labels": labels,
             "annotations": {"ci-runner.io/branch": s.branch, "ci-runner.io/attempt": str(attempt)},
@@ -180,9 +184,9 @@ class Builder:
                     name, self._ns, body, _request_timeout=self._timeout
                 )
 
-    def start(self, sha: str, attempt: int) -> str:
+    def start(self, sha: str, attempt: int, forced: str = "") -> str:
         """Create the Job for this attempt, or adopt the one a crashed run left; its name."""
-        body = build_job(self._settings, sha, attempt)
+        body = build_job(self._settings, sha, attempt, forced)
         name: str = body["metadata"]["name"]
         try:
             with kube.translated(f"creating build Job {self._ns}/{name}"):

@@ -131,7 +131,8 @@ def run(dry_run: bool, force: bool, verbose: bool, **params: Any) -> None:
     try:
         outcome = cycle.run(settings, dry_run=dry_run, force=force)
     except CiRunnerError as e:
-        log.error("%s", e)
+        if settings.log_format == "json":  # log pipelines get the error as a record too
+            log.error("%s", e)
         _fail(e, [token])
     if dry_run:
         click.echo(outcome.message)

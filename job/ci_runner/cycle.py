@@ -45,19 +45,25 @@ def run(settings: Settings, *, dry_run: bool = False, force: bool = False) -> Ou
         head, etag = _head(github, s, state)
         plan = decide(head, state, s.max_retries, force)
         log.info("%s/%s head is %s: %s", s.repo, s.branch, head[:7], plan.reason)
+        where = f"{s.repo}@{head[:7]}"
         if dry_run:
             return Outcome(_describe(s, state, plan))
         if not plan.acts:
             return Outcome(plan.reason)
         assert executable is not None
-        lease = Lease(api, s)
-        holder = lease.acquire()
-        if holder is not None:
-            return Outcome(
-                f"another run ({holder.identity}) holds {lease.where}; leaving {head[:7]} to it"
-            )
-        with lease.renewing():
-            return _act(api, s, store, github, lease, head, etag, force, executable)
+        with tempfile.TemporaryDirectory(prefix="ci-runner-") as tmp:
+            # Fetch and check the chart first: a commit without a usable chart must not cost a
+            # build, and a bad archive must change nothing in the cluster, not even the Lease.
+            chart_dir = extract_chart(github.tarball(head), s.chart_path, Path(tmp), where)
+            helm.chart_values(s, chart_dir, head)
+            lease = Lease(api, s)
+            holder = lease.acquire()
+            if holder is not None:
+                return Outcome(
+                    f"another run ({holder.identity}) holds {lease.where}; leaving {where} to it"
+                )
+            with lease.renewing():
+                return _act(api, s, store, lease, head, etag, force, chart_dir, executable)
 
 
 def _head(github: GitHub, s: Settings, state: State) -> tuple[str, str | None]:
@@ -74,11 +80,11 @@ def _act(
     api: client.ApiClient,
     s: Settings,
     store: StateStore,
-    github: GitHub,
     lease: Lease,
     head: str,
     etag: str | None,
     force: bool,
+    chart_dir: Path,
     executable: str,
 ) -> Outcome:
     # Another run may have finished between our first read and taking the Lease: re-decide.
@@ -87,36 +93,29 @@ def _act(
     if not plan.acts:
         return Outcome(plan.reason)
     events = Recorder(api, s)
-    where = f"{s.repo}@{head[:7]}"
 
     def record(change: Callable[[State], State]) -> State:
         lease.check()
         return store.update(lambda current: change(current).seen(head, etag))
 
-    with tempfile.TemporaryDirectory(prefix="ci-runner-") as tmp:
-        # Fetch and check the chart before building: a commit without a usable chart must
-        # not cost a build, and a hostile archive must not get as far as a Job.
-        chart_dir = extract_chart(github.tarball(head), s.chart_path, Path(tmp), where)
-        helm.chart_values(s, chart_dir, head)
+    if plan.action is Action.BUILD_AND_DEPLOY:
+        builder = build.Builder(api, s)
+        builder.ensure_token_secret()
+        job = builder.start(head, plan.attempt, forced=lease.identity[-5:] if force else "")
+        result = builder.wait(job)
+        if not result.succeeded:
+            if result.log_tail:
+                log.error("build pod log (last lines):\n%s", result.log_tail.rstrip())
+            error = f"build Job {job} failed: {result.reason}"
+            return _failed(record, events, s, plan, "BuildFailed", error)
+        record(lambda current: current.built(head))
+        log.info("built %s:%s and %s:%s", s.image, head, s.image, s.latest_tag)
 
-        if plan.action is Action.BUILD_AND_DEPLOY:
-            builder = build.Builder(api, s)
-            builder.ensure_token_secret()
-            job = builder.start(head, plan.attempt)
-            result = builder.wait(job)
-            if not result.succeeded:
-                if result.log_tail:
-                    log.error("build pod log (last lines):\n%s", result.log_tail.rstrip())
-                error = f"build Job {job} failed: {result.reason}"
-                return _failed(record, events, s, plan, "BuildFailed", error)
-            record(lambda current: current.built(head))
-            log.info("built %s:%s and %s:%s", s.image, head, s.image, s.latest_tag)
-
-        lease.check()
-        try:
-            revision = helm.deploy(s, chart_dir, head, executable)
-        except helm.DeployError as e:
-            return _failed(record, events, s, plan, "DeployFailed", f"{e} (rolled back)")
+    lease.check()
+    try:
+        revision = helm.deploy(s, chart_dir, head, executable)
+    except helm.DeployError as e:
+        return _failed(record, events, s, plan, "DeployFailed", f"{e} (rolled back)")
 
     now = datetime.now(UTC).isoformat(timespec="seconds")
     record(lambda current: current.deployed(head, now, revision))

@@ -18,9 +18,6 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-# pyhelm3 logs every helm command line at INFO, including --kube-token when one is passed.
-logging.getLogger("pyhelm3").setLevel(logging.WARNING)
-
 
 class DeployError(CiRunnerError):
     """helm could not install or upgrade the release (it rolled back what it changed)."""

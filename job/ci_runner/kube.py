@@ -27,6 +27,9 @@ def connect(verify_ssl: bool) -> client.ApiClient:
                 [f"no Kubernetes configuration: not in a cluster and no usable kubeconfig ({e})"]
             ) from e
     configuration.verify_ssl = verify_ssl
+    # No silent retries: a failed request ends this run with exit code 3, and the next
+    # scheduled run is the retry. (urllib3 would otherwise repeat a timed-out GET.)
+    configuration.retries = False
     if not verify_ssl:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     return client.ApiClient(configuration)

@@ -51,5 +51,8 @@ def setup(log_format: str, secrets: list[str], verbose: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     # The kubernetes client and urllib3 are chatty at INFO/DEBUG and may echo request headers.
-    for noisy in ("kubernetes", "urllib3", "pyhelm3"):
+    for noisy in ("kubernetes", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pyhelm3 logs every helm command line (with --kube-token, were one passed) and warns of
+    # expected failures such as `helm status` of a first install; we report helm's errors.
+    logging.getLogger("pyhelm3").setLevel(logging.CRITICAL)

@@ -1,0 +1,394 @@
+"""``ci-runner run`` end to end: a real subprocess, the emulator (or a real cluster), the GitHub
+fake and real helm. Each test is a situation a user meets."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from conftest import APP_FILES, IMAGE, MIGRATION, RELEASE, REPO, App
+from kubernetes import client, watch
+
+BUILD = {"app.kubernetes.io/component": "build"}
+WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+
+
+def wait_for_build_job(app: App) -> str:
+    """Block until a build Job exists (a watch, not a sleep); its name."""
+    with app.api() as api:
+        for event in watch.Watch().stream(
+            client.BatchV1Api(api).list_namespaced_job,
+            app.cicd,
+            label_selector=f"ci-runner.io/release={RELEASE}",
+            timeout_seconds=60,
+        ):
+            return str(event["object"].metadata.name)
+    raise AssertionError("no build Job appeared")
+
+
+def annotations(app: App) -> dict[str, str]:
+    state = app.state()
+    assert state is not None
+    return state["metadata"].get("annotations", {})  # type: ignore[no-any-return]
+
+
+# -- the happy path --------------------------------------------------------------------------
+
+
+@pytest.mark.helm
+def test_first_deploy_builds_pushes_both_tags_and_records_the_state(app: App) -> None:
+    sha = app.heads[0]
+    done = app.run()
+    assert done.code == 0, done.output
+    assert f"deployed {sha[:7]}" in done.stderr
+
+    (job,) = app.build_jobs()
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"--destination={IMAGE}:{sha}" in args
+    assert f"--destination={IMAGE}:main-latest" in args
+    assert app.deployed_image() == f"{IMAGE}:{sha}"
+    assert app.helm("status", RELEASE)["info"]["status"] == "deployed"
+
+    status = app.status()
+    assert status["lastDeployedSha"] == sha
+    assert status["attempts"] == 0
+    assert (status["repo"], status["branch"], status["release"]) == (REPO, "main", RELEASE)
+
+
+@pytest.mark.helm
+def test_no_op_run_reads_once_writes_nothing_and_spends_no_rate_limit(
+    app: App, emulator: Any
+) -> None:
+    assert app.run().code == 0
+    emulator.clear_requests()
+    remaining = app.github.rate_limit_remaining
+    api_calls = len(app.github.requests)
+
+    done = app.run()
+
+    assert done.code == 0, done.output
+    assert "already deployed" in done.stderr
+    requests = emulator.requests
+    assert len(requests) <= 2, requests
+    assert not [r for r in requests if r.verb in WRITES]
+    (github_call,) = app.github.requests[api_calls:]
+    assert github_call.status == 304
+    assert app.github.rate_limit_remaining == remaining
+
+
+@pytest.mark.helm
+def test_a_new_commit_upgrades_the_release(app: App) -> None:
+    assert app.run().code == 0
+    newer = app.push({"README.md": "v2"}, message="second")
+    done = app.run()
+    assert done.code == 0, done.output
+    assert app.deployed_image() == f"{IMAGE}:{newer}"
+    assert [r["revision"] for r in app.helm("history", RELEASE)] == [1, 2]
+    assert app.status()["lastDeployedSha"] == newer
+    assert len(app.build_jobs()) == 2
+
+
+@pytest.mark.helm
+def test_branch_with_a_slash(app: App) -> None:
+    app.env["BRANCH"] = "feature/new-ui"
+    sha = app.push(APP_FILES, message="feature work")
+    done = app.run()
+    assert done.code == 0, done.output
+    (job,) = app.build_jobs()
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert any(a.endswith(f"#refs/heads/feature/new-ui#{sha}") for a in args), args
+    assert f"--destination={IMAGE}:feature-new-ui-latest" in args
+    assert app.status()["lastDeployedSha"] == sha
+
+
+# -- failures and retries --------------------------------------------------------------------
+
+
+@pytest.mark.helm
+def test_build_failures_count_attempts_until_the_runner_gives_up(app: App, emulator: Any) -> None:
+    emulator.jobs.behave(
+        "fail",
+        labels=BUILD,
+        log="step 3/5: COPY app /app\nerror: COPY failed: no such file app",
+        termination_message="COPY failed",
+    )
+    app.env["MAX_RETRIES"] = "2"
+
+    first = app.run()
+    assert first.code == 1, first.output
+    assert "attempt 1/2" in first.stderr
+    assert "COPY failed: no such file app" in first.stderr  # the build pod's log is shown
+    assert annotations(app)["ci-runner.io/attempts"] == "1"
+
+    second = app.run()
+    assert second.code == 1
+    assert "attempt 2/2" in second.stderr and "giving up" in second.stderr
+
+    third = app.run()
+    assert third.code == 0, third.output
+    assert "gave up" in third.stderr
+    assert len(app.build_jobs()) == 2  # giving up creates no Job
+    assert app.status()["lastDeployedSha"] is None
+    assert "COPY failed" in (app.status()["lastError"] or "")
+
+    emulator.jobs.behave("succeed", labels=BUILD)
+    forced = app.run("--force")
+    assert forced.code == 0, forced.output
+    assert app.status()["lastDeployedSha"] == app.heads[0]
+
+
+@pytest.mark.helm
+def test_a_failed_deploy_rolls_back_and_the_retry_does_not_rebuild(app: App, emulator: Any) -> None:
+    first = app.heads[0]
+    assert app.run().code == 0
+    # helm 3 retries a failed Job's readiness until its timeout: keep that short here.
+    app.env["HELM_TIMEOUT"] = "10"
+    emulator.jobs.behave("fail", name=f"{RELEASE}-migrate")
+    second = app.push({"deploy/chart/templates/migrate.yaml": MIGRATION}, message="migrate")
+
+    failed = app.run()
+    assert failed.code == 1, failed.output
+    assert "rolled back" in failed.stderr
+    assert app.deployed_image() == f"{IMAGE}:{first}"
+    assert app.helm("status", RELEASE)["info"]["status"] == "deployed"
+    status = app.status()
+    assert (status["lastDeployedSha"], status["pendingSha"], status["attempts"]) == (
+        first,
+        second,
+        1,
+    )
+
+    emulator.jobs.behave("succeed", name=f"{RELEASE}-migrate")
+    retried = app.run()
+    assert retried.code == 0, retried.output
+    assert app.deployed_image() == f"{IMAGE}:{second}"
+    commits = [j["metadata"]["labels"]["ci-runner.io/commit"] for j in app.build_jobs()]
+    assert commits.count(second) == 1  # built once, deployed on the second attempt
+
+
+# -- configuration and outside failures change nothing ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "problems"),
+    [
+        (
+            {"REPO": "", "IMAGE": "registry.example.com/acme/shop:v1", "MAX_RETRIES": "zero"},
+            ["REPO is required", "IMAGE must be a registry/repository", "MAX_RETRIES must be"],
+        ),
+        ({"RELEASE": "Shop_1", "LOG_FORMAT": "yaml"}, ["RELEASE must be", "LOG_FORMAT must be"]),
+        ({"VERIFY_SSL": "perhaps", "GITHUB_API_URL": "github"}, ["VERIFY_SSL", "GITHUB_API_URL"]),
+        ({"CHART_PATH": "../up", "BUILD_TIMEOUT": "-1"}, ["CHART_PATH must be", "BUILD_TIMEOUT"]),
+    ],
+)
+def test_configuration_errors_name_every_problem_and_touch_nothing(
+    app: App, emulator: Any, env: dict[str, str], problems: list[str]
+) -> None:
+    emulator.clear_requests()
+    before = len(app.github.requests)
+    done = app.run(**env)
+    assert done.code == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("Error: ")
+    for problem in problems:
+        assert problem in line
+    assert emulator.requests == []
+    assert len(app.github.requests) == before
+
+
+@pytest.mark.parametrize(
+    ("files", "env", "message"),
+    [
+        ({"deploy/chart/Chart.yaml": None}, {}, "holds no Chart.yaml"),
+        ({}, {"CHART_PATH": "charts/missing"}, "does not exist"),
+        ({}, {"VALUES_FILES": "values-prod.yaml"}, "values-prod.yaml' does not exist"),
+    ],
+)
+def test_a_commit_without_the_configured_chart_is_a_configuration_error(
+    app: App, emulator: Any, files: dict[str, str | None], env: dict[str, str], message: str
+) -> None:
+    if files:
+        app.push(files)
+    emulator.clear_requests()
+    done = app.run(**env)
+    assert done.code == 2, done.output
+    assert message in done.stderr
+    assert not [r for r in emulator.requests if r.verb in WRITES]
+    assert app.build_jobs() == []
+
+
+def test_a_hostile_archive_is_refused_before_anything_is_written(app: App, emulator: Any) -> None:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo(f"acme-shop-{app.heads[0][:7]}/deploy/chart/Chart.yaml")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(info)
+    app.github.set_tarball(REPO, app.heads[0], buffer.getvalue())
+    emulator.clear_requests()
+    done = app.run()
+    assert done.code == 3, done.output
+    assert "link or special file" in done.stderr
+    assert not [r for r in emulator.requests if r.verb in WRITES]
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("500", "GitHub answered 500"),
+        ("rate", "rate limit exhausted"),
+        ("down", "GitHub is unreachable"),
+    ],
+)
+def test_github_failures_exit_3_and_leave_the_state_alone(
+    app: App, emulator: Any, fault: str, message: str
+) -> None:
+    env = {}
+    if fault == "500":
+        app.github.fail_next("GET", "/commits/", 500)
+    elif fault == "rate":
+        app.github.rate_limit_exhausted()
+    else:
+        env["GITHUB_API_URL"] = "http://127.0.0.1:9"  # discard port: nothing listens
+    emulator.clear_requests()
+    done = app.run(**env)
+    assert done.code == 3, done.output
+    assert message in done.stderr
+    assert not [r for r in emulator.requests if r.verb in WRITES]
+    assert app.state() is None
+
+
+def test_kubernetes_api_failures_exit_3(app: App, emulator: Any) -> None:
+    emulator.faults.add("GET", "/configmaps/", 500)
+    done = app.run()
+    assert done.code == 3
+    assert "Kubernetes API answered 500" in done.stderr
+
+    emulator.faults.add("GET", "/configmaps/", "hang")
+    done = app.run(API_TIMEOUT="1")
+    assert done.code == 3
+    assert "Kubernetes API unreachable" in done.stderr and "timed out" in done.stderr
+    assert app.state() is None
+
+
+@pytest.mark.helm
+def test_job_creation_refused_counts_no_attempt(app: App, emulator: Any) -> None:
+    emulator.faults.add("POST", "/jobs$", 500)
+    done = app.run()
+    assert done.code == 3, done.output
+    assert app.state() is None  # no attempt recorded for an outside failure
+    assert app.run().code == 0
+
+
+# -- dry run, concurrency, crashes ------------------------------------------------------------
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(app: App, emulator: Any) -> None:
+    sha = app.heads[0]
+    emulator.clear_requests()
+    done = app.run("--dry-run")
+    assert done.code == 0, done.output
+    assert f"commit:  {sha}" in done.stdout
+    assert f"--destination={IMAGE}:{sha}" in done.stdout
+    assert "helm upgrade shop" in done.stdout and "--wait" in done.stdout
+    assert not [r for r in emulator.requests if r.verb in WRITES]
+    assert app.build_jobs() == []
+
+
+@pytest.mark.helm
+def test_two_runs_at_once_build_and_deploy_once(app: App, emulator: Any) -> None:
+    emulator.jobs.behave("hold", labels=BUILD)
+    first = app.start()
+    try:
+        job = wait_for_build_job(app)
+        second = app.run()
+        assert second.code == 0, second.output
+        assert "holds Lease" in second.stderr
+        emulator.jobs.release(app.cicd, job)
+        _, err = first.communicate(timeout=120)
+    finally:
+        first.kill()
+        first.wait()
+    assert first.returncode == 0, err
+    assert len(app.build_jobs()) == 1
+    assert app.status()["lastDeployedSha"] == app.heads[0]
+
+
+@pytest.mark.helm
+def test_a_crashed_runs_build_job_is_adopted(app: App, emulator: Any) -> None:
+    emulator.jobs.behave("hold", labels=BUILD)
+    crashed = app.start()
+    job = wait_for_build_job(app)
+    crashed.kill()  # SIGKILL: no clean-up, the Lease stays held
+    crashed.communicate()
+
+    blocked = app.run()
+    assert blocked.code == 0 and "holds Lease" in blocked.stderr
+
+    # Let the dead holder's Lease run out, as a minute would.
+    with app.api() as api:
+        leases = client.CoordinationV1Api(api)
+        lease = leases.read_namespaced_lease(f"ci-runner-{RELEASE}", app.cicd)
+        lease.spec.renew_time = datetime.now(UTC) - timedelta(minutes=5, microseconds=-1)
+        leases.replace_namespaced_lease(lease.metadata.name, app.cicd, lease)
+    emulator.jobs.release(app.cicd, job)
+
+    adopted = app.run()
+    assert adopted.code == 0, adopted.output
+    assert f"adopting build Job {app.cicd}/{job}" in adopted.stderr
+    assert len(app.build_jobs()) == 1
+    assert app.status()["lastDeployedSha"] == app.heads[0]
+
+
+# -- the token stays secret -------------------------------------------------------------------
+
+TOKEN = "ghp_e2eSecretToken0123456789abcdefABCDEF"
+
+
+@pytest.mark.helm
+def test_the_token_appears_nowhere(app: App, emulator: Any) -> None:
+    app.github.require_token(TOKEN)
+    app.env["GIT_TOKEN"] = TOKEN
+    encoded = base64.b64encode(TOKEN.encode()).decode()
+
+    ok = app.run("--verbose")
+    assert ok.code == 0, ok.output
+    app.github.fail_next("GET", "/commits/", 401)
+    failed = app.run("--verbose", "--force")
+    emulator.jobs.behave("fail", labels=BUILD, log=f"git clone failed for {TOKEN}")
+    build_failed = app.run("--force", "--log-format=json")
+    assert failed.code == 3 and build_failed.code == 1
+
+    for run in (ok, failed, build_failed):
+        assert TOKEN not in run.output
+    (job, *_) = app.build_jobs()
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [
+        {
+            "name": "GIT_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": f"ci-runner-{RELEASE}-git", "key": "token"}},
+        }
+    ]
+    token_secret = emulator.get("v1", "secrets", app.cicd, f"ci-runner-{RELEASE}-git")
+    assert token_secret is not None
+    for api_version, resource in [
+        ("v1", "configmaps"),
+        ("v1", "events"),
+        ("events.k8s.io/v1", "events"),
+        ("v1", "pods"),
+        ("batch/v1", "jobs"),
+        ("coordination.k8s.io/v1", "leases"),
+        ("v1", "secrets"),
+    ]:
+        for obj in emulator.list(api_version, resource):
+            if obj["metadata"]["name"] == f"ci-runner-{RELEASE}-git":
+                continue  # the one place it belongs
+            text = json.dumps(obj)
+            assert TOKEN not in text and encoded not in text, (resource, obj["metadata"]["name"])
+    downloads = [r for r in app.github.requests if r.host == "download"]
+    assert downloads and all(TOKEN not in json.dumps(r.headers) for r in downloads)
