@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import rbac
-from conftest import KUBERNETES_VERSIONS, container_env, kubernetes_validate, one, values_file
+from shipkit import KUBERNETES_VERSIONS, container_env, kubernetes_validate, one, values_file
 
 pytestmark = pytest.mark.helm
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import rbac
 import yaml
-from conftest import VENV_BIN
+from shipkit import VENV_BIN
 
 Render = Callable[..., list[dict]]
 

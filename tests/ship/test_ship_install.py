@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import rbac
-from conftest import container_env
+from shipkit import container_env
 
 pytestmark = pytest.mark.helm
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import rbac
-from conftest import KUBERNETES_VERSIONS, container_env, kubernetes_validate, one
+from shipkit import KUBERNETES_VERSIONS, container_env, kubernetes_validate, one
 
 KUSTOMIZATION = rbac.MANIFESTS / "kustomization.yaml"
 
