@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .resources import Resource, find
-from .selectors import match_labels
+from .filters import match_labels
 from .store import ApiError, Obj, Store, now, random_suffix
 
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")

@@ -12,7 +12,7 @@ import yaml
 from .controllers import Controllers
 from .controls import Faults, JobControls, RequestLog, RequestRecord
 from .resources import Resource, find
-from .selectors import label_selector
+from .filters import label_selector
 from .server import Server
 from .store import Obj, Store
 

@@ -1,26 +1,44 @@
-"""Minimal decoding of Kubernetes protobuf request bodies (``application/vnd.kubernetes.protobuf``).
+"""Decoding of Kubernetes protobuf request bodies (``application/vnd.kubernetes.protobuf``).
 
-A body is the magic ``k8s\\x00`` followed by a ``runtime.Unknown`` envelope
-(typeMeta = 1, raw = 2, contentEncoding = 3, contentType = 4). Only the messages helm sends are
-understood: v1.Secret, v1.ConfigMap and v1.DeleteOptions. Field numbers follow
-``k8s.io/api/core/v1/generated.proto`` and ``k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto``.
+A body is the magic ``k8s\\x00`` followed by a ``runtime.Unknown`` envelope (typeMeta = 1,
+raw = 2, contentEncoding = 3, contentType = 4); ``raw`` is the object's message. Field numbers and
+types come from ``proto_schema.json`` (generated from k8s.io/api's ``generated.proto`` files by
+``gen_proto_schema.py``), covering every kind in the resource table plus DeleteOptions.
+
+The result is the JSON the same client would have sent, nearly: proto cannot tell an unset field
+from a zero one, so empty strings are dropped and zero numbers and ``false`` are kept.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Callable, Iterator
+import functools
+import json
+import struct
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 MAGIC = b"k8s\x00"
+META = "k8s.io.apimachinery.pkg.apis.meta.v1"
+TIME, MICRO_TIME, DURATION = f"{META}.Time", f"{META}.MicroTime", f"{META}.Duration"
+FIELDS_V1 = f"{META}.FieldsV1"
+QUANTITY = "k8s.io.apimachinery.pkg.api.resource.Quantity"
+INT_OR_STRING = "k8s.io.apimachinery.pkg.util.intstr.IntOrString"
+RAW_EXTENSION = "k8s.io.apimachinery.pkg.runtime.RawExtension"
+SKIPPED_FIELDS = {"managedFields"}
+"""Fields dropped on input (the emulator keeps no field managers)."""
 
 
 class ProtobufError(ValueError):
     """A body that this decoder cannot turn into JSON."""
 
 
-Field = tuple[int, int, Any]  # (number, wire type, value: int or bytes)
+@functools.cache
+def _schema() -> dict[str, Any]:
+    with Path(__file__).with_name("proto_schema.json").open() as f:
+        return json.load(f)  # type: ignore[no-any-return]
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -36,154 +54,160 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(buf: bytes) -> Iterator[Field]:
+def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
+    """(field number, wire type, value) triples; value is an int or bytes."""
     pos = 0
     while pos < len(buf):
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
         if wire == 0:
             value, pos = _varint(buf, pos)
-            yield number, wire, value
         elif wire == 2:
             size, pos = _varint(buf, pos)
             if pos + size > len(buf):
                 raise ProtobufError("truncated length-delimited field")
-            yield number, wire, buf[pos : pos + size]
+            value = buf[pos : pos + size]
             pos += size
         elif wire == 1:
-            yield number, wire, int.from_bytes(buf[pos : pos + 8], "little")
-            pos += 8
+            value, pos = buf[pos : pos + 8], pos + 8
         elif wire == 5:
-            yield number, wire, int.from_bytes(buf[pos : pos + 4], "little")
-            pos += 4
+            value, pos = buf[pos : pos + 4], pos + 4
         else:
-            raise ProtobufError(f"unsupported wire type {wire}")
-
-
-def _str(value: bytes) -> str:
-    return value.decode("utf-8")
+            raise ProtobufError(f"unsupported protobuf wire type {wire}")
+        yield number, wire, value
 
 
 def _signed(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _map_entry(buf: bytes) -> tuple[str, bytes]:
-    key, value = "", b""
-    for number, _, raw in _fields(buf):
-        if number == 1:
-            key = _str(raw)
-        elif number == 2:
-            value = raw
-    return key, value
+def _scalar(type_: str, wire: int, value: Any) -> Any:
+    if type_ == "string":
+        return bytes(value).decode("utf-8")
+    if type_ == "bytes":
+        return base64.b64encode(value).decode("ascii")
+    if type_ == "bool":
+        return bool(value)
+    if type_ in ("int32", "int64"):
+        return _signed(value)
+    if type_ in ("uint32", "uint64"):
+        return value
+    if type_ == "double":
+        return struct.unpack("<d", value)[0]
+    if type_ == "float":
+        return struct.unpack("<f", value)[0]
+    raise ProtobufError(f"unknown scalar type {type_}")
 
 
-def _time(buf: bytes) -> str:
-    seconds = 0
-    for number, _, raw in _fields(buf):
-        if number == 1:
-            seconds = _signed(raw)
-    moment = dt.datetime.fromtimestamp(seconds, dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _owner_reference(buf: bytes) -> dict[str, Any]:
-    names = {1: "kind", 3: "name", 4: "uid", 5: "apiVersion"}
-    out: dict[str, Any] = {}
-    for number, _, raw in _fields(buf):
-        if number in names:
-            out[names[number]] = _str(raw)
-        elif number == 6:
-            out["controller"] = bool(raw)
-        elif number == 7:
-            out["blockOwnerDeletion"] = bool(raw)
+def _packed(type_: str, buf: bytes) -> list[Any]:
+    out, pos = [], 0
+    while pos < len(buf):
+        if type_ == "double":
+            out.append(struct.unpack("<d", buf[pos : pos + 8])[0])
+            pos += 8
+        elif type_ == "float":
+            out.append(struct.unpack("<f", buf[pos : pos + 4])[0])
+            pos += 4
+        else:
+            value, pos = _varint(buf, pos)
+            out.append(_scalar(type_, 0, value))
     return out
 
 
-def object_meta(buf: bytes) -> dict[str, Any]:
-    """Decode a v1.ObjectMeta (managedFields are skipped)."""
-    strings = {1: "name", 2: "generateName", 3: "namespace", 4: "selfLink", 5: "uid",
-               6: "resourceVersion"}  # fmt: skip
-    meta: dict[str, Any] = {}
-    for number, _, raw in _fields(buf):
-        if number in strings:
-            meta[strings[number]] = _str(raw)
-        elif number == 7:
-            meta["generation"] = _signed(raw)
-        elif number == 8:
-            meta["creationTimestamp"] = _time(raw)
-        elif number == 9:
-            meta["deletionTimestamp"] = _time(raw)
-        elif number == 10:
-            meta["deletionGracePeriodSeconds"] = _signed(raw)
-        elif number in (11, 12):
-            key, value = _map_entry(raw)
-            meta.setdefault("labels" if number == 11 else "annotations", {})[key] = _str(value)
-        elif number == 13:
-            meta.setdefault("ownerReferences", []).append(_owner_reference(raw))
-        elif number == 14:
-            meta.setdefault("finalizers", []).append(_str(raw))
-    return meta
-
-
-def _secret(buf: bytes) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for number, _, raw in _fields(buf):
+def _time(buf: bytes, micro: bool) -> str | None:
+    seconds = nanos = 0
+    for number, _, value in _fields(buf):
         if number == 1:
-            obj["metadata"] = object_meta(raw)
+            seconds = _signed(value)
         elif number == 2:
-            key, value = _map_entry(raw)
-            obj.setdefault("data", {})[key] = base64.b64encode(value).decode("ascii")
-        elif number == 3:
-            obj["type"] = _str(raw)
-        elif number == 4:
-            key, value = _map_entry(raw)
-            obj.setdefault("stringData", {})[key] = _str(value)
-        elif number == 5:
-            obj["immutable"] = bool(raw)
-    return obj
+            nanos = _signed(value)
+    if not micro and seconds == 0 and nanos == 0:
+        return None
+    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=seconds)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{nanos // 1000:06d}Z" if micro else f"{text}Z"
 
 
-def _config_map(buf: bytes) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for number, _, raw in _fields(buf):
-        if number == 1:
-            obj["metadata"] = object_meta(raw)
-        elif number == 2:
-            key, value = _map_entry(raw)
-            obj.setdefault("data", {})[key] = _str(value)
-        elif number == 3:
-            key, value = _map_entry(raw)
-            obj.setdefault("binaryData", {})[key] = base64.b64encode(value).decode("ascii")
-        elif number == 4:
-            obj["immutable"] = bool(raw)
-    return obj
+def _duration(buf: bytes) -> str:
+    nanos = sum(_signed(v) for n, _, v in _fields(buf) if n == 1)
+    seconds, rest = divmod(nanos, 1_000_000_000)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    fraction = f".{rest:09d}".rstrip("0") if rest else ""
+    if hours:
+        return f"{hours}h{minutes}m{seconds}{fraction}s"
+    if minutes:
+        return f"{minutes}m{seconds}{fraction}s"
+    return f"{seconds}{fraction}s"
 
 
-def _delete_options(buf: bytes) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for number, _, raw in _fields(buf):
-        if number == 1:
-            obj["gracePeriodSeconds"] = _signed(raw)
-        elif number == 2:
-            pre = {1: "uid", 2: "resourceVersion"}
-            obj["preconditions"] = {pre[n]: _str(v) for n, _, v in _fields(raw) if n in pre}
-        elif number == 3:
-            obj["orphanDependents"] = bool(raw)
-        elif number == 4:
-            obj["propagationPolicy"] = _str(raw)
-        elif number == 5:
-            obj.setdefault("dryRun", []).append(_str(raw))
-    return obj
+def _special(type_: str, buf: bytes) -> tuple[bool, Any]:
+    """Types whose JSON form is not an object of their fields."""
+    if type_ in (TIME, MICRO_TIME):
+        return True, _time(buf, type_ == MICRO_TIME)
+    if type_ == DURATION:
+        return True, _duration(buf)
+    if type_ == QUANTITY:
+        return True, next((bytes(v).decode() for n, _, v in _fields(buf) if n == 1), "0")
+    if type_ == INT_OR_STRING:
+        parts = {n: v for n, _, v in _fields(buf)}
+        if parts.get(1, 0) == 1:
+            return True, bytes(parts.get(3, b"")).decode()
+        return True, _signed(parts.get(2, 0))
+    if type_ in (RAW_EXTENSION, FIELDS_V1):
+        raw = next((bytes(v) for n, _, v in _fields(buf) if n == 1), b"")
+        try:
+            return True, json.loads(raw) if raw else None
+        except ValueError as e:
+            raise ProtobufError(f"{type_} does not hold JSON") from e
+    return False, None
 
 
-DECODERS: dict[tuple[str, str], Callable[[bytes], dict[str, Any]]] = {
-    ("v1", "Secret"): _secret,
-    ("v1", "ConfigMap"): _config_map,
-    ("v1", "DeleteOptions"): _delete_options,
-    ("meta.k8s.io/v1", "DeleteOptions"): _delete_options,
-}
-"""Which (apiVersion, kind) this module can decode."""
+def _value(type_: str, wire: int, value: Any) -> Any:
+    if type_ in SCALARS:
+        return _scalar(type_, wire, value)
+    return _message(type_, bytes(value))
+
+
+def _message(name: str, buf: bytes) -> Any:
+    special, result = _special(name, buf)
+    if special:
+        return result
+    fields = _schema()["messages"].get(name)
+    if fields is None:
+        raise ProtobufError(f"the emulator has no protobuf schema for {name}")
+    by_number = {f[0]: f for f in fields}
+    out: dict[str, Any] = {}
+    for number, wire, value in _fields(buf):
+        field = by_number.get(number)
+        if field is None:
+            continue  # a newer field than the schema knows: ignored, as a real decoder would
+        _, json_name, type_, kind = field
+        if json_name in SKIPPED_FIELDS:
+            continue
+        if kind == "m":
+            entry = {n: (w, v) for n, w, v in _fields(bytes(value))}
+            key = bytes(entry.get(1, (2, b""))[1]).decode()
+            if 2 in entry:
+                item = _value(type_, *entry[2])
+            else:
+                item = "" if type_ in SCALARS else {}
+            out.setdefault(json_name, {})[key] = item
+        elif kind == "r":
+            if wire == 2 and type_ in SCALARS and type_ not in ("string", "bytes"):
+                out.setdefault(json_name, []).extend(_packed(type_, bytes(value)))
+            else:
+                out.setdefault(json_name, []).append(_value(type_, wire, value))
+        else:
+            item = _value(type_, wire, value)
+            if item is None or item == "":
+                out.pop(json_name, None)
+            else:
+                out[json_name] = item
+    return out
+
+
+SCALARS = {"string", "int32", "int64", "bool", "double", "float", "bytes", "uint32", "uint64"}
 
 
 def decode(body: bytes) -> dict[str, Any]:
@@ -194,19 +218,20 @@ def decode(body: bytes) -> dict[str, Any]:
     raw = b""
     for number, _, value in _fields(body[len(MAGIC) :]):
         if number == 1:
-            for n, _, v in _fields(value):
+            for n, _, v in _fields(bytes(value)):
                 if n == 1:
-                    api_version = _str(v)
+                    api_version = bytes(v).decode()
                 elif n == 2:
-                    kind = _str(v)
+                    kind = bytes(v).decode()
         elif number == 2:
-            raw = value
-    decoder = _delete_options if kind == "DeleteOptions" else DECODERS.get((api_version, kind))
-    if decoder is None:
-        known = ", ".join(f"{v}/{k}" for v, k in DECODERS)
+            raw = bytes(value)
+    kinds = _schema()["kinds"]
+    name = kinds.get("*/DeleteOptions") if kind == "DeleteOptions" else kinds.get(
+        f"{api_version}/{kind}")  # fmt: skip
+    if name is None:
         raise ProtobufError(
-            f"the emulator cannot decode protobuf {api_version or '?'} {kind or '?'}"
-            f" (it decodes only {known}); send JSON instead"
+            f"the emulator cannot decode protobuf {api_version or '?'} {kind or '?'}: it has no"
+            " schema for that kind; send JSON instead"
         )
-    obj = decoder(raw)
+    obj = _message(name, raw)
     return {"apiVersion": api_version, "kind": kind, **obj}

@@ -18,7 +18,7 @@ from . import protobuf, resources
 from .controls import RequestRecord
 from .patches import PatchError, json_patch, merge_patch, strategic_merge_patch
 from .resources import Resource
-from .selectors import SelectorError, field_selector, label_selector
+from .filters import SelectorError, field_selector, label_selector
 from .store import ApiError, Obj, not_found
 
 if TYPE_CHECKING:

@@ -1,0 +1,117 @@
+"""Real kubectl against the Kubernetes API: get, apply, create job --from=cronjob, delete."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import KubeTarget
+
+CRONJOB = """
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: nightly
+  labels: {app: ci-runner}
+spec:
+  schedule: "*/5 * * * *"
+  jobTemplate:
+    spec:
+      backoffLimit: 0
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: run
+              image: registry.example/runner:1.0
+              args: ["cycle"]
+"""
+
+
+def kubectl(bin_: str, kube: KubeTarget, *args: str, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        [bin_, "--namespace", kube.namespace, *args],
+        env=kube.env(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"kubectl {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def get_json(bin_: str, kube: KubeTarget, *args: str) -> Any:
+    return json.loads(kubectl(bin_, kube, "get", *args, "--output", "json"))
+
+
+def configmap(name: str, **data: str) -> str:
+    return json.dumps(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+    )
+
+
+def test_apply_creates_then_patches(kubectl_bin: str, kube: KubeTarget, tmp_path: Path) -> None:
+    manifest = tmp_path / "cm.json"
+    manifest.write_text(configmap("settings", a="1", b="2"))
+    assert "configmap/settings created" in kubectl(kubectl_bin, kube, "apply", "-f", str(manifest))
+    first = get_json(kubectl_bin, kube, "configmap", "settings")
+
+    manifest.write_text(configmap("settings", a="1", c="3"))
+    assert "configmap/settings configured" in kubectl(
+        kubectl_bin, kube, "apply", "-f", str(manifest)
+    )
+    second = get_json(kubectl_bin, kube, "configmap", "settings")
+    assert second["data"] == {"a": "1", "c": "3"}
+    assert second["metadata"]["uid"] == first["metadata"]["uid"]
+    assert int(second["metadata"]["resourceVersion"]) > int(first["metadata"]["resourceVersion"])
+
+    assert "unchanged" in kubectl(kubectl_bin, kube, "apply", "-f", str(manifest))
+
+
+def test_get_lists_by_label_and_name(kubectl_bin: str, kube: KubeTarget) -> None:
+    for name, team in (("one", "red"), ("two", "blue")):
+        kubectl(kubectl_bin, kube, "create", "configmap", name, "--from-literal=k=v")
+        kubectl(kubectl_bin, kube, "label", "configmap", name, f"team={team}")
+    listed = get_json(kubectl_bin, kube, "configmaps", "-l", "team=blue")
+    assert [item["metadata"]["name"] for item in listed["items"]] == ["two"]
+    names = kubectl(kubectl_bin, kube, "get", "configmaps", "-l", "team", "-o", "name")
+    assert names.split() == ["configmap/one", "configmap/two"]
+    table = kubectl(kubectl_bin, kube, "get", "configmap", "one")
+    assert table.split()[:2] == ["NAME", "DATA"] or table.split()[0] == "NAME"
+    assert "one" in table
+
+
+def test_create_job_from_cronjob(kubectl_bin: str, kube: KubeTarget) -> None:
+    kubectl(kubectl_bin, kube, "apply", "-f", "-", stdin=CRONJOB)
+    out = kubectl(kubectl_bin, kube, "create", "job", "manual-1", "--from=cronjob/nightly")
+    assert "job.batch/manual-1 created" in out
+    kubectl(kubectl_bin, kube, "wait", "--for=condition=complete", "job/manual-1", "--timeout=60s")
+
+    job = get_json(kubectl_bin, kube, "job", "manual-1")
+    cronjob = get_json(kubectl_bin, kube, "cronjob", "nightly")
+    assert job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
+    [owner] = job["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["uid"]) == ("CronJob", cronjob["metadata"]["uid"])
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["cycle"]
+    pods = get_json(kubectl_bin, kube, "pods", "-l", "batch.kubernetes.io/job-name=manual-1")
+    [pod] = pods["items"]
+    assert pod["status"]["phase"] == "Succeeded"
+    assert pod["metadata"]["labels"]["job-name"] == "manual-1"
+
+
+def test_delete_job_removes_its_pods(kubectl_bin: str, kube: KubeTarget) -> None:
+    kubectl(kubectl_bin, kube, "apply", "-f", "-", stdin=CRONJOB)
+    kubectl(kubectl_bin, kube, "create", "job", "gone", "--from=cronjob/nightly")
+    kubectl(kubectl_bin, kube, "wait", "--for=condition=complete", "job/gone", "--timeout=60s")
+    assert get_json(kubectl_bin, kube, "pods", "-l", "job-name=gone")["items"]
+
+    kubectl(kubectl_bin, kube, "delete", "job", "gone", "--wait=true", "--timeout=60s")
+    kubectl(
+        kubectl_bin, kube, "wait", "--for=delete", "pods", "-l", "job-name=gone", "--timeout=60s"
+    )
+    assert get_json(kubectl_bin, kube, "pods", "-l", "job-name=gone")["items"] == []
