@@ -1,0 +1,50 @@
+"""``ci-runner status`` and what a run tells a person: logs, Events, warnings."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from conftest import RELEASE, App
+
+
+def test_status_before_any_run(app: App) -> None:
+    status = app.status()
+    assert status["lastDeployedSha"] is None
+    assert status["attempts"] == 0
+    assert status["maxRetries"] == 3
+    assert status["release"] == RELEASE
+
+
+@pytest.mark.helm
+def test_status_table_and_events_after_a_deploy(app: App, emulator: Any) -> None:
+    assert app.run().code == 0
+    table = app.cli("status")
+    assert table.code == 0
+    lines = dict(line.split(None, 1) for line in table.stdout.strip().splitlines())
+    assert lines["lastDeployedSha"] == app.heads[0]
+    assert lines["pendingSha"] == "-"
+    events = emulator.list("v1", "events", app.cicd)
+    assert [(e["reason"], e["type"]) for e in events] == [("Deployed", "Normal")]
+    assert events[0]["involvedObject"]["name"] == f"ci-runner-{RELEASE}"
+
+
+def test_old_loop_settings_are_ignored_with_a_warning(app: App) -> None:
+    done = app.run("--dry-run", INTERVAL="60", STATE_PATH="/data/state.json")
+    assert done.code == 0
+    assert "INTERVAL is ignored: the CronJob's schedule" in done.stderr
+    assert "STATE_PATH is ignored: state lives in the ConfigMap" in done.stderr
+
+
+def test_json_logs_are_one_object_per_line(app: App) -> None:
+    done = app.run("--dry-run", LOG_FORMAT="json")
+    assert done.code == 0
+    records = [json.loads(line) for line in done.stderr.strip().splitlines()]
+    assert records and all({"time", "level", "message"} <= r.keys() for r in records)
+
+
+def test_python_dash_m_and_the_console_script_agree(app: App) -> None:
+    done = app.cli("--version")
+    assert done.code == 0
+    assert done.stdout.startswith("ci-runner, version ")
