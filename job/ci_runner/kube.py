@@ -11,6 +11,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from . import __version__
 from .errors import ConfigError, KubernetesError, shorten
 
 
@@ -32,7 +33,10 @@ def connect(verify_ssl: bool) -> client.ApiClient:
     configuration.retries = False
     if not verify_ssl:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    return client.ApiClient(configuration)
+    api = client.ApiClient(configuration)
+    # Our own name in the API server's audit log, and how the tests tell our requests apart.
+    api.user_agent = f"ci-runner/{__version__}"
+    return api
 
 
 def status_reason(e: ApiException) -> str:

@@ -11,12 +11,13 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from github_fake import GitHubFake
-from kubernetes import client, config
+from kubernetes import client, config, watch
 
 REPO = "acme/shop"
 IMAGE = "registry.example.com/acme/shop"
@@ -109,14 +110,36 @@ class App:
         return self.cli("run", *args, **env)
 
     def start(self, *args: str, **env: str) -> subprocess.Popen[str]:
-        """Start ``ci-runner run ARGS`` in the background."""
+        """Start ``ci-runner run ARGS`` in the background, in a process group of its own
+        (so a test can kill it together with its helm, as a node loss would)."""
         return subprocess.Popen(
             [*self.command("run"), *args],
             env={**self.env, **env},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,
         )
+
+    def expire_lease(self) -> None:
+        """Make the Lease look as a dead holder's does a minute later."""
+        with self.api() as api:
+            leases = client.CoordinationV1Api(api)
+            lease = leases.read_namespaced_lease(f"ci-runner-{RELEASE}", self.cicd)
+            lease.spec.renew_time = datetime.now(UTC) - timedelta(minutes=5, microseconds=-1)
+            leases.replace_namespaced_lease(lease.metadata.name, self.cicd, lease)
+
+    def wait_for_job(self, namespace: str, label_selector: str = "") -> str:
+        """Block until a Job appears in ``namespace`` (a watch, not a sleep); its name."""
+        with self.api() as api:
+            for event in watch.Watch().stream(
+                client.BatchV1Api(api).list_namespaced_job,
+                namespace,
+                label_selector=label_selector,
+                timeout_seconds=60,
+            ):
+                return str(event["object"].metadata.name)
+        raise AssertionError(f"no Job appeared in {namespace}")
 
     def cli(self, *args: str, **env: str) -> Run:
         done = subprocess.run(

@@ -5,28 +5,19 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
+import os
+import signal
 from typing import Any
 
 import pytest
 from conftest import APP_FILES, IMAGE, MIGRATION, RELEASE, REPO, App
-from kubernetes import client, watch
 
 BUILD = {"app.kubernetes.io/component": "build"}
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
 
 
 def wait_for_build_job(app: App) -> str:
-    """Block until a build Job exists (a watch, not a sleep); its name."""
-    with app.api() as api:
-        for event in watch.Watch().stream(
-            client.BatchV1Api(api).list_namespaced_job,
-            app.cicd,
-            label_selector=f"ci-runner.io/release={RELEASE}",
-            timeout_seconds=60,
-        ):
-            return str(event["object"].metadata.name)
-    raise AssertionError("no build Job appeared")
+    return app.wait_for_job(app.cicd, f"ci-runner.io/release={RELEASE}")
 
 
 def annotations(app: App) -> dict[str, str]:
@@ -330,12 +321,7 @@ def test_a_crashed_runs_build_job_is_adopted(app: App, emulator: Any) -> None:
     blocked = app.run()
     assert blocked.code == 0 and "holds Lease" in blocked.stderr
 
-    # Let the dead holder's Lease run out, as a minute would.
-    with app.api() as api:
-        leases = client.CoordinationV1Api(api)
-        lease = leases.read_namespaced_lease(f"ci-runner-{RELEASE}", app.cicd)
-        lease.spec.renew_time = datetime.now(UTC) - timedelta(minutes=5, microseconds=-1)
-        leases.replace_namespaced_lease(lease.metadata.name, app.cicd, lease)
+    app.expire_lease()  # as a minute would
     emulator.jobs.release(app.cicd, job)
 
     adopted = app.run()
@@ -343,6 +329,26 @@ def test_a_crashed_runs_build_job_is_adopted(app: App, emulator: Any) -> None:
     assert f"adopting build Job {app.cicd}/{job}" in adopted.stderr
     assert len(app.build_jobs()) == 1
     assert app.status()["lastDeployedSha"] == app.heads[0]
+
+
+@pytest.mark.helm
+def test_a_release_left_pending_by_a_killed_helm_is_recovered(app: App, emulator: Any) -> None:
+    assert app.run().code == 0
+    emulator.jobs.behave("hold", name=f"{RELEASE}-migrate")
+    newer = app.push({"deploy/chart/templates/migrate.yaml": MIGRATION}, message="migrate")
+    killed = app.start()
+    held = app.wait_for_job(app.deploy_ns)  # helm is now waiting for it, release pending
+    os.killpg(killed.pid, signal.SIGKILL)  # the runner and its helm die together
+    killed.communicate()
+    assert app.helm("status", RELEASE)["info"]["status"] == "pending-upgrade"
+
+    app.expire_lease()
+    emulator.jobs.release(app.deploy_ns, held)
+    emulator.jobs.behave("succeed", name=f"{RELEASE}-migrate")
+    recovered = app.run()
+    assert recovered.code == 0, recovered.output
+    assert app.deployed_image() == f"{IMAGE}:{newer}"
+    assert app.helm("status", RELEASE)["info"]["status"] == "deployed"
 
 
 # -- the token stays secret -------------------------------------------------------------------
