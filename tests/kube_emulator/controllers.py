@@ -7,6 +7,7 @@ watch history still shows each step (Job ADDED, Pod ADDED, Job MODIFIED, ...) in
 
 from __future__ import annotations
 
+import base64
 import copy
 import fnmatch
 import hashlib
@@ -78,6 +79,20 @@ class Controllers:
             assert spec is not None
             spec.setdefault("finalizers", ["kubernetes"])
             obj["status"] = {"phase": "Active"}
+        elif kind in (("", "secrets"), ("", "configmaps")):
+            if kind == ("", "secrets"):
+                obj.setdefault("type", "Opaque")
+                for key, value in (obj.pop("stringData", None) or {}).items():
+                    obj.setdefault("data", {})[key] = base64.b64encode(value.encode()).decode()
+            if old is not None and old.get("immutable"):
+                for field_name in ("data", "binaryData", "immutable"):
+                    if obj.get(field_name) != old.get(field_name):
+                        raise ApiError(
+                            422,
+                            f'{res.kind} "{obj["metadata"]["name"]}" is invalid: {field_name}:'
+                            " Forbidden: field is immutable when `immutable` is set",
+                            "Invalid",
+                        )
         elif kind == ("", "pods"):
             assert spec is not None
             _default_pod_spec(spec)
