@@ -236,3 +236,19 @@ def test_two_apps_with_one_release_are_refused(helm_bin: str, tmp_path: Path) ->
     result = helm(helm_bin, "template", "ci", str(rbac.CHART), "--values", str(bad))
     assert result.returncode != 0
     assert 'release "shared" is used by another app' in result.stderr
+
+
+def test_a_deadline_shorter_than_the_runner_timeouts_is_refused(
+    helm_bin: str, tmp_path: Path
+) -> None:
+    """Kubernetes would kill the run mid-build or mid-helm (leaving a pending helm release)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apps:\n"
+        "  - {name: a, repo: o/a, image: r.example/a, chartPath: c, deployNamespace: ns-a,"
+        " runner: {buildTimeout: 3600}}\n"
+    )
+    result = helm(helm_bin, "template", "ci", str(rbac.CHART), "--values", str(bad))
+    assert result.returncode != 0
+    assert "apps a: activeDeadlineSeconds (3600) must be above" in result.stderr
+    assert "buildTimeout + helmTimeout (3900)" in result.stderr
