@@ -1,6 +1,12 @@
 """End-to-end fixtures: an app repository in the GitHub fake, and ``ci-runner`` as a subprocess.
 
 The runner runs exactly as a user runs it: its console script, a kubeconfig, helm on PATH.
+
+On a real cluster (``CI_RUNNER_TEST_KUBECONFIG``) the build Job cannot reach the GitHub fake on
+127.0.0.1, so Kaniko is replaced by an image that exits 0 whatever its arguments
+(``CI_RUNNER_TEST_BUILD_IMAGE``, default ``hello-world``), and the app's Deployment asks for no
+replicas, so nothing needs the image that was never pushed. Tests of build outcomes need the
+emulator's Job controls and skip there.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ metadata:
   name: {{ .Release.Name }}
   labels: {app: {{ .Release.Name }}}
 spec:
-  replicas: 1
+  replicas: 0
   selector: {matchLabels: {app: {{ .Release.Name }}}}
   template:
     metadata: {labels: {app: {{ .Release.Name }}}}
@@ -227,6 +233,8 @@ def app(kube: Any, github: GitHubFake, tools_path: str, tmp_path: Path) -> Itera
     }
     for obsolete in ("INTERVAL", "STATE_PATH", "GIT_TOKEN", "KANIKO_IMAGE"):
         env.pop(obsolete, None)
+    if kube.emulator is None:
+        env["KANIKO_IMAGE"] = os.environ.get("CI_RUNNER_TEST_BUILD_IMAGE", "hello-world")
     the_app = App(kube, github, env, home)
     the_app.push(APP_FILES, message="first")
     yield the_app
