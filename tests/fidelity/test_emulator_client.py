@@ -114,15 +114,19 @@ def test_patches(api: client.ApiClient, kube: KubeTarget) -> None:
     core.create_namespaced_config_map(kube.namespace, configmap("p", {"a": "1"}, x="1", y="2"))
     core.patch_namespaced_config_map("p", kube.namespace, {"data": {"y": None, "z": "3"}})
     merged = core.patch_namespaced_config_map(
-        "p", kube.namespace, {"metadata": {"labels": {"b": "2"}}},
+        "p",
+        kube.namespace,
+        {"metadata": {"labels": {"b": "2"}}},
         _content_type="application/merge-patch+json",
-    )  # fmt: skip
+    )
     assert merged.data == {"x": "1", "z": "3"}
     assert merged.metadata.labels == {"a": "1", "b": "2"}
     patched = core.patch_namespaced_config_map(
-        "p", kube.namespace, [{"op": "replace", "path": "/data/x", "value": "9"}],
+        "p",
+        kube.namespace,
+        [{"op": "replace", "path": "/data/x", "value": "9"}],
         _content_type="application/json-patch+json",
-    )  # fmt: skip
+    )
     assert patched.data == {"x": "9", "z": "3"}
 
 
@@ -132,10 +136,12 @@ def test_lease_create_and_stale_replace(api: client.ApiClient, kube: KubeTarget)
     lease = client.V1Lease(
         metadata=client.V1ObjectMeta(name="ci-runner"),
         spec=client.V1LeaseSpec(
-            holder_identity="pod-a", lease_duration_seconds=60, acquire_time=moment,
+            holder_identity="pod-a",
+            lease_duration_seconds=60,
+            acquire_time=moment,
             renew_time=moment,
         ),
-    )  # fmt: skip
+    )
     created = leases.create_namespaced_lease(kube.namespace, lease)
     assert created.spec.renew_time == moment
     created.spec.holder_identity = "pod-b"
@@ -165,18 +171,23 @@ def test_events_in_both_apis(api: client.ApiClient, kube: KubeTarget) -> None:
     core.create_namespaced_event(
         kube.namespace,
         client.CoreV1Event(
-            metadata=client.V1ObjectMeta(name="state.1"), involved_object=target,
-            reason="Deployed", message="deployed abc", type="Normal",
+            metadata=client.V1ObjectMeta(name="state.1"),
+            involved_object=target,
+            reason="Deployed",
+            message="deployed abc",
+            type="Normal",
         ),
-    )  # fmt: skip
+    )
     core.create_namespaced_event(
         kube.namespace,
         client.CoreV1Event(
             metadata=client.V1ObjectMeta(name="other.1"),
             involved_object=client.V1ObjectReference(kind="Pod", name="other"),
-            reason="Other", message="x", type="Normal",
+            reason="Other",
+            message="x",
+            type="Normal",
         ),
-    )  # fmt: skip
+    )
     listed = core.list_namespaced_event(kube.namespace, field_selector="involvedObject.name=state")
     assert [(e.reason, e.message) for e in listed.items] == [("Deployed", "deployed abc")]
 
@@ -186,10 +197,15 @@ def test_events_in_both_apis(api: client.ApiClient, kube: KubeTarget) -> None:
         client.EventsV1Event(
             metadata=client.V1ObjectMeta(name="state.2"),
             event_time=dt.datetime(2026, 1, 2, 3, 4, 5, 1, tzinfo=dt.UTC),
-            action="Deploy", reason="Deployed", note="deployed def", type="Normal",
-            reporting_controller="ci-runner", reporting_instance="ci-runner-1", regarding=target,
+            action="Deploy",
+            reason="Deployed",
+            note="deployed def",
+            type="Normal",
+            reporting_controller="ci-runner",
+            reporting_instance="ci-runner-1",
+            regarding=target,
         ),
-    )  # fmt: skip
+    )
     read = events.read_namespaced_event("state.2", kube.namespace)
     assert (read.note, read.regarding.name) == ("deployed def", "state")
 
@@ -264,13 +280,17 @@ def test_watch_list_ends_initial_events_with_a_bookmark(
     core = client.CoreV1Api(api)
     core.create_namespaced_config_map(kube.namespace, configmap("one"))
     method, url, headers, _, _ = api.param_serialize(
-        "GET", f"/api/v1/namespaces/{kube.namespace}/configmaps",
+        "GET",
+        f"/api/v1/namespaces/{kube.namespace}/configmaps",
         query_params=[
-            ("watch", "true"), ("sendInitialEvents", "true"), ("allowWatchBookmarks", "true"),
-            ("resourceVersionMatch", "NotOlderThan"), ("timeoutSeconds", "1"),
+            ("watch", "true"),
+            ("sendInitialEvents", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("resourceVersionMatch", "NotOlderThan"),
+            ("timeoutSeconds", "1"),
         ],
         auth_settings=["BearerToken"],
-    )  # fmt: skip
+    )
     response = api.call_api(method, url, header_params=headers, _request_timeout=30)
     with response:
         data = response.read()
@@ -281,9 +301,7 @@ def test_watch_list_ends_initial_events_with_a_bookmark(
     assert bookmarks
     annotations = bookmarks[0]["object"]["metadata"]["annotations"]
     assert annotations["k8s.io/initial-events-end"] == "true"
-    assert events.index(bookmarks[0]) > max(
-        i for i, e in enumerate(events) if e["type"] == "ADDED"
-    )
+    assert events.index(bookmarks[0]) > max(i for i, e in enumerate(events) if e["type"] == "ADDED")
 
 
 # ---- emulator only: Jobs run by rules, faults, the request log -------------------------------
@@ -368,9 +386,7 @@ def test_deleting_a_job_in_background_removes_its_pods(
     assert "ownerReferences" not in pods[0]["metadata"]
 
 
-def test_deployment_gets_ready(
-    api: client.ApiClient, kube: KubeTarget, emulator: Emulator
-) -> None:
+def test_deployment_gets_ready(api: client.ApiClient, kube: KubeTarget, emulator: Emulator) -> None:
     container = client.V1Container(name="web", image="nginx:1")
     client.AppsV1Api(api).create_namespaced_deployment(
         kube.namespace,
@@ -411,20 +427,20 @@ def test_injected_faults(api: client.ApiClient, kube: KubeTarget, emulator: Emul
     assert core.read_namespaced_config_map("state", kube.namespace).metadata.name == "state"
 
 
-def test_hanging_request_fires_the_client_timeout(
-    kube: KubeTarget, emulator: Emulator
-) -> None:
+def test_hanging_request_fires_the_client_timeout(kube: KubeTarget, emulator: Emulator) -> None:
     import urllib3
 
     emulator.faults.add("GET", r"/configmaps/slow$", "hang")
     configuration = client.Configuration()
     config.load_kube_config(config_file=kube.kubeconfig, client_configuration=configuration)
     configuration.retries = False
-    with client.ApiClient(configuration) as api:
-        with pytest.raises(urllib3.exceptions.ReadTimeoutError):
-            client.CoreV1Api(api).read_namespaced_config_map(
-                "slow", kube.namespace, _request_timeout=0.5
-            )
+    with (
+        client.ApiClient(configuration) as api,
+        pytest.raises(urllib3.exceptions.ReadTimeoutError),
+    ):
+        client.CoreV1Api(api).read_namespaced_config_map(
+            "slow", kube.namespace, _request_timeout=0.5
+        )
     [record] = [r for r in emulator.requests if r.name == "slow"]
     assert record.status == 0
 
@@ -448,8 +464,11 @@ def test_request_log(api: client.ApiClient, kube: KubeTarget, emulator: Emulator
     ]
     first = records[0]
     assert (first.method, first.api_group, first.api_version, first.resource) == (
-        "POST", "", "v1", "configmaps",
-    )  # fmt: skip
+        "POST",
+        "",
+        "v1",
+        "configmaps",
+    )
     assert first.namespace == kube.namespace
     assert records[3].content_type == "application/strategic-merge-patch+json"
     assert "OpenAPI-Generator" in first.user_agent
@@ -463,10 +482,21 @@ def test_seeding_and_reading_without_http(emulator: Emulator, kube: KubeTarget) 
             "apiVersion": "batch/v1",
             "kind": "CronJob",
             "metadata": {"name": "nightly", "namespace": kube.namespace},
-            "spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": {"spec": {
-                "restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}}},
+            "spec": {
+                "schedule": "@daily",
+                "jobTemplate": {
+                    "spec": {
+                        "template": {
+                            "spec": {
+                                "restartPolicy": "Never",
+                                "containers": [{"name": "c", "image": "i"}],
+                            }
+                        }
+                    }
+                },
+            },
         }
-    )  # fmt: skip
+    )
     assert stored["metadata"]["uid"] and stored["metadata"]["resourceVersion"]
     assert emulator.get("batch/v1", "CronJob", kube.namespace, "nightly") == stored
     assert [c["metadata"]["name"] for c in emulator.list("batch/v1", "cronjobs")] == ["nightly"]

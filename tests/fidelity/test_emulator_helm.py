@@ -40,15 +40,23 @@ class Helm:
             pytest.fail(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
 
-    def upgrade(
-        self, release: str, *values: str, check: bool = True, timeout: str = "60s"
-    ) -> Any:
+    def upgrade(self, release: str, *values: str, check: bool = True, timeout: str = "60s") -> Any:
         rollback = "--atomic" if self.major == 3 else "--rollback-on-failure"
         sets = [arg for value in values for arg in ("--set", value)]
         return self.run(
-            "upgrade", "--install", release, str(CHART), "--create-namespace", rollback,
-            "--wait", "--wait-for-jobs", "--timeout", timeout, *sets, check=check,
-        )  # fmt: skip
+            "upgrade",
+            "--install",
+            release,
+            str(CHART),
+            "--create-namespace",
+            rollback,
+            "--wait",
+            "--wait-for-jobs",
+            "--timeout",
+            timeout,
+            *sets,
+            check=check,
+        )
 
     def history(self, release: str) -> list[dict[str, Any]]:
         return json.loads(self.run("history", release, "--output", "json").stdout)  # type: ignore[no-any-return]
@@ -143,9 +151,19 @@ def test_wait_times_out_on_a_held_job(helm: Helm, emulator: Emulator) -> None:
     emulator.jobs.behave("hold", name="demo-slow")
     rollback = "--atomic" if helm.major == 3 else "--rollback-on-failure"
     result = helm.run(
-        "upgrade", "--install", "demo", str(CHART), rollback, "--wait", "--wait-for-jobs",
-        "--timeout", "2s", "--set", "job.name=slow", check=False,
-    )  # fmt: skip
+        "upgrade",
+        "--install",
+        "demo",
+        str(CHART),
+        rollback,
+        "--wait",
+        "--wait-for-jobs",
+        "--timeout",
+        "2s",
+        "--set",
+        "job.name=slow",
+        check=False,
+    )
     assert result.returncode != 0
     # the failed first install is uninstalled again
     assert "release: not found" in helm.run("history", "demo", check=False).stderr

@@ -18,8 +18,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .resources import Resource, find
 from .filters import match_labels
+from .resources import Resource, find
 from .store import ApiError, Obj, Store, now, random_suffix
 
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
@@ -255,9 +255,10 @@ class Controllers:
             uid = job["metadata"]["uid"]
             rule = self._rule_of_job.get(uid, JobRule("succeed"))
             pods, _ = self.store.list(
-                PODS, namespace, lambda p: (p["metadata"].get("labels") or {}).get(
-                    "controller-uid") == uid
-            )  # fmt: skip
+                PODS,
+                namespace,
+                lambda p: (p["metadata"].get("labels") or {}).get("controller-uid") == uid,
+            )
             if not pods:
                 raise KeyError(f"Job {namespace}/{name} has no Pod")
             self._finish(job, pods[0], rule, outcome)
@@ -294,11 +295,19 @@ class Controllers:
             status["succeeded"] = 1
             status["completionTime"] = stamp
             status["conditions"] = [
-                _condition("SuccessCriteriaMet", "CompletionsReached",
-                           "Reached expected number of succeeded pods", stamp),
-                _condition("Complete", "CompletionsReached",
-                           "Reached expected number of succeeded pods", stamp),
-            ]  # fmt: skip
+                _condition(
+                    "SuccessCriteriaMet",
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                    stamp,
+                ),
+                _condition(
+                    "Complete",
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                    stamp,
+                ),
+            ]
         else:
             reason = rule.reason or "BackoffLimitExceeded"
             message = {
@@ -326,8 +335,10 @@ class Controllers:
         )
 
     def _run_pod(self, pod: Obj) -> None:
-        pod = {**pod, "spec": {**pod["spec"], "nodeName": pod["spec"].get("nodeName") or
-                               "emulator-node"}}  # fmt: skip
+        pod = {
+            **pod,
+            "spec": {**pod["spec"], "nodeName": pod["spec"].get("nodeName") or "emulator-node"},
+        }
         self._set_status(PODS, pod, _pod_running(pod))
 
     # Workloads ---------------------------------------------------------------------------------
@@ -390,11 +401,16 @@ class Controllers:
             "readyReplicas": replicas,
             "availableReplicas": replicas,
             "conditions": [
-                _condition("Available", "MinimumReplicasAvailable",
-                           "Deployment has minimum availability.", stamp, update=True),
+                _condition(
+                    "Available",
+                    "MinimumReplicasAvailable",
+                    "Deployment has minimum availability.",
+                    stamp,
+                    update=True,
+                ),
                 _condition("Progressing", "NewReplicaSetAvailable", rs_name, stamp, update=True),
             ],
-        }  # fmt: skip
+        }
         if not replicas:
             for key in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas"):
                 del status[key]
@@ -458,9 +474,16 @@ REVISION = "deployment.kubernetes.io/revision"
 
 def _has_spec(res: Resource) -> bool:
     return res.name not in (
-        "configmaps", "secrets", "serviceaccounts", "events", "endpoints", "roles",
-        "rolebindings", "clusterroles", "clusterrolebindings",
-    )  # fmt: skip
+        "configmaps",
+        "secrets",
+        "serviceaccounts",
+        "events",
+        "endpoints",
+        "roles",
+        "rolebindings",
+        "clusterroles",
+        "clusterrolebindings",
+    )
 
 
 def _check_micro_time(value: Any, field_name: str) -> None:
@@ -529,7 +552,8 @@ def _default_job(job: Obj, spec: Obj) -> None:
         for key in CONTROLLER_UID_LABELS:
             labels.setdefault(key, meta["uid"])
         spec.setdefault(
-            "selector", {"matchLabels": {CONTROLLER_UID_LABELS[0]: labels[CONTROLLER_UID_LABELS[0]]}}
+            "selector",
+            {"matchLabels": {CONTROLLER_UID_LABELS[0]: labels[CONTROLLER_UID_LABELS[0]]}},
         )
 
 
@@ -586,9 +610,7 @@ def _hash(value: Any) -> str:
     return "".join(alphabet[int(digest[i : i + 2], 16) % len(alphabet)] for i in range(0, 20, 2))
 
 
-def _condition(
-    kind: str, reason: str, message: str, stamp: str, *, update: bool = False
-) -> Obj:
+def _condition(kind: str, reason: str, message: str, stamp: str, *, update: bool = False) -> Obj:
     out = {"type": kind, "status": "True", "reason": reason, "message": message}
     if update:
         out.update(lastUpdateTime=stamp, lastTransitionTime=stamp)
@@ -599,8 +621,13 @@ def _condition(
 
 def _pod_conditions(ready: bool, stamp: str, reason: str | None = None) -> list[Obj]:
     out = []
-    for kind in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
-                 "PodScheduled"):  # fmt: skip
+    for kind in (
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
+    ):
         ok = ready or kind not in ("Ready", "ContainersReady")
         cond: Obj = {
             "type": kind,

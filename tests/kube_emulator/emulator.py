@@ -11,8 +11,8 @@ import yaml
 
 from .controllers import Controllers
 from .controls import Faults, JobControls, RequestLog, RequestRecord
-from .resources import Resource, find
 from .filters import label_selector
+from .resources import Resource, find
 from .server import Server
 from .store import Obj, Store
 
@@ -131,8 +131,9 @@ class Emulator:
         res = self._resource(obj.get("apiVersion", ""), obj.get("kind", ""))
         return self.store.seed(res, obj)
 
-    def delete(self, api_version: str, kind_or_resource: str, namespace: str | None,
-               name: str) -> Obj:  # fmt: skip
+    def delete(
+        self, api_version: str, kind_or_resource: str, namespace: str | None, name: str
+    ) -> Obj:
         """Delete an object (background cascade) and return it; KeyError when absent."""
         res = self._resource(api_version, kind_or_resource)
         if self.store.get(res, namespace or "", name) is None:

@@ -51,7 +51,8 @@ def label_selector(text: str | None) -> Predicate:
             else:
                 requirements.append(lambda ls, k=key, v=value: ls.get(k) == v)
         elif part.startswith("!"):
-            requirements.append(lambda ls, k=part[1:].strip(): k not in ls)
+            absent = part[1:].strip()
+            requirements.append(lambda ls, k=absent: k not in ls)
         elif re.match(r"^[A-Za-z0-9._/-]+$", part):
             requirements.append(lambda ls, k=part: k in ls)
         else:

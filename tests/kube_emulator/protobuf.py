@@ -188,10 +188,8 @@ def _message(name: str, buf: bytes) -> Any:
         if kind == "m":
             entry = {n: (w, v) for n, w, v in _fields(bytes(value))}
             key = bytes(entry.get(1, (2, b""))[1]).decode()
-            if 2 in entry:
-                item = _value(type_, *entry[2])
-            else:
-                item = "" if type_ in SCALARS else {}
+            empty: Any = "" if type_ in SCALARS else {}
+            item = _value(type_, *entry[2]) if 2 in entry else empty
             out.setdefault(json_name, {})[key] = item
         elif kind == "r":
             if wire == 2 and type_ in SCALARS and type_ not in ("string", "bytes"):
@@ -226,8 +224,11 @@ def decode(body: bytes) -> dict[str, Any]:
         elif number == 2:
             raw = bytes(value)
     kinds = _schema()["kinds"]
-    name = kinds.get("*/DeleteOptions") if kind == "DeleteOptions" else kinds.get(
-        f"{api_version}/{kind}")  # fmt: skip
+    name = (
+        kinds.get("*/DeleteOptions")
+        if kind == "DeleteOptions"
+        else kinds.get(f"{api_version}/{kind}")
+    )
     if name is None:
         raise ProtobufError(
             f"the emulator cannot decode protobuf {api_version or '?'} {kind or '?'}: it has no"

@@ -1,4 +1,4 @@
-"""The resource table: which kinds the emulator serves, and the discovery documents built from it."""
+"""The resource table: the kinds the emulator serves, and the discovery documents built from it."""
 
 from __future__ import annotations
 
@@ -56,7 +56,9 @@ RESOURCES: tuple[Resource, ...] = (
     _r("", "v1", "services", "Service", sub=("status",), short=("svc",), cats=ALL),
     _r("", "v1", "serviceaccounts", "ServiceAccount", short=("sa",)),
     _r("", "v1", "events", "Event", short=("ev",)),
-    _r("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", sub=("status",), short=("pvc",)),
+    _r(
+        "", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", sub=("status",), short=("pvc",)
+    ),
     _r("", "v1", "endpoints", "Endpoints", short=("ep",)),
     _r("apps", "v1", "deployments", "Deployment", sub=("status",), short=("deploy",), cats=ALL),
     _r("apps", "v1", "replicasets", "ReplicaSet", sub=("status",), short=("rs",), cats=ALL),
@@ -72,9 +74,23 @@ RESOURCES: tuple[Resource, ...] = (
     _r("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
     _r("networking.k8s.io", "v1", "ingresses", "Ingress", sub=("status",), short=("ing",)),
     _r("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short=("netpol",)),
-    _r("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", sub=("status",), short=("pdb",)),
-    _r("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", sub=("status",),
-       short=("hpa",), cats=ALL),
+    _r(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        sub=("status",),
+        short=("pdb",),
+    ),
+    _r(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        sub=("status",),
+        short=("hpa",),
+        cats=ALL,
+    ),
 )
 """Every served resource. Adding a kind is one line here."""
 
@@ -94,10 +110,15 @@ def find(api_version: str, kind_or_resource: str) -> Resource | None:
     group, _, version = api_version.rpartition("/")
     wanted = kind_or_resource.lower()
     for res in RESOURCES:
-        if res.group == group and res.version == version and wanted in (
-            res.name,
-            res.kind.lower(),
-            res.singular_name,
+        if (
+            res.group == group
+            and res.version == version
+            and wanted
+            in (
+                res.name,
+                res.kind.lower(),
+                res.singular_name,
+            )
         ):
             return res
     return None

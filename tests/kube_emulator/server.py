@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import socket
@@ -16,9 +17,9 @@ import yaml
 
 from . import protobuf, resources
 from .controls import RequestRecord
+from .filters import SelectorError, field_selector, label_selector
 from .patches import PatchError, json_patch, merge_patch, strategic_merge_patch
 from .resources import Resource
-from .filters import SelectorError, field_selector, label_selector
 from .store import ApiError, Obj, not_found
 
 if TYPE_CHECKING:
@@ -75,10 +76,8 @@ class Server(ThreadingHTTPServer):
     def close_connections(self) -> None:
         with self.connections_lock:
             for conn in self.connections:
-                try:
+                with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -87,7 +86,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the emulator keeps its own request log."""
 
     def do_GET(self) -> None:
@@ -245,8 +244,12 @@ class Handler(BaseHTTPRequestHandler):
             "delete": self._delete,
         }
         handler = handlers.get(self.verb)
-        if handler is None or (route.name is None and res.namespaced and self.verb == "create"
-                               and route.namespace is None):  # fmt: skip
+        if handler is None or (
+            route.name is None
+            and res.namespaced
+            and self.verb == "create"
+            and route.namespace is None
+        ):
             raise ApiError(405, f"{self.command} is not supported here")
         handler(res)
 
@@ -296,15 +299,20 @@ class Handler(BaseHTTPRequestHandler):
             ("+json", "+yaml")
         ):
             try:
-                obj = yaml.safe_load(self.body.decode()) if "yaml" in content_type else (
-                    json.loads(self.body or b"{}"))  # fmt: skip
+                obj = (
+                    yaml.safe_load(self.body.decode())
+                    if "yaml" in content_type
+                    else (json.loads(self.body or b"{}"))
+                )
             except (ValueError, yaml.YAMLError) as e:
                 raise ApiError(400, f"the body of the request could not be decoded: {e}") from e
             if not isinstance(obj, dict | list):
                 raise ApiError(400, "the body of the request must be an object")
             return obj  # type: ignore[return-value]
         raise ApiError(
-            415, f"the emulator does not accept Content-Type {content_type!r}", "UnsupportedMediaType"
+            415,
+            f"the emulator does not accept Content-Type {content_type!r}",
+            "UnsupportedMediaType",
         )
 
     def _check_kind(self, res: Resource, obj: Obj) -> None:
@@ -344,8 +352,9 @@ class Handler(BaseHTTPRequestHandler):
         text = self.emu.store.logs.get((route.namespace or "", route.name), "")
         if self.query.get("tailLines"):
             lines = text.splitlines(keepends=True)
-            text = "".join(lines[-int(self.query["tailLines"]) :] if int(self.query["tailLines"])
-                           else [])  # fmt: skip
+            text = "".join(
+                lines[-int(self.query["tailLines"]) :] if int(self.query["tailLines"]) else []
+            )
         self._send(200, text.encode(), "text/plain")
 
     def _list(self, res: Resource) -> None:
@@ -433,8 +442,9 @@ class Handler(BaseHTTPRequestHandler):
         route = self.route
         assert route.name is not None
         deleted = self.emu.store.delete(res, route.namespace, route.name, self._delete_options())
-        if res.name == "pods" or deleted["metadata"].get("deletionTimestamp") and (
-            self.emu.store.get(res, route.namespace or "", route.name) is not None
+        if res.name == "pods" or (
+            deleted["metadata"].get("deletionTimestamp")
+            and (self.emu.store.get(res, route.namespace or "", route.name) is not None)
         ):
             self._send_json(200, deleted)
             return

@@ -42,7 +42,9 @@ REASONS = {
 class ApiError(Exception):
     """An error answered as a Kubernetes Status object."""
 
-    def __init__(self, code: int, message: str, reason: str | None = None, details: Obj | None = None):
+    def __init__(
+        self, code: int, message: str, reason: str | None = None, details: Obj | None = None
+    ):
         super().__init__(message)
         self.code = code
         self.message = message
@@ -185,7 +187,12 @@ class Store:
             return self._write(key, res, obj, "ADDED")
 
     def update(
-        self, res: Resource, namespace: str | None, name: str, obj: Obj, subresource: str | None = None
+        self,
+        res: Resource,
+        namespace: str | None,
+        name: str,
+        obj: Obj,
+        subresource: str | None = None,
     ) -> Obj:
         """Replace an object (PUT). ApiError 409 on a stale resourceVersion, 404 when absent."""
         with self.cond:
@@ -193,9 +200,10 @@ class Store:
             meta = obj.setdefault("metadata", {})
             if meta.get("name", name) != name:
                 raise ApiError(
-                    400, f"the name of the object ({meta.get('name')}) does not match the name on"
-                    f" the URL ({name})"
-                )  # fmt: skip
+                    400,
+                    f"the name of the object ({meta.get('name')}) does not match the name on"
+                    f" the URL ({name})",
+                )
             meta["name"] = name
             ns = self._check_namespace(res, namespace, meta, must_exist=False)
             key = self._key(res, ns, name)
@@ -286,7 +294,9 @@ class Store:
                 created = self.create(res, namespace, obj)
                 if res.has_status and "status" in obj:
                     created = {**created, "status": obj["status"]}
-                    return self.update(res, namespace, created["metadata"]["name"], created, "status")
+                    return self.update(
+                        res, namespace, created["metadata"]["name"], created, "status"
+                    )
                 return created
             obj = copy.deepcopy(obj)
             obj["metadata"].pop("resourceVersion", None)
