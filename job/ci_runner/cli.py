@@ -59,6 +59,8 @@ RUN_OPTIONS = [
      "[default: image.repository]"),
     ("--image-tag-key", "IMAGE_TAG_KEY", "Values key for the image tag.  [default: image.tag]"),
     ("--values-files", "VALUES_FILES", "Comma-separated values files inside the chart."),
+    ("--create-namespace", "CREATE_NAMESPACE", "true: helm creates DEPLOY_NS if missing "
+     "(needs namespace get/create); false: it must exist.  [default: true]"),
 ]  # fmt: skip
 STATUS_OPTIONS = [o for o in RUN_OPTIONS if o[1] in {
     "REPO", "BRANCH", "RELEASE", "CICD_NS", "MAX_RETRIES", "STATE_CONFIGMAP", "API_TIMEOUT",

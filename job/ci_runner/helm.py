@@ -70,8 +70,8 @@ def command_line(settings: Settings, chart: str, sha: str, helm4: bool) -> str:
     s = settings
     rollback = "--rollback-on-failure" if helm4 else "--atomic"
     words = [
-        "helm", "upgrade", s.release, chart, "--install",
-        "--namespace", s.deploy_namespace, "--create-namespace",
+        "helm", "upgrade", s.release, chart, "--install", "--namespace", s.deploy_namespace,
+        *(["--create-namespace"] if s.create_namespace else []),
         rollback, "--wait", "--wait-for-jobs", "--timeout", f"{s.helm_timeout}s",
     ]  # fmt: skip
     for name in s.values_files:
@@ -120,7 +120,7 @@ async def _deploy(
         # helm 4 renamed --atomic; asking pyhelm3 for the right one avoids its warning.
         atomic=not helm4,
         rollback_on_failure=helm4,
-        create_namespace=True,
+        create_namespace=s.create_namespace,
         namespace=s.deploy_namespace,
         timeout=f"{s.helm_timeout}s",
         wait=True,

@@ -86,6 +86,8 @@ class Settings:
     """Values key (dotted) that receives the image tag (the commit SHA)."""
     values_files: tuple[str, ...]
     """Values files inside the chart directory, applied in order before the image values."""
+    create_namespace: bool
+    """Pass ``--create-namespace`` (needs get/create on namespaces, cluster-wide)."""
 
     @property
     def github_host(self) -> str:
@@ -188,11 +190,16 @@ def load(raw: Mapping[str, str | None], require: tuple[str, ...] = RUN_REQUIRES)
     helm_timeout = integer("HELM_TIMEOUT", 300, 1)
     api_timeout = integer("API_TIMEOUT", 30, 1)
 
-    verify_raw = text("VERIFY_SSL", "true") or "true"
-    verify_ssl = _bool(verify_raw)
-    if verify_ssl is None:
-        problems.append(f"VERIFY_SSL must be true or false, got {verify_raw!r}")
-        verify_ssl = True
+    def flag(name: str) -> bool:
+        value = text(name, "true") or "true"
+        parsed = _bool(value)
+        if parsed is None:
+            problems.append(f"{name} must be true or false, got {value!r}")
+            return True
+        return parsed
+
+    verify_ssl = flag("VERIFY_SSL")
+    create_namespace = flag("CREATE_NAMESPACE")
 
     github_api_url = (text("GITHUB_API_URL", DEFAULT_GITHUB_API_URL) or "").rstrip("/")
     url = urlsplit(github_api_url)
@@ -265,4 +272,5 @@ def load(raw: Mapping[str, str | None], require: tuple[str, ...] = RUN_REQUIRES)
         image_repository_key=keys["IMAGE_REPOSITORY_KEY"],
         image_tag_key=keys["IMAGE_TAG_KEY"],
         values_files=values_files,
+        create_namespace=create_namespace,
     )
