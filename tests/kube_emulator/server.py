@@ -380,7 +380,7 @@ class Handler(BaseHTTPRequestHandler):
     def _create(self, res: Resource) -> None:
         obj = self._body_object()
         self._check_kind(res, obj)
-        created = self.emu.store.create(res, self.route.namespace, obj)
+        created = self.emu.store.create(res, self.route.namespace, obj, self._dry_run())
         self._send_json(201, created)
 
     def _update(self, res: Resource) -> None:
@@ -388,7 +388,9 @@ class Handler(BaseHTTPRequestHandler):
         assert route.name is not None
         obj = self._body_object()
         self._check_kind(res, obj)
-        updated = self.emu.store.update(res, route.namespace, route.name, obj, route.subresource)
+        updated = self.emu.store.update(
+            res, route.namespace, route.name, obj, route.subresource, self._dry_run()
+        )
         self._send_json(200, updated)
 
     def _patch(self, res: Resource) -> None:
@@ -404,7 +406,8 @@ class Handler(BaseHTTPRequestHandler):
                     if content_type != "application/apply-patch+yaml":
                         raise not_found(res, route.name)
                     self._check_kind(res, patch)
-                    self._send_json(201, store.create(res, route.namespace, patch))
+                    created = store.create(res, route.namespace, patch, self._dry_run())
+                    self._send_json(201, created)
                     return
                 if content_type == "application/json-patch+json":
                     new = json_patch(current, patch)
@@ -423,8 +426,14 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(422, str(e), "Invalid") from e
             if not isinstance(new, dict):
                 raise ApiError(422, "the patch did not produce an object", "Invalid")
-            updated = store.update(res, route.namespace, route.name, new, route.subresource)
+            updated = store.update(
+                res, route.namespace, route.name, new, route.subresource, self._dry_run()
+            )
         self._send_json(200, updated)
+
+    def _dry_run(self) -> bool:
+        """Whether the request asks for ``dryRun=All`` (validate and default, store nothing)."""
+        return self.query.get("dryRun") == "All"
 
     def _delete_options(self) -> Obj:
         options: Obj = {}
@@ -441,11 +450,11 @@ class Handler(BaseHTTPRequestHandler):
     def _delete(self, res: Resource) -> None:
         route = self.route
         assert route.name is not None
-        deleted = self.emu.store.delete(res, route.namespace, route.name, self._delete_options())
-        if res.name == "pods" or (
-            deleted["metadata"].get("deletionTimestamp")
-            and (self.emu.store.get(res, route.namespace or "", route.name) is not None)
-        ):
+        options = self._delete_options()
+        dry_run = self._dry_run() or "All" in (options.get("dryRun") or [])
+        deleted = self.emu.store.delete(res, route.namespace, route.name, options, dry_run)
+        if res.name == "pods" or deleted["metadata"].get("deletionTimestamp"):
+            # pods, and objects that wait for finalizers, answer with the object itself
             self._send_json(200, deleted)
             return
         self._send_json(

@@ -154,8 +154,11 @@ class Store:
 
     # ---- writing -------------------------------------------------------------------------
 
-    def create(self, res: Resource, namespace: str | None, obj: Obj) -> Obj:
-        """Store a new object; ApiError 409 when it exists, 404 when its namespace does not."""
+    def create(self, res: Resource, namespace: str | None, obj: Obj, dry_run: bool = False) -> Obj:
+        """Store a new object; ApiError 409 when it exists, 404 when its namespace does not.
+
+        With dry_run, everything but storing (and the controllers) happens.
+        """
         with self.cond:
             obj = copy.deepcopy(obj)
             meta = obj.setdefault("metadata", {})
@@ -184,6 +187,8 @@ class Store:
                 obj.pop("status", None)
             if self.defaulter:
                 self.defaulter(res, obj, None)
+            if dry_run:
+                return obj
             return self._write(key, res, obj, "ADDED")
 
     def update(
@@ -193,6 +198,7 @@ class Store:
         name: str,
         obj: Obj,
         subresource: str | None = None,
+        dry_run: bool = False,
     ) -> Obj:
         """Replace an object (PUT). ApiError 409 on a stale resourceVersion, 404 when absent."""
         with self.cond:
@@ -239,13 +245,21 @@ class Store:
                 new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
             if _without_rv(new) == _without_rv(old):
                 return copy.deepcopy(old)
+            if dry_run:
+                new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+                return new
             stored = self._write(key, res, new, "MODIFIED")
             if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
                 self._remove(key, res)
             return stored
 
     def delete(
-        self, res: Resource, namespace: str | None, name: str, options: Obj | None = None
+        self,
+        res: Resource,
+        namespace: str | None,
+        name: str,
+        options: Obj | None = None,
+        dry_run: bool = False,
     ) -> Obj:
         """Delete an object and, unless orphaned, what it owns. Returns the deleted object."""
         options = options or {}
@@ -261,6 +275,8 @@ class Store:
                 "resourceVersion"
             ):
                 raise conflict(res, name)
+            if dry_run:
+                return copy.deepcopy(old)
             if old["metadata"].get("finalizers"):
                 if old["metadata"].get("deletionTimestamp"):
                     return copy.deepcopy(old)
