@@ -10,7 +10,7 @@ import signal
 from typing import Any
 
 import pytest
-from conftest import APP_FILES, IMAGE, MIGRATION, RELEASE, REPO, App
+from appkit import APP_FILES, IMAGE, MIGRATION, RELEASE, REPO, App
 
 BUILD = {"app.kubernetes.io/component": "build"}
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
@@ -398,3 +398,14 @@ def test_the_token_appears_nowhere(app: App, emulator: Any) -> None:
             assert TOKEN not in text and encoded not in text, (resource, obj["metadata"]["name"])
     downloads = [r for r in app.github.requests if r.host == "download"]
     assert downloads and all(TOKEN not in json.dumps(r.headers) for r in downloads)
+
+
+@pytest.mark.helm
+def test_without_create_namespace_the_runner_never_touches_namespaces(
+    app: App, emulator: Any
+) -> None:
+    emulator.create_namespace(app.deploy_ns)
+    done = app.run(CREATE_NAMESPACE="false")
+    assert done.code == 0, done.output
+    assert not [r for r in emulator.requests if r.resource == "namespaces"]
+    assert app.deployed_image() == f"{IMAGE}:{app.heads[0]}"

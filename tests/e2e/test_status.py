@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import RELEASE, App
+from appkit import RELEASE, App
 
 
 def test_status_before_any_run(app: App) -> None:

@@ -4,6 +4,7 @@ the right namespace, nothing else is, and no wildcard appears anywhere."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 import rbac
@@ -184,3 +185,33 @@ def test_checker_honours_wildcards_scopes_and_subresources() -> None:
     assert not rbac.allows(grants, "get", "", "namespaces", None)
     assert not rbac.allows(grants, "list", "", "secrets", "other"), "not bound to sa"
     assert rbac.wildcards(docs) == [f"Role wild: {f}" for f in ("apiGroups", "resources", "verbs")]
+
+
+def test_the_request_log_check_flags_what_is_not_granted(render: Render) -> None:
+    """The e2e suite ends every test with rbac.refused over the emulator's request log; it must
+    catch a call the Roles do not grant, not only pass."""
+
+    @dataclass(frozen=True)
+    class Record:
+        verb: str
+        api_group: str
+        resource: str
+        namespace: str | None
+        subresource: str | None = None
+        name: str | None = None
+
+    granted = rbac.Granted.from_documents("the chart", render("one-app"), "cicd")
+    fine = [
+        Record("create", "batch", "jobs", "t-cicd"),
+        Record("get", "", "pods", "t-cicd", "log"),
+        Record("create", "", "secrets", "t-app"),
+        Record("create", "", "namespaces", None),
+    ]
+    assert rbac.refused(fine, granted, "t-cicd", "t-app") == []
+    wrong = [
+        Record("delete", "", "configmaps", "kube-system"),
+        Record("list", "", "secrets", None),
+        Record("create", "rbac.authorization.k8s.io", "clusterroles", None),
+        Record("create", "", "pods", "t-cicd", "exec"),
+    ]
+    assert len(rbac.refused(wrong, granted, "t-cicd", "t-app")) == len(wrong)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "ci-runner"
 MANIFESTS = ROOT / "manifests"
 TOOLS = ROOT / ".tools"
@@ -187,3 +187,54 @@ def render_manifests(*, kubectl: str | None = None, path: str | Path = MANIFESTS
     cmd = [kubectl or kubectl_binary(), "kustomize", str(path)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120).stdout
     return [d for d in yaml.safe_load_all(out) if d]
+
+
+@dataclass(frozen=True)
+class Granted:
+    """What one rendering (the chart, or the manifests) grants the runner, and where."""
+
+    source: str
+    grants: list[Grant]
+    cicd_namespace: str
+    deploy_namespace: str
+
+    @classmethod
+    def from_documents(cls, source: str, docs: Sequence[dict], cicd_namespace: str) -> Granted:
+        """Read the runner's grants; the deploy namespace is the other one a Role sits in."""
+        grants = rules_from_documents(docs)
+        others = {g.namespace for g in grants} - {cicd_namespace, None}
+        if len(others) != 1:
+            raise ValueError(f"{source}: expected one deploy namespace, found {sorted(others)}")
+        return cls(source, grants, cicd_namespace, others.pop())
+
+
+def refused(
+    requests: Iterable[object], granted: Granted, cicd_namespace: str, deploy_namespace: str
+) -> list[str]:
+    """Requests (emulator RequestRecords) that ``granted`` would refuse, as readable lines.
+
+    The requests' namespaces are those of a test; they are mapped onto the rendering's: the
+    test's CICD namespace onto its CICD namespace, the test's deploy namespace onto its deploy
+    namespace. A request in any other namespace is refused outright. Discovery and other
+    non-resource paths are open to every authenticated user (system:discovery) and skipped.
+    """
+    mapping = {
+        cicd_namespace: granted.cicd_namespace,
+        deploy_namespace: granted.deploy_namespace,
+        None: None,
+    }
+    lines = []
+    for r in requests:
+        resource = getattr(r, "resource", None)
+        if not resource:
+            continue
+        namespace = getattr(r, "namespace", None)
+        verb = getattr(r, "verb", "")
+        group = getattr(r, "api_group", "")
+        sub = getattr(r, "subresource", None)
+        what = f"{verb} {group or 'core'}/{resource}{'/' + sub if sub else ''} in {namespace}"
+        if namespace not in mapping or not allows(
+            granted.grants, verb, group, resource, mapping[namespace], sub, getattr(r, "name", None)
+        ):
+            lines.append(f"{granted.source} does not grant: {what}")
+    return sorted(set(lines))

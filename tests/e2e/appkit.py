@@ -1,0 +1,203 @@
+"""End-to-end helpers: an app repository in the GitHub fake, and ``ci-runner`` as a subprocess.
+
+The runner runs exactly as a user runs it: its console script, a kubeconfig, helm on PATH.
+
+On a real cluster (``CI_RUNNER_TEST_KUBECONFIG``) the build Job cannot reach the GitHub fake on
+127.0.0.1, so Kaniko is replaced by an image that exits 0 whatever its arguments
+(``CI_RUNNER_TEST_BUILD_IMAGE``, default ``hello-world``), and the app's Deployment asks for no
+replicas, so nothing needs the image that was never pushed. Tests of build outcomes need the
+emulator's Job controls and skip there.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from github_fake import GitHubFake
+from kubernetes import client, config, watch
+
+REPO = "acme/shop"
+IMAGE = "registry.example.com/acme/shop"
+RELEASE = "shop"
+CHART_YAML = "apiVersion: v2\nname: shop\nversion: 0.1.0\n"
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+  labels: {app: {{ .Release.Name }}}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: {{ .Release.Name }}}}
+  template:
+    metadata: {labels: {app: {{ .Release.Name }}}}
+    spec:
+      containers:
+        - name: app
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+"""
+SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata: {name: {{ .Release.Name }}}
+spec:
+  selector: {app: {{ .Release.Name }}}
+  ports: [{port: 80}]
+"""
+# A chart Job that a test makes fail (emulator rule on its name) so that helm rolls back.
+MIGRATION = """\
+apiVersion: batch/v1
+kind: Job
+metadata: {name: {{ .Release.Name }}-migrate}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: migrate, image: busybox, command: ["false"]}]
+"""
+APP_FILES = {
+    "Dockerfile": "FROM scratch\n",
+    "deploy/chart/Chart.yaml": CHART_YAML,
+    "deploy/chart/values.yaml": "image: {repository: nginx, tag: latest}\n",
+    "deploy/chart/templates/deployment.yaml": DEPLOYMENT,
+    "deploy/chart/templates/service.yaml": SERVICE,
+}
+
+
+@dataclass
+class Run:
+    """One finished ``ci-runner`` process."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@dataclass
+class App:
+    """The app under test: its repository in the fake and the runner's settings for it."""
+
+    kube: Any
+    """The KubeTarget of tests/conftest.py."""
+    github: GitHubFake
+    env: dict[str, str]
+    home: Path
+    heads: list[str] = field(default_factory=list)
+
+    @property
+    def cicd(self) -> str:
+        return self.env["CICD_NS"]
+
+    @property
+    def deploy_ns(self) -> str:
+        return self.env["DEPLOY_NS"]
+
+    def push(self, files: dict[str, str | None], message: str = "change") -> str:
+        sha = self.github.push(REPO, self.env.get("BRANCH", "main"), files, message=message)
+        self.heads.append(sha)
+        return sha
+
+    def run(self, *args: str, **env: str) -> Run:
+        """Run ``ci-runner run ARGS`` to its end, with extra environment."""
+        return self.cli("run", *args, **env)
+
+    def start(self, *args: str, **env: str) -> subprocess.Popen[str]:
+        """Start ``ci-runner run ARGS`` in the background, in a process group of its own
+        (so a test can kill it together with its helm, as a node loss would)."""
+        return subprocess.Popen(
+            [*self.command("run"), *args],
+            env={**self.env, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+
+    def expire_lease(self) -> None:
+        """Make the Lease look as a dead holder's does a minute later."""
+        with self.api() as api:
+            leases = client.CoordinationV1Api(api)
+            lease = leases.read_namespaced_lease(f"ci-runner-{RELEASE}", self.cicd)
+            lease.spec.renew_time = datetime.now(UTC) - timedelta(minutes=5, microseconds=-1)
+            leases.replace_namespaced_lease(lease.metadata.name, self.cicd, lease)
+
+    def wait_for_job(self, namespace: str, label_selector: str = "") -> str:
+        """Block until a Job appears in ``namespace`` (a watch, not a sleep); its name."""
+        with self.api() as api:
+            for event in watch.Watch().stream(
+                client.BatchV1Api(api).list_namespaced_job,
+                namespace,
+                label_selector=label_selector,
+                timeout_seconds=60,
+            ):
+                return str(event["object"].metadata.name)
+        raise AssertionError(f"no Job appeared in {namespace}")
+
+    def cli(self, *args: str, **env: str) -> Run:
+        done = subprocess.run(
+            [*self.command(), *args],
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        return Run(done.returncode, done.stdout, done.stderr)
+
+    @staticmethod
+    def command(*args: str) -> list[str]:
+        return [sys.executable, "-m", "ci_runner", *args]
+
+    def api(self) -> client.ApiClient:
+        return config.new_client_from_config(self.kube.kubeconfig)
+
+    def state(self) -> dict[str, Any] | None:
+        """The state ConfigMap as JSON, or None."""
+        with self.api() as api:
+            try:
+                cm = client.CoreV1Api(api).read_namespaced_config_map(
+                    f"ci-runner-{RELEASE}", self.cicd
+                )
+            except client.ApiException as e:
+                if e.status == 404:
+                    return None
+                raise
+            return api.sanitize_for_serialization(cm)  # type: ignore[no-any-return]
+
+    def build_jobs(self) -> list[dict[str, Any]]:
+        with self.api() as api:
+            jobs = client.BatchV1Api(api).list_namespaced_job(
+                self.cicd, label_selector=f"ci-runner.io/release={RELEASE}"
+            )
+            return api.sanitize_for_serialization(jobs)["items"]  # type: ignore[no-any-return]
+
+    def deployed_image(self) -> str:
+        with self.api() as api:
+            deployment = client.AppsV1Api(api).read_namespaced_deployment(RELEASE, self.deploy_ns)
+            return str(deployment.spec.template.spec.containers[0].image)
+
+    def helm(self, *args: str) -> Any:
+        done = subprocess.run(
+            ["helm", *args, "--namespace", self.deploy_ns, "--output", "json"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(done.stdout)
+
+    def status(self) -> dict[str, Any]:
+        done = self.cli("status", "--output", "json")
+        assert done.code == 0, done.output
+        return json.loads(done.stdout)  # type: ignore[no-any-return]
