@@ -517,3 +517,61 @@ def test_protobuf_of_an_unknown_kind_is_415(emulator: Emulator, kube: KubeTarget
         )
     assert response.status_code == 415
     assert "cannot decode protobuf v1 Nope" in response.json()["message"]
+
+
+def test_server_dry_run_stores_nothing(api: client.ApiClient, kube: KubeTarget) -> None:
+    core = client.CoreV1Api(api)
+    answer = core.create_namespaced_config_map(
+        kube.namespace, configmap("dry", a="1"), dry_run="All"
+    )
+    assert answer.data == {"a": "1"}
+    with pytest.raises(ApiException) as missing:
+        core.read_namespaced_config_map("dry", kube.namespace)
+    assert missing.value.status == 404
+
+
+def test_stop_ends_open_watches(kube: KubeTarget, emulator: Emulator) -> None:
+    import threading
+
+    import requests
+
+    lines: list[bytes] = []
+    opened = threading.Event()
+
+    def watch_forever() -> None:
+        with (
+            requests.Session() as session,
+            session.get(
+                f"{emulator.url}/api/v1/namespaces/{kube.namespace}/configmaps?watch=1",
+                stream=True,
+                timeout=30,
+            ) as response,
+        ):
+            opened.set()
+            lines.extend(response.iter_lines())
+
+    emulator.put(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": kube.namespace},
+        }
+    )
+    watcher = threading.Thread(target=watch_forever)
+    watcher.start()
+    assert opened.wait(10)
+    emulator.stop()
+    watcher.join(10)
+    assert not watcher.is_alive()
+    assert [json.loads(line)["type"] for line in lines] == ["ADDED"]
+
+
+def test_deleting_a_namespace_deletes_its_objects(
+    api: client.ApiClient, kube: KubeTarget, emulator: Emulator
+) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="doomed")))
+    core.create_namespaced_config_map("doomed", configmap("x"))
+    core.delete_namespace("doomed")
+    assert emulator.get("v1", "namespaces", None, "doomed") is None
+    assert emulator.list("v1", "configmaps", "doomed") == []

@@ -167,3 +167,13 @@ def test_wait_times_out_on_a_held_job(helm: Helm, emulator: Emulator) -> None:
     assert result.returncode != 0
     # the failed first install is uninstalled again
     assert "release: not found" in helm.run("history", "demo", check=False).stderr
+
+
+def test_wait_for_statefulset_daemonset_and_claim(
+    helm: Helm, kubectl_bin: str, kube: KubeTarget
+) -> None:
+    helm.upgrade("extra", "extras.enabled=true", "job.enabled=false")
+    statefulset = kubectl_json(kubectl_bin, kube, "get", "statefulset", "extra-db")
+    assert statefulset["status"]["readyReplicas"] == 2
+    claim = kubectl_json(kubectl_bin, kube, "get", "pvc", "extra-data")
+    assert claim["status"]["phase"] == "Bound"

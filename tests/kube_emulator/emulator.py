@@ -54,6 +54,7 @@ class Emulator:
         self.stopping.set()
         self.store.close()
         if self._server is not None:
+            self._server.wait_streams(timeout=5)
             self._server.shutdown()
             self._server.close_connections()
             self._server.server_close()

@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,25 @@ class Server(ThreadingHTTPServer):
         self.emulator = emulator
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self._streams = threading.Condition()
+        self._stream_count = 0
+
+    @contextlib.contextmanager
+    def stream(self) -> Iterator[None]:
+        """Count a long-lived answer (a watch or a held request) while it runs."""
+        with self._streams:
+            self._stream_count += 1
+        try:
+            yield
+        finally:
+            with self._streams:
+                self._stream_count -= 1
+                self._streams.notify_all()
+
+    def wait_streams(self, timeout: float) -> None:
+        """Wait until every watch and held request has ended (after the store is closed)."""
+        with self._streams:
+            self._streams.wait_for(lambda: self._stream_count == 0, timeout)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         with self.connections_lock:
@@ -124,7 +144,8 @@ class Handler(BaseHTTPRequestHandler):
             if fault is not None:
                 if fault.status == "hang":
                     self._record(0)
-                    self.emu.stopping.wait(HANG_LIMIT_SECONDS)
+                    with self.server.stream():
+                        self.emu.stopping.wait(HANG_LIMIT_SECONDS)
                     self.close_connection = True
                     return
                 error = ApiError(int(fault.status), f"injected fault: HTTP {fault.status}")
@@ -495,6 +516,10 @@ class Handler(BaseHTTPRequestHandler):
     # ---- watch ---------------------------------------------------------------------------------
 
     def _watch(self, res: Resource) -> None:
+        with self.server.stream():
+            self._stream_events(res)
+
+    def _stream_events(self, res: Resource) -> None:
         store = self.emu.store
         predicate = self._predicate()
         namespace = self.route.namespace
