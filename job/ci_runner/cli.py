@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import Any, NoReturn
 
 import click
@@ -95,6 +97,12 @@ def _settings(table: list[tuple[str, str, str]], params: dict[str, Any], **kwarg
     return load(raw, **kwargs)
 
 
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # Kubernetes stops a pod with SIGTERM. Exiting through Python's unwinding releases the Lease
+    # and cancels helm, which pyhelm3 then terminates gently so helm can roll back.
+    raise SystemExit(128 + signum)
+
+
 def _fail(error: CiRunnerError, secrets: list[str | None]) -> NoReturn:
     message = str(error)
     for secret in secrets:
@@ -127,6 +135,7 @@ def run(dry_run: bool, force: bool, verbose: bool, **params: Any) -> None:
     except ConfigError as e:
         _fail(e, [token])
     logs.setup(settings.log_format, [token or ""], verbose)
+    signal.signal(signal.SIGTERM, _terminate)
     for name, replacement in OBSOLETE.items():
         if os.environ.get(name):
             log.warning("%s is ignored: %s", name, replacement)

@@ -409,3 +409,18 @@ def test_without_create_namespace_the_runner_never_touches_namespaces(
     assert done.code == 0, done.output
     assert not [r for r in emulator.requests if r.resource == "namespaces"]
     assert app.deployed_image() == f"{IMAGE}:{app.heads[0]}"
+
+
+@pytest.mark.helm
+def test_sigterm_releases_the_lease_so_the_next_run_need_not_wait(app: App, emulator: Any) -> None:
+    emulator.jobs.behave("hold", labels=BUILD)
+    stopped = app.start()
+    job = wait_for_build_job(app)
+    stopped.terminate()  # what Kubernetes sends a pod it stops
+    _, err = stopped.communicate(timeout=60)
+    assert stopped.returncode == 128 + signal.SIGTERM, err
+
+    emulator.jobs.release(app.cicd, job)
+    done = app.run()  # no Lease to wait out: it was released
+    assert done.code == 0, done.output
+    assert "adopting build Job" in done.stderr
