@@ -16,7 +16,7 @@ import click
 from . import __version__, cycle, kube, logs
 from .errors import CiRunnerError, ConfigError
 from .settings import DEFAULT_GITHUB_API_URL, DEFAULT_KANIKO_IMAGE, OBSOLETE, Settings, load
-from .state import StateStore
+from .state import StateStore, status_report
 
 log = logging.getLogger("ci_runner")
 
@@ -167,30 +167,10 @@ def status(output: str, **params: Any) -> None:
             configmap = StateStore(api, settings).read_configmap()
     except CiRunnerError as e:
         _fail(e, [])
-    report = status_report(settings, configmap)
+    report = status_report(configmap, settings)
     if output == "json":
         click.echo(json.dumps(report, indent=2))
     else:
         width = max(len(k) for k in report)
         for key, value in report.items():
             click.echo(f"{key:<{width}}  {'-' if value is None else value}")
-
-
-def status_report(settings: Settings, configmap: Any) -> dict[str, Any]:
-    """The status fields, from the ConfigMap (None when it does not exist yet)."""
-    from .state import from_configmap
-
-    state = from_configmap(configmap)
-    data = (configmap.data if configmap is not None else None) or {}
-    return {
-        "repo": data.get("repo") or settings.repo or None,
-        "branch": data.get("branch") or settings.branch,
-        "release": settings.release,
-        "lastDeployedSha": state.deployed_sha,
-        "lastDeployedAt": state.deployed_at,
-        "revision": state.revision,
-        "pendingSha": state.pending_sha,
-        "attempts": state.attempts,
-        "maxRetries": settings.max_retries,
-        "lastError": state.last_error,
-    }

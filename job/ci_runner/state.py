@@ -138,6 +138,24 @@ def to_configmap(state: State, settings: Settings) -> dict[str, Any]:
     }
 
 
+def status_report(cm: client.V1ConfigMap | None, settings: Settings) -> dict[str, Any]:
+    """What ``ci-runner status`` shows: the state as one flat JSON object."""
+    state = from_configmap(cm)
+    data = (cm.data if cm is not None else None) or {}
+    return {
+        "repo": data.get("repo") or settings.repo or None,
+        "branch": data.get("branch") or settings.branch,
+        "release": settings.release,
+        "lastDeployedSha": state.deployed_sha,
+        "lastDeployedAt": state.deployed_at,
+        "revision": state.revision,
+        "pendingSha": state.pending_sha,
+        "attempts": state.attempts,
+        "maxRetries": settings.max_retries,
+        "lastError": state.last_error,
+    }
+
+
 def _int(text: str | None) -> int | None:
     try:
         return int(text) if text else None
