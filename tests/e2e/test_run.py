@@ -424,3 +424,14 @@ def test_sigterm_releases_the_lease_so_the_next_run_need_not_wait(app: App, emul
     done = app.run()  # no Lease to wait out: it was released
     assert done.code == 0, done.output
     assert "adopting build Job" in done.stderr
+
+
+@pytest.mark.helm
+def test_a_conflicting_state_write_is_reread_not_overwritten(app: App, emulator: Any) -> None:
+    emulator.jobs.behave("fail", labels=BUILD)
+    assert app.run().code == 1
+    emulator.faults.add("PUT", "/configmaps/ci-runner-shop$", 409)  # someone wrote in between
+    done = app.run()
+    assert done.code == 1, done.output
+    assert [r for r in emulator.requests if r.verb == "update" and r.status == 409]
+    assert annotations(app)["ci-runner.io/attempts"] == "2"  # re-read and counted once
