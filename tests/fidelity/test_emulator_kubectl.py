@@ -24,10 +24,34 @@ spec:
       template:
         spec:
           restartPolicy: Never
+          serviceAccountName: runner
+          securityContext: {runAsNonRoot: true, runAsUser: 1000}
+          volumes:
+            - name: docker
+              secret: {secretName: registry, defaultMode: 256}
+            - name: scratch
+              emptyDir: {}
           containers:
             - name: run
               image: registry.example/runner:1.0
               args: ["cycle"]
+              env:
+                - name: GIT_TOKEN
+                  valueFrom: {secretKeyRef: {name: git, key: token}}
+                - name: LEVEL
+                  value: debug
+              envFrom:
+                - configMapRef: {name: settings}
+              ports:
+                - {containerPort: 8080, name: http}
+              resources:
+                requests: {cpu: 100m, memory: 64Mi}
+                limits: {memory: 1Gi}
+              readinessProbe:
+                httpGet: {path: /healthz, port: http}
+                periodSeconds: 5
+              volumeMounts:
+                - {name: docker, mountPath: /kaniko/.docker, readOnly: true}
 """
 
 
@@ -97,7 +121,9 @@ def test_create_job_from_cronjob(kubectl_bin: str, kube: KubeTarget) -> None:
     assert job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
     [owner] = job["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["uid"]) == ("CronJob", cronjob["metadata"]["uid"])
-    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["cycle"]
+    # kubectl sends the Job as protobuf: it must come back as the CronJob's template
+    template = cronjob["spec"]["jobTemplate"]["spec"]["template"]
+    assert job["spec"]["template"]["spec"] == template["spec"]
     pods = get_json(kubectl_bin, kube, "pods", "-l", "batch.kubernetes.io/job-name=manual-1")
     [pod] = pods["items"]
     assert pod["status"]["phase"] == "Succeeded"

@@ -1,8 +1,10 @@
 """Regenerate ``proto_schema.json`` from the Kubernetes ``generated.proto`` files.
 
 The schema holds only field numbers, names and types of the messages reachable from the kinds the
-emulator serves, so ``protobuf.py`` can turn any of them into JSON. Run it with the directory
-holding checkouts of k8s.io/api and k8s.io/apimachinery::
+emulator serves, so ``protobuf.py`` can turn any of them into JSON. Embedded Go structs, whose
+fields JSON inlines into the parent (``LocalObjectReference`` in ``SecretKeySelector``, ...), are
+found in the ``types.go`` next to each ``generated.proto`` and marked "i". Run it with checkouts
+of k8s.io/api and k8s.io/apimachinery::
 
     python tests/kube_emulator/gen_proto_schema.py API_DIR APIMACHINERY_DIR
 """
@@ -32,18 +34,50 @@ GROUP_PACKAGES = {
 META = "k8s.io.apimachinery.pkg.apis.meta.v1"
 
 
+EMBEDDED = re.compile(r'^\t\*?([A-Z]\w*)\s+`json:"(?:,inline)?"[^`]*protobuf:"([^"]*)"')
+
+
+NAMED = re.compile(r'^\t\w+\s+(\*?)([\w.]+)\s+`json:"([^"]*)"[^`]*protobuf:"[^"]*name=(\w+)')
+
+
+def go_fields(types_go: Path) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """(struct, proto field name) of the embedded structs JSON inlines, and of the non-pointer
+    ``omitempty`` scalars that JSON leaves out when zero (protobuf always carries them)."""
+    inline: set[tuple[str, str]] = set()
+    omit_zero: set[tuple[str, str]] = set()
+    struct = ""
+    if not types_go.exists():
+        return inline, omit_zero
+    for line in types_go.read_text().splitlines():
+        if m := re.match(r"^type (\w+) struct", line):
+            struct = m.group(1)
+        elif (m := EMBEDDED.match(line)) and m.group(1) not in ("TypeMeta", "ListMeta"):
+            name = re.search(r"name=(\w+)", m.group(2))
+            inline.add((struct, name.group(1) if name else m.group(1)[0].lower() + m.group(1)[1:]))
+        elif (m := NAMED.match(line)) and not m.group(1) and "omitempty" in m.group(3):
+            omit_zero.add((struct, m.group(4)))
+    return inline, omit_zero
+
+
 def parse(path: Path, messages: dict[str, list[list[object]]]) -> None:
     text = path.read_text()
     package = re.search(r"^package ([\w.]+);", text, re.M).group(1)  # type: ignore[union-attr]
+    embedded, omit_zero = go_fields(path.with_name("types.go"))
     current: list[list[object]] | None = None
+    message = ""
     for line in text.splitlines():
         if m := re.match(r"^message (\w+) \{", line):
-            current = messages.setdefault(f"{package}.{m.group(1)}", [])
+            message = m.group(1)
+            current = messages.setdefault(f"{package}.{message}", [])
         elif line.startswith("}"):
             current = None
         elif current is not None and (m := FIELD.match(line)):
             label, type_, map_value, name, number = m.groups()
             kind = "m" if map_value else ("r" if label == "repeated" else "o")
+            if (message, name) in embedded:
+                kind = "i"
+            elif kind == "o" and type_ in SCALARS and (message, name) in omit_zero:
+                kind = "z"
             type_ = map_value or type_
             if type_.startswith("."):
                 type_ = type_[1:]

@@ -5,8 +5,9 @@ raw = 2, contentEncoding = 3, contentType = 4); ``raw`` is the object's message.
 types come from ``proto_schema.json`` (generated from k8s.io/api's ``generated.proto`` files by
 ``gen_proto_schema.py``), covering every kind in the resource table plus DeleteOptions.
 
-The result is the JSON the same client would have sent, nearly: proto cannot tell an unset field
-from a zero one, so empty strings are dropped and zero numbers and ``false`` are kept.
+The result is the JSON the same client would have sent: zero values of the fields that Go's JSON
+encoding omits (non-pointer ``omitempty`` scalars, marked "z" in the schema) are dropped, embedded
+structs (marked "i") are inlined.
 """
 
 from __future__ import annotations
@@ -185,7 +186,9 @@ def _message(name: str, buf: bytes) -> Any:
         _, json_name, type_, kind = field
         if json_name in SKIPPED_FIELDS:
             continue
-        if kind == "m":
+        if kind == "i":  # an embedded Go struct: JSON inlines its fields
+            out.update(_message(type_, bytes(value)))
+        elif kind == "m":
             entry = {n: (w, v) for n, w, v in _fields(bytes(value))}
             key = bytes(entry.get(1, (2, b""))[1]).decode()
             empty: Any = "" if type_ in SCALARS else {}
@@ -198,7 +201,7 @@ def _message(name: str, buf: bytes) -> Any:
                 out.setdefault(json_name, []).append(_value(type_, wire, value))
         else:
             item = _value(type_, wire, value)
-            if item is None or item == "":
+            if item is None or (kind == "z" and not item):
                 out.pop(json_name, None)
             else:
                 out[json_name] = item
