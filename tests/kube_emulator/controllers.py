@@ -25,9 +25,17 @@ from .store import ApiError, Obj, Store, now, random_suffix
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 CONTROLLER_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
 _MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
-JOBS = find("batch/v1", "jobs")
-PODS = find("v1", "pods")
-REPLICASETS = find("apps/v1", "replicasets")
+
+
+def _served(api_version: str, name: str) -> Resource:
+    res = find(api_version, name)
+    assert res is not None, f"{api_version} {name} is missing from the resource table"
+    return res
+
+
+JOBS = _served("batch/v1", "jobs")
+PODS = _served("v1", "pods")
+REPLICASETS = _served("apps/v1", "replicasets")
 
 
 @dataclass(frozen=True)
@@ -281,7 +289,6 @@ class Controllers:
             pod_meta["annotations"] = dict(annotations)
         pod = {"metadata": pod_meta, "spec": copy.deepcopy(template.get("spec") or {})}
         pod["spec"]["nodeName"] = "emulator-node"
-        assert PODS is not None
         created = self.store.create(PODS, meta["namespace"], pod)
         self.store.logs[(meta["namespace"], created["metadata"]["name"])] = rule.log
         return created
@@ -326,8 +333,7 @@ class Controllers:
             ]
         self._set_status(JOBS, job, status)
 
-    def _set_status(self, res: Resource | None, obj: Obj, status: Obj) -> Obj:
-        assert res is not None
+    def _set_status(self, res: Resource, obj: Obj, status: Obj) -> Obj:
         new = {**obj, "status": status}
         new["metadata"] = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
         return self.store.update(
@@ -347,7 +353,6 @@ class Controllers:
         meta, spec = dep["metadata"], dep["spec"]
         if (dep.get("status") or {}).get("observedGeneration") == meta.get("generation"):
             return
-        assert REPLICASETS is not None
         template = copy.deepcopy(spec.get("template") or {})
         digest = _hash(template)
         owned, _ = self.store.list(

@@ -16,6 +16,8 @@ from .resources import Resource, find
 from .server import Server
 from .store import Obj, Store
 
+Records = list[RequestRecord]
+
 
 class Emulator:
     """A stateful, in-memory Kubernetes API that real kubectl, helm and client libraries accept.
@@ -149,7 +151,7 @@ class Emulator:
     # ---- request log ---------------------------------------------------------------------------
 
     @property
-    def requests(self) -> list[RequestRecord]:
+    def requests(self) -> Records:
         """Every request answered so far (a snapshot)."""
         return self.request_log.snapshot()
 

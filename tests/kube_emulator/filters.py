@@ -34,27 +34,30 @@ _SET = re.compile(r"^([^\s!=]+)\s+(in|notin)\s+\((.*)\)$")
 _EQ = re.compile(r"^([^\s!=]+)\s*(==|=|!=)\s*(.*)$")
 
 
+Labels = dict[str, str]
+
+
+def _label_in(key: str, values: set[str], wanted: bool) -> Callable[[Labels], bool]:
+    return lambda labels: (labels.get(key) in values) == wanted
+
+
+def _label_has(key: str, wanted: bool) -> Callable[[Labels], bool]:
+    return lambda labels: (key in labels) == wanted
+
+
 def label_selector(text: str | None) -> Predicate:
     """A predicate on an object's labels."""
-    requirements: list[Callable[[dict[str, str]], bool]] = []
+    requirements: list[Callable[[Labels], bool]] = []
     for part in _split(text or ""):
         if m := _SET.match(part):
-            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
-            if op == "in":
-                requirements.append(lambda ls, k=key, vs=values: ls.get(k) in vs)
-            else:
-                requirements.append(lambda ls, k=key, vs=values: ls.get(k) not in vs)
+            values = {v.strip() for v in m.group(3).split(",")}
+            requirements.append(_label_in(m.group(1), values, m.group(2) == "in"))
         elif m := _EQ.match(part):
-            key, op, value = m.group(1), m.group(2), m.group(3).strip()
-            if op == "!=":
-                requirements.append(lambda ls, k=key, v=value: ls.get(k) != v)
-            else:
-                requirements.append(lambda ls, k=key, v=value: ls.get(k) == v)
+            requirements.append(_label_in(m.group(1), {m.group(3).strip()}, m.group(2) != "!="))
         elif part.startswith("!"):
-            absent = part[1:].strip()
-            requirements.append(lambda ls, k=absent: k not in ls)
+            requirements.append(_label_has(part[1:].strip(), False))
         elif re.match(r"^[A-Za-z0-9._/-]+$", part):
-            requirements.append(lambda ls, k=part: k in ls)
+            requirements.append(_label_has(part, True))
         else:
             raise SelectorError(f"unable to parse requirement: {part!r}")
 
@@ -99,9 +102,9 @@ def field_selector(text: str | None) -> Predicate:
         m = _EQ.match(part)
         if not m:
             raise SelectorError(f"invalid field selector: {part!r}")
-        path, op, value = m.group(1), m.group(2), m.group(3).strip()
-        if op == "!=":
-            requirements.append(lambda o, p=path, v=value: field_value(o, p) != v)
-        else:
-            requirements.append(lambda o, p=path, v=value: field_value(o, p) == v)
+        requirements.append(_field_is(m.group(1), m.group(3).strip(), m.group(2) != "!="))
     return lambda obj: all(req(obj) for req in requirements)
+
+
+def _field_is(path: str, value: str, wanted: bool) -> Predicate:
+    return lambda obj: (field_value(obj, path) == value) == wanted

@@ -103,6 +103,9 @@ class Event:
 
 
 Hook = Callable[[str, Resource, Obj], None]
+Objs = list[Obj]
+Events = list[Event]
+# (aliases: inside Store, "list" names its method, not the builtin)
 
 
 class Store:
@@ -135,7 +138,7 @@ class Store:
 
     def list(
         self, res: Resource, namespace: str | None, predicate: Callable[[Obj], bool] | None = None
-    ) -> tuple[list[Obj], int]:
+    ) -> tuple[Objs, int]:
         """Matching objects sorted by namespace and name, and the current resourceVersion."""
         with self.cond:
             items = [
@@ -334,7 +337,7 @@ class Store:
         with self.cond:
             return bisect.bisect_right(self._event_rvs, rv)
 
-    def wait_events(self, index: int, deadline: float | None) -> tuple[list[Event], int]:
+    def wait_events(self, index: int, deadline: float | None) -> tuple[Events, int]:
         """Events from history index on, waiting until there are some, the deadline or close."""
         import time
 
@@ -348,7 +351,7 @@ class Store:
 
     def snapshot(
         self, res: Resource, namespace: str | None, predicate: Callable[[Obj], bool]
-    ) -> tuple[list[Obj], int, int]:
+    ) -> tuple[Objs, int, int]:
         """Current matching objects, the resourceVersion and the history index, atomically."""
         with self.cond:
             items, rv = self.list(res, namespace, predicate)
