@@ -94,6 +94,11 @@ def test_install_upgrade_rollback_uninstall(helm: Helm, kubectl_bin: str, kube: 
     helm.upgrade("demo", "message=second")
     config = kubectl_json(kubectl_bin, kube, "get", "configmap", "demo-config")
     assert config["data"] == {"message": "second"}
+    deployment = kubectl_json(kubectl_bin, kube, "get", "deployment", "demo-web")
+    assert deployment["spec"]["template"]["metadata"]["annotations"] == {"message": "second"}
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert [env["name"] for env in container["env"]] == ["MESSAGE"]
+    assert deployment["status"]["observedGeneration"] == deployment["metadata"]["generation"]
     assert [(r["revision"], r["status"]) for r in helm.history("demo")] == [
         (1, "superseded"),
         (2, "deployed"),

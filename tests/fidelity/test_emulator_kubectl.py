@@ -141,3 +141,57 @@ def test_delete_job_removes_its_pods(kubectl_bin: str, kube: KubeTarget) -> None
         kubectl_bin, kube, "wait", "--for=delete", "pods", "-l", "job-name=gone", "--timeout=60s"
     )
     assert get_json(kubectl_bin, kube, "pods", "-l", "job-name=gone")["items"] == []
+
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: web
+          image: nginx:1
+          env: [{name: A, value: "1"}, {name: B, value: "2"}]
+        - name: sidecar
+          image: busybox:1
+"""
+
+
+def test_patch_types(kubectl_bin: str, kube: KubeTarget) -> None:
+    kubectl(kubectl_bin, kube, "apply", "-f", "-", stdin=DEPLOYMENT)
+    strategic = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "web", "image": "nginx:2", "env": [{"name": "C", "value": "3"}]},
+                        {"name": "sidecar", "$patch": "delete"},
+                    ]
+                }
+            }
+        }
+    }
+    kubectl(kubectl_bin, kube, "patch", "deployment", "web", "-p", json.dumps(strategic))
+    deployment = get_json(kubectl_bin, kube, "deployment", "web")
+    [web] = deployment["spec"]["template"]["spec"]["containers"]
+    assert web["image"] == "nginx:2"
+    assert [e["name"] for e in web["env"]] == ["A", "B", "C"]
+    assert deployment["metadata"]["generation"] == 2
+
+    json_patch = [{"op": "replace", "path": "/spec/replicas", "value": 3}]
+    kubectl(
+        kubectl_bin, kube, "patch", "deployment", "web", "--type=json", "-p", json.dumps(json_patch)
+    )
+    merge = {"metadata": {"labels": {"tier": "front"}}}
+    kubectl(
+        kubectl_bin, kube, "patch", "deployment", "web", "--type=merge", "-p", json.dumps(merge)
+    )
+    kubectl(kubectl_bin, kube, "rollout", "status", "deployment/web", "--timeout=60s")
+    deployment = get_json(kubectl_bin, kube, "deployment", "web")
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["metadata"]["labels"] == {"tier": "front"}
+    assert deployment["status"]["observedGeneration"] == deployment["metadata"]["generation"]
