@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime as dt
 import fnmatch
 import hashlib
 import itertools
@@ -167,9 +168,16 @@ class Controllers:
         elif kind == ("coordination.k8s.io", "leases"):
             assert spec is not None
             for name in ("acquireTime", "renewTime"):
-                _check_micro_time(spec.get(name), f"spec.{name}")
+                _micro_time(spec, name, f"spec.{name}")
         elif res.name == "events":
-            _check_micro_time(obj.get("eventTime"), "eventTime")
+            _micro_time(obj, "eventTime", "eventTime")
+            for name in (
+                "firstTimestamp",
+                "lastTimestamp",
+                "deprecatedFirstTimestamp",
+                "deprecatedLastTimestamp",
+            ):
+                _time(obj, name)
             if res.group == "":
                 obj.setdefault("involvedObject", {})
 
@@ -491,14 +499,32 @@ def _has_spec(res: Resource) -> bool:
     )
 
 
-def _check_micro_time(value: Any, field_name: str) -> None:
-    """Lease and Event times are MicroTime: the real server wants six fractional digits."""
-    if value is not None and not (isinstance(value, str) and _MICRO_TIME.match(value)):
+def _micro_time(obj: Obj, key: str, field_name: str) -> None:
+    """Lease and Event times are MicroTime: the real server wants six fractional digits, and
+    stores them in UTC."""
+    value = obj.get(key)
+    if value is None:
+        return
+    if not (isinstance(value, str) and _MICRO_TIME.match(value)):
         raise ApiError(
             400,
             f'{field_name}: parsing time "{value}" as "2006-01-02T15:04:05.000000Z07:00": cannot'
             ' parse as ".000000" (MicroTime needs six fractional digits)',
         )
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC)
+    obj[key] = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _time(obj: Obj, key: str) -> None:
+    """A metav1.Time is stored in UTC, to the second."""
+    value = obj.get(key)
+    if not isinstance(value, str):
+        return
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC)
+    except ValueError as e:
+        raise ApiError(400, f'{key}: parsing time "{value}": not RFC 3339') from e
+    obj[key] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _default_container(container: Obj) -> None:
