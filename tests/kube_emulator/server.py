@@ -545,7 +545,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
         for obj in initial:
-            self._chunk({"type": "ADDED", "object": obj})
+            self._chunk({"type": "ADDED", "object": self._as_table(obj)})
         if send_initial == "true" and bookmarks:
             self._chunk(
                 {
@@ -569,11 +569,17 @@ class Handler(BaseHTTPRequestHandler):
                     continue
                 kind = _filtered_type(event.type, event.object, event.previous, predicate)
                 if kind:
-                    self._chunk({"type": kind, "object": event.object})
+                    self._chunk({"type": kind, "object": self._as_table(event.object)})
             if deadline is not None and time.monotonic() >= deadline:
                 break
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _as_table(self, obj: Obj) -> Obj:
+        """Watch events carry one-row Tables when the client asked for them (kubectl get -w)."""
+        if not self._wants_table():
+            return obj
+        return _table([obj], obj["metadata"].get("resourceVersion", ""))
 
     def _chunk(self, event: Obj) -> None:
         data = json.dumps(event).encode() + b"\n"
