@@ -237,7 +237,7 @@ def test_label_and_field_selectors(api: client.ApiClient, kube: KubeTarget) -> N
 
     def names(**kwargs: str) -> list[str]:
         found = core.list_namespaced_config_map(kube.namespace, **kwargs).items
-        return sorted(cm.metadata.name for cm in found if cm.metadata.name in "abc")
+        return sorted(cm.metadata.name for cm in found if cm.metadata.name in {"a", "b", "c"})
 
     assert names(label_selector="app=x") == ["a", "b"]
     assert names(label_selector="app=x,tier!=db") == ["a"]
@@ -542,7 +542,8 @@ def test_stop_ends_open_watches(kube: KubeTarget, emulator: Emulator) -> None:
         with (
             requests.Session() as session,
             session.get(
-                f"{emulator.url}/api/v1/namespaces/{kube.namespace}/configmaps?watch=1",
+                f"{emulator.url}/api/v1/namespaces/{kube.namespace}/configmaps"
+                "?watch=1&fieldSelector=metadata.name%3Da",
                 stream=True,
                 timeout=30,
             ) as response,

@@ -112,8 +112,8 @@ def test_install_upgrade_rollback_uninstall(helm: Helm, kubectl_bin: str, kube: 
     assert config["data"] == {"message": "hello"}
 
     helm.run("uninstall", "demo", "--wait", "--timeout", "60s")
-    left = kubectl_json(kubectl_bin, kube, "get", "configmaps,deployments,jobs,secrets")
-    assert [item["metadata"]["name"] for item in left["items"]] == []
+    left = kubectl_json(kubectl_bin, kube, "get", "configmaps,deployments,jobs,secrets,services")
+    assert [item["metadata"]["name"] for item in left["items"]] == ["kube-root-ca.crt"]
 
 
 def test_release_secrets_are_readable(helm: Helm, kubectl_bin: str, kube: KubeTarget) -> None:

@@ -37,6 +37,10 @@ def _served(api_version: str, name: str) -> Resource:
 JOBS = _served("batch/v1", "jobs")
 PODS = _served("v1", "pods")
 REPLICASETS = _served("apps/v1", "replicasets")
+CONFIGMAPS = _served("v1", "configmaps")
+SERVICEACCOUNTS = _served("v1", "serviceaccounts")
+FAKE_CA = "-----BEGIN CERTIFICATE-----\nZW11bGF0b3I=\n-----END CERTIFICATE-----\n"
+"""Not a real certificate: the emulator serves plain HTTP."""
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,28 @@ class Controllers:
             self._daemonset(res, obj)
         elif kind == ("", "pods") and event == "ADDED" and not _controlled_by_job(obj):
             self._run_pod(obj)
+        elif kind == ("", "namespaces") and event == "ADDED":
+            self._populate_namespace(obj["metadata"]["name"])
+
+    def _populate_namespace(self, namespace: str) -> None:
+        """What every new namespace gets from the control plane."""
+        self.store.create(
+            CONFIGMAPS,
+            namespace,
+            {
+                "metadata": {
+                    "name": "kube-root-ca.crt",
+                    "annotations": {
+                        "kubernetes.io/description": "Contains a CA bundle that can be used to"
+                        " verify the kube-apiserver when using internal endpoints such as the"
+                        " internal service IP or kubernetes.default.svc. No other usage is"
+                        " guaranteed across distributions of Kubernetes clusters."
+                    },
+                },
+                "data": {"ca.crt": FAKE_CA},
+            },
+        )
+        self.store.create(SERVICEACCOUNTS, namespace, {"metadata": {"name": "default"}})
 
     # Jobs --------------------------------------------------------------------------------------
 
