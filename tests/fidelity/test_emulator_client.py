@@ -182,7 +182,9 @@ def test_events_in_both_apis(api: client.ApiClient, kube: KubeTarget) -> None:
         kube.namespace,
         client.CoreV1Event(
             metadata=client.V1ObjectMeta(name="other.1"),
-            involved_object=client.V1ObjectReference(kind="Pod", name="other"),
+            involved_object=client.V1ObjectReference(
+                kind="Pod", name="other", namespace=kube.namespace
+            ),
             reason="Other",
             message="x",
             type="Normal",
@@ -190,6 +192,16 @@ def test_events_in_both_apis(api: client.ApiClient, kube: KubeTarget) -> None:
     )
     listed = core.list_namespaced_event(kube.namespace, field_selector="involvedObject.name=state")
     assert [(e.reason, e.message) for e in listed.items] == [("Deployed", "deployed abc")]
+    with pytest.raises(ApiException) as elsewhere:
+        core.create_namespaced_event(
+            kube.namespace,
+            client.CoreV1Event(
+                metadata=client.V1ObjectMeta(name="elsewhere.1"),
+                involved_object=client.V1ObjectReference(kind="Pod", name="p", namespace="kube-system"),
+                reason="Other", message="x", type="Normal",
+            ),
+        )  # fmt: skip
+    assert elsewhere.value.status == 422
 
     events = client.EventsV1Api(api)
     events.create_namespaced_event(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import KubeTarget
+from kube_emulator import Emulator
 
 CRONJOB = """
 apiVersion: batch/v1
@@ -114,7 +115,6 @@ def test_create_job_from_cronjob(kubectl_bin: str, kube: KubeTarget) -> None:
     kubectl(kubectl_bin, kube, "apply", "-f", "-", stdin=CRONJOB)
     out = kubectl(kubectl_bin, kube, "create", "job", "manual-1", "--from=cronjob/nightly")
     assert "job.batch/manual-1 created" in out
-    kubectl(kubectl_bin, kube, "wait", "--for=condition=complete", "job/manual-1", "--timeout=60s")
 
     job = get_json(kubectl_bin, kube, "job", "manual-1")
     cronjob = get_json(kubectl_bin, kube, "cronjob", "nightly")
@@ -124,13 +124,25 @@ def test_create_job_from_cronjob(kubectl_bin: str, kube: KubeTarget) -> None:
     # kubectl sends the Job as protobuf: it must come back as the CronJob's template
     template = cronjob["spec"]["jobTemplate"]["spec"]["template"]
     assert job["spec"]["template"]["spec"] == template["spec"]
-    pods = get_json(kubectl_bin, kube, "pods", "-l", "batch.kubernetes.io/job-name=manual-1")
+
+
+def test_job_from_cronjob_runs_its_pod(
+    kubectl_bin: str, kube: KubeTarget, emulator: Emulator
+) -> None:
+    emulator.jobs.behave("succeed", name="manual-*", log="cycle done\n")
+    kubectl(kubectl_bin, kube, "apply", "-f", "-", stdin=CRONJOB)
+    kubectl(kubectl_bin, kube, "create", "job", "manual-2", "--from=cronjob/nightly")
+    kubectl(kubectl_bin, kube, "wait", "--for=condition=complete", "job/manual-2", "--timeout=60s")
+    pods = get_json(kubectl_bin, kube, "pods", "-l", "batch.kubernetes.io/job-name=manual-2")
     [pod] = pods["items"]
     assert pod["status"]["phase"] == "Succeeded"
-    assert pod["metadata"]["labels"]["job-name"] == "manual-1"
+    assert pod["metadata"]["labels"]["job-name"] == "manual-2"
+    assert kubectl(kubectl_bin, kube, "logs", "job/manual-2") == "cycle done\n"
 
 
-def test_delete_job_removes_its_pods(kubectl_bin: str, kube: KubeTarget) -> None:
+def test_delete_job_removes_its_pods(
+    kubectl_bin: str, kube: KubeTarget, emulator: Emulator
+) -> None:
     kubectl(kubectl_bin, kube, "apply", "-f", "-", stdin=CRONJOB)
     kubectl(kubectl_bin, kube, "create", "job", "gone", "--from=cronjob/nightly")
     kubectl(kubectl_bin, kube, "wait", "--for=condition=complete", "job/gone", "--timeout=60s")
@@ -190,8 +202,14 @@ def test_patch_types(kubectl_bin: str, kube: KubeTarget) -> None:
     kubectl(
         kubectl_bin, kube, "patch", "deployment", "web", "--type=merge", "-p", json.dumps(merge)
     )
-    kubectl(kubectl_bin, kube, "rollout", "status", "deployment/web", "--timeout=60s")
     deployment = get_json(kubectl_bin, kube, "deployment", "web")
     assert deployment["spec"]["replicas"] == 3
     assert deployment["metadata"]["labels"] == {"tier": "front"}
+
+
+def test_rollout_status(kubectl_bin: str, kube: KubeTarget, emulator: Emulator) -> None:
+    kubectl(kubectl_bin, kube, "apply", "-f", "-", stdin=DEPLOYMENT)
+    out = kubectl(kubectl_bin, kube, "rollout", "status", "deployment/web", "--timeout=60s")
+    assert 'deployment "web" successfully rolled out' in out
+    deployment = get_json(kubectl_bin, kube, "deployment", "web")
     assert deployment["status"]["observedGeneration"] == deployment["metadata"]["generation"]

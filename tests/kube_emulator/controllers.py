@@ -183,7 +183,7 @@ class Controllers:
             ):
                 _time(obj, name)
             if res.group == "":
-                obj.setdefault("involvedObject", {})
+                _check_event_namespace(obj)
 
     def _default_service(self, spec: Obj, old: Obj | None) -> None:
         spec.setdefault("type", "ClusterIP")
@@ -539,6 +539,19 @@ def _micro_time(obj: Obj, key: str, field_name: str) -> None:
         )
     moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC)
     obj[key] = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _check_event_namespace(event: Obj) -> None:
+    """A core/v1 Event lives in the namespace of the object it is about (or in default)."""
+    namespace = event["metadata"].get("namespace", "")
+    involved = event.setdefault("involvedObject", {}).get("namespace") or ""
+    if (involved and involved != namespace) or (not involved and namespace not in ("", "default")):
+        raise ApiError(
+            422,
+            f'Event "{event["metadata"].get("name")}" is invalid: involvedObject.namespace:'
+            f' Invalid value: "{involved}": does not match event.namespace',
+            "Invalid",
+        )
 
 
 def _time(obj: Obj, key: str) -> None:
