@@ -83,8 +83,4 @@ def test_install_then_trigger_a_run_by_hand(
     assert cronjob["spec"]["suspend"] is True
 
     token_ref = env_of_job["GIT_TOKEN"]["valueFrom"]["secretKeyRef"]
-    if kube.emulator is not None and "name" not in token_ref:
-        # The CronJob holds the name (see test_ship_chart); the emulator's protobuf decoding of
-        # the Job kubectl sends loses the fields of the embedded LocalObjectReference.
-        pytest.xfail(f"emulator bug: secretKeyRef decoded from protobuf as {token_ref}")
     assert token_ref == {"name": "demo-git-token", "key": "token"}
