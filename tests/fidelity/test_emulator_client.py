@@ -197,7 +197,9 @@ def test_events_in_both_apis(api: client.ApiClient, kube: KubeTarget) -> None:
             kube.namespace,
             client.CoreV1Event(
                 metadata=client.V1ObjectMeta(name="elsewhere.1"),
-                involved_object=client.V1ObjectReference(kind="Pod", name="p", namespace="kube-system"),
+                involved_object=client.V1ObjectReference(
+                    kind="Pod", name="p", namespace="kube-system"
+                ),
                 reason="Other", message="x", type="Normal",
             ),
         )  # fmt: skip
