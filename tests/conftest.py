@@ -11,12 +11,12 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from github_fake import GitHubFake
 from kube_emulator import Emulator
+from kube_target import KubeTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools"
@@ -53,20 +53,6 @@ def tools_path(helm_bin: str, kubectl_bin: str) -> str:
     """A PATH that finds the chosen helm and kubectl first."""
     dirs = [str(Path(helm_bin).parent), str(Path(kubectl_bin).parent)]
     return os.pathsep.join([*dirs, os.environ.get("PATH", "")])
-
-
-@dataclass
-class KubeTarget:
-    """The Kubernetes API a test talks to: the emulator, or a real cluster."""
-
-    kubeconfig: str
-    namespace: str
-    """A namespace of this test's own (created on a real cluster, so tests don't collide)."""
-    emulator: Emulator | None
-
-    def env(self) -> dict[str, str]:
-        """Environment for a subprocess that should talk to this API."""
-        return {**os.environ, "KUBECONFIG": self.kubeconfig}
 
 
 @pytest.fixture
