@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import KubeTarget
 from kube_emulator import Emulator
+from kube_target import KubeTarget
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 

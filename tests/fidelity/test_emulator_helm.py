@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KubeTarget
 from kube_emulator import Emulator
+from kube_target import KubeTarget
 
 CHART = Path(__file__).parent / "charts" / "demo"
 pytestmark = pytest.mark.helm

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KubeTarget
 from kube_emulator import Emulator
+from kube_target import KubeTarget
 
 CRONJOB = """
 apiVersion: batch/v1
@@ -213,3 +213,13 @@ def test_rollout_status(kubectl_bin: str, kube: KubeTarget, emulator: Emulator) 
     assert 'deployment "web" successfully rolled out' in out
     deployment = get_json(kubectl_bin, kube, "deployment", "web")
     assert deployment["status"]["observedGeneration"] == deployment["metadata"]["generation"]
+
+
+def test_cluster_scoped_get(kubectl_bin: str, kube: KubeTarget) -> None:
+    nodes = get_json(kubectl_bin, kube, "nodes")
+    assert nodes["items"]
+    ready = [c for c in nodes["items"][0]["status"]["conditions"] if c["type"] == "Ready"]
+    assert ready[0]["status"] == "True"
+    namespace = get_json(kubectl_bin, kube, "namespace", kube.namespace)
+    assert namespace["status"]["phase"] == "Active"
+    assert namespace["metadata"]["labels"]["kubernetes.io/metadata.name"] == kube.namespace

@@ -36,6 +36,7 @@ class Emulator:
         """Injected failures: ``faults.add(method, path_regex, status, times, body)``."""
         self.request_log = RequestLog()
         self.stopping = threading.Event()
+        self._add_node()
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -160,6 +161,32 @@ class Emulator:
         self.request_log.clear()
 
     # ---- helpers -------------------------------------------------------------------------------
+
+    def _add_node(self) -> None:
+        """The one Ready node every Pod pretends to run on."""
+        self.put(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": "emulator-node",
+                    "labels": {
+                        "kubernetes.io/hostname": "emulator-node",
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/arch": "amd64",
+                    },
+                },
+                "status": {
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+                    "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}],
+                    "nodeInfo": {
+                        "kubeletVersion": "v1.35.0",
+                        "operatingSystem": "linux",
+                        "architecture": "amd64",
+                    },
+                },
+            }
+        )
 
     @staticmethod
     def _resource(api_version: str, kind_or_resource: str) -> Resource:

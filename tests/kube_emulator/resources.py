@@ -50,6 +50,7 @@ def _r(
 ALL = ("all",)
 RESOURCES: tuple[Resource, ...] = (
     _r("", "v1", "namespaces", "Namespace", False, ("status", "finalize"), ("ns",)),
+    _r("", "v1", "nodes", "Node", False, ("status",), ("no",)),
     _r("", "v1", "configmaps", "ConfigMap", short=("cm",)),
     _r("", "v1", "secrets", "Secret"),
     _r("", "v1", "pods", "Pod", sub=("status", "log"), short=("po",), cats=ALL),
