@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from github_fake import GitHubFake
+from kube_target import KubeTarget
 from kubernetes import client, config, watch
 
 REPO = "acme/shop"
@@ -88,8 +89,8 @@ class Run:
 class App:
     """The app under test: its repository in the fake and the runner's settings for it."""
 
-    kube: Any
-    """The KubeTarget of tests/conftest.py."""
+    kube: KubeTarget
+    """Where the Kubernetes API is (emulator or real cluster)."""
     github: GitHubFake
     env: dict[str, str]
     home: Path

@@ -7,12 +7,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import rbac
 from appkit import APP_FILES, IMAGE, RELEASE, REPO, App
 from github_fake import GitHubFake
+from kube_target import KubeTarget
 
 ONE_APP_VALUES = Path(__file__).resolve().parent.parent / "ship" / "values" / "one-app.yaml"
 # Who the runner is in the emulator's request log: its own client, and the helm it runs.
@@ -32,7 +32,11 @@ def runner_rbac(helm_bin: str, kubectl_bin: str) -> list[rbac.Granted]:
 
 @pytest.fixture
 def app(
-    kube: Any, github: GitHubFake, tools_path: str, tmp_path: Path, runner_rbac: list[rbac.Granted]
+    kube: KubeTarget,
+    github: GitHubFake,
+    tools_path: str,
+    tmp_path: Path,
+    runner_rbac: list[rbac.Granted],
 ) -> Iterator[App]:
     """An app repository with a Dockerfile and a chart, and the runner's settings for it.
 
