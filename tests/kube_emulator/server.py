@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -152,15 +153,16 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_json(error.code, {**error.status(), **(fault.body or {})})
                 return
             self._dispatch()
-        except ApiError as e:
-            self._send_json(e.code, e.status())
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        except Exception as e:  # a bug in the emulator: answer 500 rather than hang the client
-            import traceback
-
-            traceback.print_exc()
-            self._send_json(500, ApiError(500, f"emulator error: {e!r}").status())
+        except Exception as e:
+            if self.recorded:  # the answer has started (a watch): all we can do is hang up
+                self.close_connection = True
+                return
+            if not isinstance(e, ApiError):  # a bug in the emulator: say so rather than hang
+                traceback.print_exc()
+                e = ApiError(500, f"emulator error: {e!r}")
+            self._send_json(e.code, e.status())
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
