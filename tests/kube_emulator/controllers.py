@@ -19,7 +19,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .filters import match_labels
 from .resources import Resource, find
 from .store import ApiError, Obj, Store, now, random_suffix
 
@@ -772,6 +771,3 @@ def _pod_terminated(pod: Obj, ok: bool, message: str | None) -> Obj:
         "conditions": _pod_conditions(False, stamp, "PodCompleted"),
         "containerStatuses": statuses,
     }
-
-
-__all__ = ["Controllers", "JobRule", "match_labels"]

@@ -68,21 +68,6 @@ def label_selector(text: str | None) -> Predicate:
     return matches
 
 
-def match_labels(selector: dict[str, Any] | None) -> Predicate:
-    """A predicate from a structured LabelSelector (matchLabels and matchExpressions)."""
-    selector = selector or {}
-    parts = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
-    for expr in selector.get("matchExpressions") or []:
-        op, key, values = expr.get("operator"), expr.get("key"), expr.get("values") or []
-        if op in ("In", "NotIn"):
-            parts.append(f"{key} {op.lower()} ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(key)
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return label_selector(",".join(parts))
-
-
 def field_value(obj: dict[str, Any], path: str) -> str:
     """The string value of a dotted field path, "" when absent (as the real server compares)."""
     value: Any = obj
