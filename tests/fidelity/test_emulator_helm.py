@@ -182,3 +182,18 @@ def test_wait_for_statefulset_daemonset_and_claim(
     assert statefulset["status"]["readyReplicas"] == 2
     claim = kubectl_json(kubectl_bin, kube, "get", "pvc", "extra-data")
     assert claim["status"]["phase"] == "Bound"
+
+
+def test_job_hooks(helm: Helm, emulator: Emulator, kube: KubeTarget) -> None:
+    """helm watches hook Jobs until they end, deletes succeeded ones and fails on failed ones."""
+    helm.upgrade("hooked", "hook.enabled=true")
+    assert emulator.get("batch/v1", "jobs", kube.namespace, "hooked-hook") is None
+    assert len(emulator.list("v1", "pods", kube.namespace, "job-name=hooked-hook")) == 0
+
+    emulator.jobs.behave("fail", name="hooked-hook")
+    result = helm.upgrade("hooked", "hook.enabled=true", check=False)
+    assert result.returncode != 0
+    assert "pre-upgrade hooks failed" in result.stderr
+    failed = emulator.get("batch/v1", "jobs", kube.namespace, "hooked-hook")
+    assert failed is not None
+    assert failed["status"]["conditions"][-1]["type"] == "Failed"
