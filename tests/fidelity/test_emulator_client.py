@@ -590,3 +590,29 @@ def test_deleting_a_namespace_deletes_its_objects(
     core.delete_namespace("doomed")
     assert emulator.get("v1", "namespaces", None, "doomed") is None
     assert emulator.list("v1", "configmaps", "doomed") == []
+
+
+def test_filtered_watch_sees_objects_enter_and_leave(
+    api: client.ApiClient, kube: KubeTarget, emulator: Emulator
+) -> None:
+    emulator.jobs.behave("hold", name="phased")
+    client.BatchV1Api(api).create_namespaced_job(kube.namespace, job("phased"))
+    core = client.CoreV1Api(api)
+    pod = job_pod(api, kube.namespace, "phased")
+    emulator.jobs.release(kube.namespace, "phased")
+    w = watch.Watch()
+    seen = []
+    for event in w.stream(
+        core.list_namespaced_pod,
+        kube.namespace,
+        field_selector="status.phase=Running",
+        resource_version=pod.metadata.resource_version,
+        timeout_seconds=5,
+    ):
+        seen.append((event["type"], event["object"].metadata.name))
+        w.stop()
+    assert seen == [("DELETED", pod.metadata.name)]  # it left the selection: no longer Running
+    watches = [r for r in emulator.requests if r.verb == "watch"]
+    assert [(r.resource, r.status, r.query["fieldSelector"]) for r in watches] == [
+        ("pods", 200, "status.phase=Running")
+    ]
