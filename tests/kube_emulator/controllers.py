@@ -55,6 +55,7 @@ class JobRule:
     reason: str | None = None
 
     def matches(self, job: Obj) -> bool:
+        """Whether this rule applies to a Job (namespace, name glob, labels)."""
         meta = job["metadata"]
         if self.namespace is not None and meta.get("namespace") != self.namespace:
             return False
@@ -75,6 +76,7 @@ class Controllers:
     _busy: set[str] = field(default_factory=set)
 
     def install(self) -> None:
+        """Hook defaulting and the controllers into the store."""
         self.store.defaulter = self.default
         self.store.hooks.append(self.react)
 

@@ -126,13 +126,16 @@ class RequestLog:
         self._lock = threading.Lock()
 
     def append(self, record: RequestRecord) -> None:
+        """Log one request."""
         with self._lock:
             self._records.append(record)
 
     def snapshot(self) -> list[RequestRecord]:
+        """A copy of the log so far."""
         with self._lock:
             return list(self._records)
 
     def clear(self) -> None:
+        """Forget every logged request."""
         with self._lock:
             self._records.clear()

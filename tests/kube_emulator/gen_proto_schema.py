@@ -60,6 +60,7 @@ def go_fields(types_go: Path) -> tuple[set[tuple[str, str]], set[tuple[str, str]
 
 
 def parse(path: Path, messages: dict[str, list[list[object]]]) -> None:
+    """Add the messages of one generated.proto to ``messages``."""
     text = path.read_text()
     package = re.search(r"^package ([\w.]+);", text, re.M).group(1)  # type: ignore[union-attr]
     embedded, omit_zero = go_fields(path.with_name("types.go"))
@@ -87,6 +88,7 @@ def parse(path: Path, messages: dict[str, list[list[object]]]) -> None:
 
 
 def main(api_dir: str, machinery_dir: str) -> None:
+    """Write proto_schema.json for the kinds in the resource table."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from kube_emulator.resources import RESOURCES
 

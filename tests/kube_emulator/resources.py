@@ -23,14 +23,17 @@ class Resource:
 
     @property
     def api_version(self) -> str:
+        """``group/version``, or just the version for the core group."""
         return f"{self.group}/{self.version}" if self.group else self.version
 
     @property
     def has_status(self) -> bool:
+        """Whether the kind has a status subresource."""
         return "status" in self.subresources
 
     @property
     def singular_name(self) -> str:
+        """The singular name discovery advertises."""
         return self.singular or self.kind.lower()
 
 

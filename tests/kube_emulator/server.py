@@ -86,6 +86,7 @@ class Server(ThreadingHTTPServer):
             self._streams.wait_for(lambda: self._stream_count == 0, timeout)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Serve one connection, remembered while it is open."""
         with self.connections_lock:
             self.connections.add(request)
         try:
@@ -95,6 +96,7 @@ class Server(ThreadingHTTPServer):
                 self.connections.discard(request)
 
     def close_connections(self) -> None:
+        """Shut down every open connection (idle keep-alives included)."""
         with self.connections_lock:
             for conn in self.connections:
                 with contextlib.suppress(OSError):
@@ -129,6 +131,7 @@ class Handler(BaseHTTPRequestHandler):
 
     @property
     def emu(self) -> Emulator:
+        """The emulator this server belongs to."""
         return self.server.emulator
 
     def _handle(self) -> None:

@@ -68,6 +68,7 @@ class ApiError(Exception):
 
 
 def not_found(res: Resource, name: str) -> ApiError:
+    """The 404 for a missing object."""
     group = f".{res.group}" if res.group else ""
     return ApiError(
         404,
@@ -129,9 +130,11 @@ class Store:
 
     @property
     def resource_version(self) -> int:
+        """The latest resourceVersion handed out."""
         return self._rv
 
     def get(self, res: Resource, namespace: str, name: str) -> Obj | None:
+        """A copy of one object, or None."""
         with self.cond:
             obj = self._objects.get(self._key(res, namespace, name))
             return copy.deepcopy(obj) if obj is not None else None
@@ -152,6 +155,7 @@ class Store:
             return items, self._rv
 
     def namespace_exists(self, name: str) -> bool:
+        """Whether a Namespace of this name is stored."""
         with self.cond:
             return ("", "namespaces", "", name) in self._objects
 
@@ -437,6 +441,7 @@ class Store:
 
 
 def lookup_by_key(key: Key) -> Resource | None:
+    """The resource of a store key."""
     from .resources import RESOURCES
 
     preferred = [r for r in RESOURCES if r.group == key[0] and r.name == key[1]]
@@ -444,6 +449,7 @@ def lookup_by_key(key: Key) -> Resource | None:
 
 
 def conflict(res: Resource, name: str) -> ApiError:
+    """The 409 for a write with a stale resourceVersion."""
     group = f".{res.group}" if res.group else ""
     return ApiError(
         409,
