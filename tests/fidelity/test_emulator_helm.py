@@ -197,3 +197,14 @@ def test_job_hooks(helm: Helm, emulator: Emulator, kube: KubeTarget) -> None:
     failed = emulator.get("batch/v1", "jobs", kube.namespace, "hooked-hook")
     assert failed is not None
     assert failed["status"]["conditions"][-1]["type"] == "Failed"
+
+
+def test_upgrade_removes_what_the_chart_dropped(
+    helm: Helm, kubectl_bin: str, kube: KubeTarget
+) -> None:
+    """helm 3 patches three-way, helm 4 applies server-side: either way a dropped field goes."""
+    helm.upgrade("drop", "extraEnv=on", "job.enabled=false")
+    helm.upgrade("drop", "job.enabled=false")
+    deployment = kubectl_json(kubectl_bin, kube, "get", "deployment", "drop-web")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert [env["name"] for env in container["env"]] == ["MESSAGE"]

@@ -82,6 +82,48 @@ def strategic_merge_patch(target: Any, patch: Any, field: str = "") -> Any:
     return result
 
 
+IDENTITY = {"apiVersion", "kind", "name", "namespace"}
+"""Fields an apply never removes."""
+
+
+def prune_applied(current: Any, previous: Any, applied: Any, field: str = "") -> Any:
+    """``current`` without what ``previous`` (a manager's last applied config) set and ``applied``
+    (its new one) no longer sets: server-side apply's removal of fields a manager gave up."""
+    if isinstance(previous, dict) and isinstance(current, dict):
+        applied = applied if isinstance(applied, dict) else {}
+        result = dict(current)
+        for key, old in previous.items():
+            if key not in applied:
+                if key not in IDENTITY:
+                    result.pop(key, None)
+            elif key in result:
+                result[key] = prune_applied(result[key], old, applied[key], key)
+        return result
+    merge_key = _merge_key(field, previous, "")
+    if merge_key and isinstance(previous, list) and isinstance(current, list):
+        kept = {
+            x.get(merge_key): x for x in applied or [] if isinstance(x, dict) and merge_key in x
+        }
+        gone = {
+            x.get(merge_key)
+            for x in previous
+            if isinstance(x, dict) and x.get(merge_key) not in kept
+        }
+        result_list = []
+        for item in current:
+            key = item.get(merge_key) if isinstance(item, dict) else None
+            if key in gone:
+                continue
+            before = next(
+                (x for x in previous if isinstance(x, dict) and x.get(merge_key) == key), None
+            )
+            if key in kept and before is not None:
+                item = prune_applied(item, before, kept[key], field)
+            result_list.append(item)
+        return result_list
+    return current
+
+
 def _merge_key(key: str, value: Any, parent: str) -> str | None:
     if key == "ports" and isinstance(value, list):
         first = next((x for x in value if isinstance(x, dict)), {})

@@ -20,7 +20,7 @@ import yaml
 from . import protobuf, resources
 from .controls import RequestRecord
 from .filters import SelectorError, field_selector, label_selector
-from .patches import PatchError, json_patch, merge_patch, strategic_merge_patch
+from .patches import PatchError, json_patch, merge_patch, prune_applied, strategic_merge_patch
 from .resources import Resource
 from .store import ApiError, Obj, not_found
 
@@ -425,24 +425,32 @@ class Handler(BaseHTTPRequestHandler):
         content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
         patch = self._body_object()
         store = self.emu.store
+        apply = content_type == "application/apply-patch+yaml"
+        manager = self.query.get("fieldManager", "")
+        dry_run = self._dry_run()
         with store.cond:
             current = store.get(res, route.namespace or "", route.name)
             try:
                 if current is None:
-                    if content_type != "application/apply-patch+yaml":
+                    if not apply:
                         raise not_found(res, route.name)
                     self._check_kind(res, patch)
-                    created = store.create(res, route.namespace, patch, self._dry_run())
+                    created = store.create(res, route.namespace, patch, dry_run)
+                    if not dry_run:
+                        store.applied[(created["metadata"]["uid"], manager)] = patch
                     self._send_json(201, created)
                     return
-                if content_type == "application/json-patch+json":
+                if apply:
+                    # server-side apply, roughly: drop what this manager applied last time and
+                    # no longer applies, then merge in what it applies now
+                    previous = store.applied.get((current["metadata"]["uid"], manager))
+                    base = prune_applied(current, previous, patch) if previous else current
+                    new = strategic_merge_patch(base, patch)
+                elif content_type == "application/json-patch+json":
                     new = json_patch(current, patch)
                 elif content_type == "application/merge-patch+json":
                     new = merge_patch(current, patch)
-                elif content_type in (
-                    "application/strategic-merge-patch+json",
-                    "application/apply-patch+yaml",
-                ):
+                elif content_type == "application/strategic-merge-patch+json":
                     new = strategic_merge_patch(current, patch)
                 else:
                     raise ApiError(
@@ -453,8 +461,10 @@ class Handler(BaseHTTPRequestHandler):
             if not isinstance(new, dict):
                 raise ApiError(422, "the patch did not produce an object", "Invalid")
             updated = store.update(
-                res, route.namespace, route.name, new, route.subresource, self._dry_run()
+                res, route.namespace, route.name, new, route.subresource, dry_run
             )
+            if apply and not dry_run:
+                store.applied[(updated["metadata"]["uid"], manager)] = patch
         self._send_json(200, updated)
 
     def _dry_run(self) -> bool:

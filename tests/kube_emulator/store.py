@@ -125,6 +125,8 @@ class Store:
         """Called after every change (type, resource, stored object), under the lock."""
         self.logs: dict[tuple[str, str], str] = {}
         """Pod logs by (namespace, pod name)."""
+        self.applied: dict[tuple[str, str], Obj] = {}
+        """The last object each field manager server-side applied, by (uid, manager)."""
 
     # ---- reading -------------------------------------------------------------------------
 
