@@ -11,12 +11,13 @@ import copy
 import datetime as dt
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .resources import Resource
+from .resources import RESOURCES, Resource
 
 Obj = dict[str, Any]
 Key = tuple[str, str, str, str]  # (group, resource, namespace or "", name)
@@ -345,8 +346,6 @@ class Store:
 
     def wait_events(self, index: int, deadline: float | None) -> tuple[Events, int]:
         """Events from history index on, waiting until there are some, the deadline or close."""
-        import time
-
         with self.cond:
             while len(self._events) <= index and not self.closed:
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -444,10 +443,7 @@ class Store:
 
 def lookup_by_key(key: Key) -> Resource | None:
     """The resource of a store key."""
-    from .resources import RESOURCES
-
-    preferred = [r for r in RESOURCES if r.group == key[0] and r.name == key[1]]
-    return preferred[0] if preferred else None
+    return next((r for r in RESOURCES if r.group == key[0] and r.name == key[1]), None)
 
 
 def conflict(res: Resource, name: str) -> ApiError:
