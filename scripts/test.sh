@@ -10,7 +10,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 ruff check .
 ruff format --check .
 mypy
-echo "== pytest, helm 3.18 =="
-CI_RUNNER_HELM=3 pytest -n 2 "$@"
-echo "== pytest, helm 4.1 (helm-touching tests) =="
-CI_RUNNER_HELM=4 pytest -n 2 -m helm "$@"
+echo "== pytest, all tests, helm $(.tools/helm3/helm version --short) =="
+CI_RUNNER_HELM=3 pytest -n 2 -v "$@"
+echo "== pytest, helm-touching tests, helm $(.tools/helm4/helm version --short) =="
+CI_RUNNER_HELM=4 pytest -n 2 -v -m helm "$@"
