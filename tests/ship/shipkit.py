@@ -46,3 +46,29 @@ def container_env(cronjob_or_job: dict) -> dict[str, dict]:
         spec = spec["jobTemplate"]["spec"]
     (container,) = spec["template"]["spec"]["containers"]
     return {e["name"]: e for e in container.get("env", [])}
+
+
+def assert_one_restricted_cycle_at_a_time(cronjob: dict) -> dict:
+    """What the chart's and the manifests' CronJobs both promise: one run at a time, no Job
+    retries, the restricted Pod Security profile, and writable /tmp and HOME as emptyDir only.
+    Returns the runner container, for further checks."""
+    spec = cronjob["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["startingDeadlineSeconds"] > 0
+    assert spec["successfulJobsHistoryLimit"] >= 1 and spec["failedJobsHistoryLimit"] >= 1
+    job = spec["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0
+    pod = job["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True, "the runner talks to the API"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert set(container["resources"]) == {"requests", "limits"}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+    assert "emptyDir" in mounts["/tmp"] and "emptyDir" in mounts["/home/runner"]
+    return container  # type: ignore[no-any-return]

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 import rbac
-from shipkit import KUBERNETES_VERSIONS, container_env, kubernetes_validate, one, values_file
+from shipkit import (
+    KUBERNETES_VERSIONS,
+    assert_one_restricted_cycle_at_a_time,
+    container_env,
+    kubernetes_validate,
+    one,
+    values_file,
+)
 
 pytestmark = pytest.mark.helm
 
@@ -133,27 +140,8 @@ def test_private_repo_token_and_registry_come_from_secrets(render: Render) -> No
 @pytest.mark.parametrize("values", VALUES_SETS)
 def test_runner_pod_meets_the_restricted_profile(render: Render, values: str) -> None:
     for cronjob in [d for d in render(values) if d["kind"] == "CronJob"]:
-        spec = cronjob["spec"]
-        assert spec["concurrencyPolicy"] == "Forbid"
-        assert spec["startingDeadlineSeconds"] > 0
-        assert spec["successfulJobsHistoryLimit"] >= 1 and spec["failedJobsHistoryLimit"] >= 1
-        job = spec["jobTemplate"]["spec"]
-        assert job["backoffLimit"] == 0
-        pod = job["template"]["spec"]
-        assert pod["automountServiceAccountToken"] is True, "the runner talks to the API"
-        assert pod["securityContext"]["runAsNonRoot"] is True
-        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-        (container,) = pod["containers"]
-        sc = container["securityContext"]
-        assert sc["allowPrivilegeEscalation"] is False
-        assert sc["readOnlyRootFilesystem"] is True
-        assert sc["capabilities"] == {"drop": ["ALL"]}
+        container = assert_one_restricted_cycle_at_a_time(cronjob)
         assert container["args"] == ["run"]
-        assert set(container["resources"]) == {"requests", "limits"}
-        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-        volumes = {v["name"]: v for v in pod["volumes"]}
-        for path in ("/tmp", "/home/runner"):
-            assert "emptyDir" in volumes[mounts[path]]
         env = container_env(cronjob)
         assert env["HOME"]["value"] == "/home/runner"
         for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):

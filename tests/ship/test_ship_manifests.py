@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 import rbac
-from shipkit import KUBERNETES_VERSIONS, container_env, kubernetes_validate, one
+from shipkit import (
+    KUBERNETES_VERSIONS,
+    assert_one_restricted_cycle_at_a_time,
+    container_env,
+    kubernetes_validate,
+    one,
+)
 
 KUSTOMIZATION = rbac.MANIFESTS / "kustomization.yaml"
 
@@ -41,26 +47,9 @@ def test_manifests_install_every_piece(manifest_docs: list[dict]) -> None:
 
 def test_cronjob_runs_one_restricted_cycle_at_a_time(manifest_docs: list[dict]) -> None:
     cronjob = one(manifest_docs, "CronJob", "ci-runner")
-    spec = cronjob["spec"]
-    assert spec["concurrencyPolicy"] == "Forbid"
-    assert spec["startingDeadlineSeconds"] > 0
-    assert spec["successfulJobsHistoryLimit"] >= 1 and spec["failedJobsHistoryLimit"] >= 1
-    job = spec["jobTemplate"]["spec"]
-    assert job["backoffLimit"] == 0
-    pod = job["template"]["spec"]
+    assert_one_restricted_cycle_at_a_time(cronjob)
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "ci-runner"
-    assert pod["automountServiceAccountToken"] is True
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    (container,) = pod["containers"]
-    sc = container["securityContext"]
-    assert sc["allowPrivilegeEscalation"] is False
-    assert sc["readOnlyRootFilesystem"] is True
-    assert sc["capabilities"] == {"drop": ["ALL"]}
-    assert set(container["resources"]) == {"requests", "limits"}
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
-    assert "emptyDir" in mounts["/tmp"] and "emptyDir" in mounts["/home/runner"]
 
 
 def test_cronjob_gets_settings_and_an_optional_token(manifest_docs: list[dict]) -> None:
