@@ -55,7 +55,7 @@ def run(settings: Settings, *, dry_run: bool = False, force: bool = False) -> Ou
             # Fetch and check the chart first: a commit without a usable chart must not cost a
             # build, and a bad archive must change nothing in the cluster, not even the Lease.
             chart_dir = extract_chart(github.tarball(head), s.chart_path, Path(tmp), where)
-            helm.chart_values(s, chart_dir, head)
+            values = helm.chart_values(s, chart_dir, head)
             lease = Lease(api, s)
             holder = lease.acquire()
             if holder is not None:
@@ -63,7 +63,8 @@ def run(settings: Settings, *, dry_run: bool = False, force: bool = False) -> Ou
                     f"another run ({holder.identity}) holds {lease.where}; leaving {where} to it"
                 )
             with lease.renewing():
-                return _act(api, s, store, lease, head, etag, force, chart_dir, executable)
+                deploy = helm.Deploy(s, chart_dir, values, executable)
+                return _act(api, s, store, lease, head, etag, force, deploy)
 
 
 def _head(github: GitHub, s: Settings, state: State) -> tuple[str, str | None]:
@@ -84,8 +85,7 @@ def _act(
     head: str,
     etag: str | None,
     force: bool,
-    chart_dir: Path,
-    executable: str,
+    deploy: helm.Deploy,
 ) -> Outcome:
     # Another run may have finished between our first read and taking the Lease: re-decide.
     state = store.read()
@@ -113,7 +113,7 @@ def _act(
 
     lease.check()
     try:
-        revision = helm.deploy(s, chart_dir, head, executable)
+        revision = deploy.run()
     except helm.DeployError as e:
         return _failed(record, events, s, plan, "DeployFailed", f"{e} (rolled back)")
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import shlex
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,47 +87,55 @@ def helm_major(executable: str) -> int:
     return int(client.version.major)
 
 
-def deploy(settings: Settings, chart_dir: Path, sha: str, executable: str) -> int:
-    """Install or upgrade the release with the image of ``sha``; its new revision number."""
-    values = chart_values(settings, chart_dir, sha)
-    try:
-        return asyncio.run(_deploy(settings, chart_dir, values, executable))
-    except pyhelm3.errors.ConnectionError as e:
-        raise KubernetesError(f"helm could not reach the Kubernetes API: {_stderr(e)}") from e
-    except pyhelm3.errors.Error as e:
-        raise DeployError(f"helm upgrade of {settings.release} failed: {_stderr(e)}") from e
+@dataclass(frozen=True)
+class Deploy:
+    """One ``helm upgrade --install`` of an extracted chart with its values."""
 
+    settings: Settings
+    chart_dir: Path
+    values: list[dict[str, Any]]
+    """The layers from ``chart_values``, merged left to right."""
+    executable: str
 
-async def _deploy(
-    settings: Settings, chart_dir: Path, values: list[dict[str, Any]], executable: str
-) -> int:
-    s = settings
-    client = pyhelm3.Client(
-        executable=executable,
-        insecure_skip_tls_verify=not s.verify_ssl,
-        default_timeout=f"{s.helm_timeout}s",
-    )
-    # A helm killed mid-upgrade (a crashed run) leaves the release pending-*, which blocks
-    # every later upgrade; pyhelm3 rolls such a release back (or uninstalls a pending install).
-    await client.get_proceedable_revision(
-        s.release, namespace=s.deploy_namespace, timeout=f"{s.helm_timeout}s"
-    )
-    chart = await client.get_chart(chart_dir)
-    helm4 = client.version.major >= 4
-    revision = await client.install_or_upgrade_release(
-        s.release,
-        chart,
-        *values,
-        # helm 4 renamed --atomic; asking pyhelm3 for the right one avoids its warning.
-        atomic=not helm4,
-        rollback_on_failure=helm4,
-        create_namespace=s.create_namespace,
-        namespace=s.deploy_namespace,
-        timeout=f"{s.helm_timeout}s",
-        wait=True,
-    )
-    log.debug("helm revision %s is %s", revision.revision, revision.status)
-    return int(revision.revision)
+    def run(self) -> int:
+        """Install or upgrade the release; its new revision number."""
+        try:
+            return asyncio.run(self._run())
+        except pyhelm3.errors.ConnectionError as e:
+            raise KubernetesError(f"helm could not reach the Kubernetes API: {_stderr(e)}") from e
+        except pyhelm3.errors.Error as e:
+            release = self.settings.release
+            raise DeployError(f"helm upgrade of {release} failed: {_stderr(e)}") from e
+
+    async def _run(self) -> int:
+        s = self.settings
+        client = pyhelm3.Client(
+            executable=self.executable,
+            insecure_skip_tls_verify=not s.verify_ssl,
+            default_timeout=f"{s.helm_timeout}s",
+        )
+        # A helm killed mid-upgrade (a crashed run) leaves the release pending-*, which blocks
+        # every later upgrade; pyhelm3 rolls such a release back (or uninstalls a pending
+        # install) first.
+        await client.get_proceedable_revision(
+            s.release, namespace=s.deploy_namespace, timeout=f"{s.helm_timeout}s"
+        )
+        chart = await client.get_chart(self.chart_dir)
+        helm4 = client.version.major >= 4
+        revision = await client.install_or_upgrade_release(
+            s.release,
+            chart,
+            *self.values,
+            # helm 4 renamed --atomic; asking pyhelm3 for the right one avoids its warning.
+            atomic=not helm4,
+            rollback_on_failure=helm4,
+            create_namespace=s.create_namespace,
+            namespace=s.deploy_namespace,
+            timeout=f"{s.helm_timeout}s",
+            wait=True,
+        )
+        log.debug("helm revision %s is %s", revision.revision, revision.status)
+        return int(revision.revision)
 
 
 def _stderr(e: pyhelm3.errors.Error) -> str:
