@@ -1,0 +1,80 @@
+"""The Lease that keeps two runs apart, through the real kubernetes client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from ci_runner import lock
+from ci_runner.lock import Lease
+from ci_runner.settings import Settings, load
+from kube_target import KubeTarget
+from kubernetes import client, config, watch
+
+
+@pytest.fixture
+def api(kube: KubeTarget) -> Iterator[client.ApiClient]:
+    with config.new_client_from_config(kube.kubeconfig) as api:
+        yield api
+
+
+@pytest.fixture
+def settings(kube: KubeTarget) -> Settings:
+    return load({"RELEASE": "shop", "CICD_NS": kube.namespace}, require=("RELEASE",))
+
+
+def holder(api: client.ApiClient, s: Settings) -> str | None:
+    lease = client.CoordinationV1Api(api).read_namespaced_lease(s.state_configmap, s.cicd_namespace)
+    return lease.spec.holder_identity  # type: ignore[no-any-return]
+
+
+def test_one_holder_at_a_time_and_release_frees_it(
+    api: client.ApiClient, settings: Settings
+) -> None:
+    first, second = Lease(api, settings), Lease(api, settings)
+    assert first.acquire() is None
+    held = second.acquire()
+    assert held is not None and held.identity == first.identity
+    first.release()
+    assert holder(api, settings) is None
+    assert second.acquire() is None
+
+
+def test_an_expired_holder_is_taken_over(api: client.ApiClient, settings: Settings) -> None:
+    crashed = Lease(api, settings)
+    assert crashed.acquire() is None
+    leases = client.CoordinationV1Api(api)
+    lease = leases.read_namespaced_lease(settings.state_configmap, settings.cicd_namespace)
+    lease.spec.renew_time = datetime.now(UTC) - timedelta(seconds=lock.LEASE_SECONDS + 1)
+    leases.replace_namespaced_lease(lease.metadata.name, settings.cicd_namespace, lease)
+    successor = Lease(api, settings)
+    assert successor.acquire() is None
+    assert holder(api, settings) == successor.identity
+
+
+def test_the_holder_renews_while_it_works(
+    api: client.ApiClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lock, "RENEW_SECONDS", 0.01)
+    working = Lease(api, settings)
+    assert working.acquire() is None
+    leases = client.CoordinationV1Api(api)
+    first = leases.read_namespaced_lease(settings.state_configmap, settings.cicd_namespace)
+    with working.renewing():
+        # Wait for the renewal itself (a watch event), not for time to pass.
+        for event in watch.Watch().stream(
+            leases.list_namespaced_lease,
+            settings.cicd_namespace,
+            field_selector=f"metadata.name={settings.state_configmap}",
+            resource_version=first.metadata.resource_version,
+            timeout_seconds=30,
+        ):
+            renewed = event["object"].spec
+            if renewed.renew_time != first.spec.renew_time:
+                assert renewed.holder_identity == working.identity
+                break
+        else:
+            pytest.fail("the Lease was not renewed")
+        working.check()
+    assert holder(api, settings) is None  # released on the way out
