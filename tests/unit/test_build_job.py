@@ -46,11 +46,11 @@ def test_labels_name_release_and_commit() -> None:
 
 
 def test_token_only_as_a_secret_reference() -> None:
-    manifest = job(GIT_TOKEN="ghp_supersecret")
-    assert "ghp_supersecret" not in json.dumps(manifest)
+    manifest = job(GIT_TOKEN="fake-super-secret")
+    assert "fake-super-secret" not in json.dumps(manifest)
     (env,) = container(manifest)["env"]
     assert env["valueFrom"]["secretKeyRef"] == {"name": "ci-runner-shop-git", "key": "token"}
-    secret = token_secret(load({**BASE, "GIT_TOKEN": "ghp_supersecret"}))
+    secret = token_secret(load({**BASE, "GIT_TOKEN": "fake-super-secret"}))
     assert secret["metadata"]["name"] == "ci-runner-shop-git"
 
 

@@ -45,13 +45,13 @@ def test_every_setting_has_its_environment_variable_in_help() -> None:
 
 
 def test_missing_settings_exit_2_with_one_line_naming_each() -> None:
-    result = CliRunner().invoke(main, ["run", "--git-token", "ghp_secretvalue123"], env={})
+    result = CliRunner().invoke(main, ["run", "--git-token", "fake-secret-value-123"], env={})
     assert result.exit_code == 2
     (line,) = result.output.strip().splitlines()
     assert line.startswith("Error: ")
     for name in ("REPO", "IMAGE", "CHART_PATH", "RELEASE"):
         assert f"{name} is required" in line
-    assert "ghp_secretvalue123" not in result.output
+    assert "fake-secret-value-123" not in result.output
 
 
 def test_unknown_option_is_a_usage_error() -> None:

@@ -8,7 +8,7 @@ from ci_runner.github import GitHub
 from ci_runner.settings import load
 from github_fake import GitHubFake
 
-TOKEN = "ghp_unit_test_token_0123456789"
+TOKEN = "fake-unit-token-0123456789"
 
 
 def client(github: GitHubFake | str, **extra: str) -> GitHub:
