@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import requests
 
@@ -55,7 +56,8 @@ class GitHub:
         headers = {"Accept": "application/vnd.github.sha"}
         if etag:
             headers["If-None-Match"] = etag
-        response = self._get(f"/repos/{self._repo}/commits/{branch}", headers=headers)
+        path = f"/repos/{self._repo}/commits/{quote(branch, safe='/')}"
+        response = self._get(path, headers=headers)
         with response:
             if response.status_code == 304:
                 return Head(sha=None, etag=etag)

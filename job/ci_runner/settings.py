@@ -30,8 +30,11 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 # An image repository without tag or digest: registry/path, lowercase path components.
 _IMAGE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$")
-# git check-ref-format, roughly: no spaces, control characters, '..', '~^:?*[\' or leading '-'.
-_BRANCH_BAD = re.compile(r"[\x00-\x20~^:?*\[\\]|\.\.|@\{|^-|^/|/$|\.lock$|//")
+# git check-ref-format, roughly: no spaces, control characters, '..', '~^:?*[\' or leading '-';
+# and no '#', which separates the ref from the commit in Kaniko's git context.
+_BRANCH_BAD = re.compile(r"[\x00-\x20~^:?*\[\\#]|\.\.|@\{|^-|^/|/$|\.lock$|//")
+# What an image tag may not contain.
+_NOT_IN_TAG = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,9 @@ class Settings:
 
     @property
     def latest_tag(self) -> str:
-        """The moving tag: the branch with '/' made '-', then ``-latest``."""
-        return f"{self.branch.replace('/', '-')}-latest"
+        """The moving tag: the branch with '/' (and anything else a tag refuses) made '-',
+        then ``-latest``; at most 128 characters, as registries require."""
+        return _NOT_IN_TAG.sub("-", self.branch)[: 128 - len("-latest")] + "-latest"
 
 
 def _bool(text: str) -> bool | None:

@@ -35,6 +35,8 @@ def test_github_enterprise_host_and_token_secret() -> None:
 
 def test_branch_with_slash_gives_a_dashed_latest_tag() -> None:
     assert load({**GOOD, "BRANCH": "feature/new-ui"}).latest_tag == "feature-new-ui-latest"
+    assert load({**GOOD, "BRANCH": "fix+1@x"}).latest_tag == "fix-1-x-latest"
+    assert len(load({**GOOD, "BRANCH": "b" * 200}).latest_tag) == 128
 
 
 def test_every_problem_is_named_at_once() -> None:
@@ -74,6 +76,7 @@ def test_every_problem_is_named_at_once() -> None:
         ("RELEASE", "Shop", "RELEASE must be a lowercase DNS label"),
         ("RELEASE", "x" * 54, "RELEASE must be a lowercase DNS label"),
         ("BRANCH", "bad..branch", "BRANCH is not a valid git branch name"),
+        ("BRANCH", "main#abc", "BRANCH is not a valid git branch name"),
         ("DOCKERFILE", "/etc/Dockerfile", "DOCKERFILE must be a relative path"),
         ("VALUES_FILES", "a.yaml,../b.yaml", "VALUES_FILES entries must be paths in the chart"),
         ("IMAGE_TAG_KEY", "image..tag", "IMAGE_TAG_KEY must be a dotted values key"),
