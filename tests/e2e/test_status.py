@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,6 +48,9 @@ def test_json_logs_are_one_object_per_line(app: App) -> None:
 
 
 def test_python_dash_m_and_the_console_script_agree(app: App) -> None:
-    done = app.cli("--version")
-    assert done.code == 0
-    assert done.stdout.startswith("ci-runner, version ")
+    module = app.cli("--version")
+    script = Path(sys.executable).parent / "ci-runner"  # what `pip install .` put on PATH
+    installed = subprocess.run([script, "--version"], capture_output=True, text=True, check=True)
+    assert module.code == 0
+    assert module.stdout.startswith("ci-runner, version ")
+    assert installed.stdout == module.stdout
