@@ -56,6 +56,6 @@ class ArchiveError(ServiceError):
 
 
 class CycleFailed(CiRunnerError):
-    """This cycle's build or deploy failed; an attempt was recorded."""
+    """This cycle's build or deploy failed; the cycle records an attempt (exit code 1)."""
 
     exit_code = 1

@@ -14,13 +14,13 @@ import pyhelm3
 import pyhelm3.errors
 import yaml
 
-from .errors import CiRunnerError, ConfigError, KubernetesError, shorten
+from .errors import ConfigError, CycleFailed, KubernetesError, shorten
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class DeployError(CiRunnerError):
+class DeployError(CycleFailed):
     """helm could not install or upgrade the release (it rolled back what it changed)."""
 
 

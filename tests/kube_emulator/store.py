@@ -68,15 +68,22 @@ class ApiError(Exception):
         return out
 
 
+def _object_error(code: int, reason: str, res: Resource, name: str, message: str) -> ApiError:
+    """A Status about one object, worded as the API server words it: ``message`` has a
+    ``{what}`` where the object's ``resource.group "name"`` goes."""
+    what = f'{res.name}{"." + res.group if res.group else ""} "{name}"'
+    details = {"name": name, "group": res.group, "kind": res.name}
+    return ApiError(code, message.format(what=what), reason, details)
+
+
 def not_found(res: Resource, name: str) -> ApiError:
     """The 404 for a missing object."""
-    group = f".{res.group}" if res.group else ""
-    return ApiError(
-        404,
-        f'{res.name}{group} "{name}" not found',
-        "NotFound",
-        {"name": name, "group": res.group, "kind": res.name},
-    )
+    return _object_error(404, "NotFound", res, name, "{what} not found")
+
+
+def already_exists(res: Resource, name: str) -> ApiError:
+    """The 409 for creating an object that exists."""
+    return _object_error(409, "AlreadyExists", res, name, "{what} already exists")
 
 
 def now() -> str:
@@ -180,13 +187,7 @@ class Store:
             ns = self._check_namespace(res, namespace, meta)
             key = self._key(res, ns, name)
             if key in self._objects:
-                group = f".{res.group}" if res.group else ""
-                raise ApiError(
-                    409,
-                    f'{res.name}{group} "{name}" already exists',
-                    "AlreadyExists",
-                    {"name": name, "group": res.group, "kind": res.name},
-                )
+                raise already_exists(res, name)
             obj["apiVersion"], obj["kind"] = res.api_version, res.kind
             for field in ("resourceVersion", "deletionTimestamp", "managedFields"):
                 meta.pop(field, None)
@@ -448,13 +449,13 @@ def lookup_by_key(key: Key) -> Resource | None:
 
 def conflict(res: Resource, name: str) -> ApiError:
     """The 409 for a write with a stale resourceVersion."""
-    group = f".{res.group}" if res.group else ""
-    return ApiError(
+    return _object_error(
         409,
-        f'Operation cannot be fulfilled on {res.name}{group} "{name}": the object has been'
-        " modified; please apply your changes to the latest version and try again",
         "Conflict",
-        {"name": name, "group": res.group, "kind": res.name},
+        res,
+        name,
+        "Operation cannot be fulfilled on {what}: the object has been modified; please apply"
+        " your changes to the latest version and try again",
     )
 
 
