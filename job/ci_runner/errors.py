@@ -51,6 +51,18 @@ class KubernetesError(ServiceError):
         """The HTTP status of the API's answer; None when there was no answer."""
 
 
+class NotFound(KubernetesError):
+    """404: the object (or its namespace) does not exist."""
+
+
+class Conflict(KubernetesError):
+    """409: the object exists already, or changed since its resourceVersion was read."""
+
+
+class Gone(KubernetesError):
+    """410: a watch asked for a resourceVersion the API server no longer keeps."""
+
+
 class ArchiveError(ServiceError):
     """The commit's tarball is malformed or hostile; nothing was extracted."""
 
@@ -59,3 +71,7 @@ class CycleFailed(CiRunnerError):
     """This cycle's build or deploy failed; the cycle records an attempt (exit code 1)."""
 
     exit_code = 1
+
+
+class DeployError(CycleFailed):
+    """helm could not install or upgrade the release (it rolled back what it changed)."""

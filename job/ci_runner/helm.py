@@ -14,14 +14,10 @@ import pyhelm3
 import pyhelm3.errors
 import yaml
 
-from .errors import ConfigError, CycleFailed, KubernetesError, shorten
+from .errors import ConfigError, DeployError, KubernetesError, shorten
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class DeployError(CycleFailed):
-    """helm could not install or upgrade the release (it rolled back what it changed)."""
 
 
 def require_helm() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ci_runner.errors import GitHubError
 from ci_runner.github import GitHub
-from ci_runner.settings import load
+from ci_runner.settings import Settings, load
 from github_fake import GitHubFake
 
 TOKEN = "fake-unit-token-0123456789"
@@ -14,7 +14,7 @@ TOKEN = "fake-unit-token-0123456789"
 def client(github: GitHubFake | str, **extra: str) -> GitHub:
     raw = {"REPO": "acme/shop", "IMAGE": "r.io/a/s", "CHART_PATH": "c", "RELEASE": "shop"}
     url = github if isinstance(github, str) else github.url
-    return GitHub(load({**raw, "GITHUB_API_URL": url, "API_TIMEOUT": "2", **extra}))
+    return GitHub(load(Settings, {}, {**raw, "GITHUB_API_URL": url, "API_TIMEOUT": "2", **extra}))
 
 
 @pytest.fixture
