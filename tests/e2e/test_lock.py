@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from ci_runner import lock
-from ci_runner.lock import Lease
 from ci_runner.kube import Kube
+from ci_runner.lock import Lease
 from ci_runner.settings import StateSettings, load
 from kube_target import KubeTarget
 from kubernetes import client, config, watch
