@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from .errors import Conflict, Gone, KubernetesError, shorten
 from .kube import JOBS, PODS, SECRETS, Kube, Obj
@@ -52,8 +51,35 @@ def kaniko_args(settings: Settings, sha: str) -> list[str]:
     return args
 
 
+def pod_spec(settings: Settings, sha: str) -> Obj:
+    """The Kaniko pod. The token only ever appears as a Secret reference."""
+    s = settings
+    container: Obj = {
+        "name": "kaniko",
+        "image": s.kaniko_image,
+        "args": kaniko_args(s, sha),
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
+    }
+    spec: Obj = {
+        "restartPolicy": "Never",
+        # Kaniko needs no Kubernetes API access.
+        "automountServiceAccountToken": False,
+        "containers": [container],
+    }
+    if s.token_secret_name:
+        secret = {"secretKeyRef": {"name": s.token_secret_name, "key": TOKEN_KEY}}
+        container["env"] = [{"name": "GIT_TOKEN", "valueFrom": secret}]
+    if s.registry_secret:
+        items = [{"key": ".dockerconfigjson", "path": "config.json"}]
+        spec["volumes"] = [
+            {"name": "registry-auth", "secret": {"secretName": s.registry_secret, "items": items}}
+        ]
+        container["volumeMounts"] = [{"name": "registry-auth", "mountPath": "/kaniko/.docker"}]
+    return spec
+
+
 def build_job(settings: Settings, sha: str, attempt: int, nonce: str = "") -> Obj:
-    """The build Job manifest. The token only ever appears as a Secret reference."""
+    """The build Job manifest: one pod, never retried, removed a day after it ends."""
     s = settings
     labels = {
         **MANAGED_BY,
@@ -61,40 +87,6 @@ def build_job(settings: Settings, sha: str, attempt: int, nonce: str = "") -> Ob
         RELEASE_LABEL: s.release,
         COMMIT_LABEL: sha,
     }
-    container: dict[str, Any] = {
-        "name": "kaniko",
-        "image": s.kaniko_image,
-        "args": kaniko_args(s, sha),
-        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
-    }
-    volumes: list[dict[str, Any]] = []
-    token_secret = s.token_secret_name
-    if token_secret:
-        container["env"] = [
-            {
-                "name": "GIT_TOKEN",
-                "valueFrom": {"secretKeyRef": {"name": token_secret, "key": TOKEN_KEY}},
-            }
-        ]
-    if s.registry_secret:
-        volumes.append(
-            {
-                "name": "registry-auth",
-                "secret": {
-                    "secretName": s.registry_secret,
-                    "items": [{"key": ".dockerconfigjson", "path": "config.json"}],
-                },
-            }
-        )
-        container["volumeMounts"] = [{"name": "registry-auth", "mountPath": "/kaniko/.docker"}]
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        # Kaniko needs no Kubernetes API access.
-        "automountServiceAccountToken": False,
-        "containers": [container],
-    }
-    if volumes:
-        pod_spec["volumes"] = volumes
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -108,7 +100,7 @@ def build_job(settings: Settings, sha: str, attempt: int, nonce: str = "") -> Ob
             "backoffLimit": 0,
             "activeDeadlineSeconds": s.build_timeout,
             "ttlSecondsAfterFinished": TTL_SECONDS,
-            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec(s, sha)},
         },
     }
 
