@@ -66,8 +66,13 @@ def _load(kind: type[S], options: dict[str, Any], masked: list[str]) -> S:
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
-    # Kubernetes stops a pod with SIGTERM. Exiting through Python's unwinding releases the Lease
-    # and cancels helm, which pyhelm3 then terminates gently so helm can roll back.
+    # Kubernetes stops a pod with SIGTERM and kills it 30 s later. Exiting through Python's
+    # unwinding cancels helm (pyhelm3 passes it the SIGTERM; it is killed if it takes too
+    # long) and then releases the Lease.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough
+    helm = sys.modules.get("ci_runner.helm")
+    if helm is not None:
+        helm.kill_helm_after_grace()
     raise SystemExit(128 + signum)
 
 

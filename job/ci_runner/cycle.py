@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from . import kube
 from .archive import extract_chart
 from .build import Builder
-from .errors import CycleFailed
+from .errors import BadCommit, ConfigError, CycleFailed, KubernetesError
 from .events import Recorder
 from .github import GitHub
 from .lock import Lease
@@ -72,24 +72,43 @@ class Cycle:
         self.head, self.etag = self.ask_head(state)  # 2. the head, asked conditionally
         plan = decide(self.head, state, s.max_attempts, self.force)  # 3. decide
         log.info("%s/%s head is %s: %s", s.repo, s.branch, self.head[:7], plan.reason)
-        if dry_run:
-            from .dryrun import describe
-
-            return Outcome(describe(s, state, plan))
-        if not plan.acts:
+        if not plan.acts and not dry_run:
             return Outcome(plan.reason)
         with tempfile.TemporaryDirectory(prefix="ci-runner-") as tmp:
             # The chart is fetched and checked first: a commit without a usable chart must not
-            # cost a build, and a bad archive must change nothing, not even the Lease.
-            deploy = self.fetch_chart(Path(tmp))
-            holder = self.lease.try_acquire()  # 4. the Lease
-            if holder is not None:
-                return Outcome(
-                    f"another run ({holder.identity}) holds {self.lease.where}; "
-                    f"leaving {s.repo}@{self.head[:7]} to it"
-                )
-            with self.lease.renewing():
-                return self.act(deploy)
+            # cost a build, and a bad archive deploys nothing.
+            try:
+                deploy = self.fetch_chart(Path(tmp)) if plan.acts else None
+            except BadCommit as e:
+                if dry_run:  # what a run would refuse
+                    raise ConfigError([str(e)]) from e
+                # The commit's own fault: one attempt, so it is given up after MAX_RETRIES.
+                error = str(e)
+                return self.holding_lease(lambda plan: self.fail(plan, "BadCommit", error))
+            if dry_run:
+                from .dryrun import describe
+
+                return Outcome(describe(s, state, plan, deploy))
+            assert deploy is not None
+            return self.holding_lease(lambda plan: self.act(plan, deploy))
+
+    def holding_lease(self, work: Callable[[Plan], Outcome]) -> Outcome:
+        """4. Take the Lease, decide again, and do ``work`` while holding it."""
+        holder = self.lease.try_acquire()
+        if holder is not None:
+            s = self.settings
+            return Outcome(
+                f"another run ({holder.identity}) holds {self.lease.where}; "
+                f"leaving {s.repo}@{self.head[:7]} to it"
+            )
+        with self.lease.renewing():
+            # Another run may have finished between our first read and taking the Lease.
+            state = self.store.read()
+            self.uid = state.uid
+            plan = decide(self.head, state, self.settings.max_attempts, self.force)
+            if not plan.acts:
+                return Outcome(plan.reason)
+            return work(plan)
 
     def ask_head(self, state: State) -> tuple[str, str | None]:
         """The branch head, asked with the stored ETag so an unchanged head costs no rate limit."""
@@ -102,21 +121,15 @@ class Cycle:
 
     def fetch_chart(self, tmp: Path) -> Deploy:
         """Download the head's tarball, extract CHART_PATH safely, read its values files."""
-        from .helm import Deploy, chart_values, require_helm
+        from .helm import Deploy, chart_values
 
         s = self.settings
         where = f"{s.repo}@{self.head[:7]}"
         chart_dir = extract_chart(self.github.tarball(self.head), s.chart_path, tmp, where)
-        return Deploy(s, chart_dir, chart_values(s, chart_dir, self.head), require_helm())
+        return Deploy(s, chart_dir, chart_values(s, chart_dir, self.head))
 
-    def act(self, deploy: Deploy) -> Outcome:
-        """Build when needed, then deploy, holding the Lease."""
-        # Another run may have finished between our first read and taking the Lease: re-decide.
-        state = self.store.read()
-        self.uid = state.uid
-        plan = decide(self.head, state, self.settings.max_attempts, self.force)
-        if not plan.acts:
-            return Outcome(plan.reason)
+    def act(self, plan: Plan, deploy: Deploy) -> Outcome:
+        """Build when needed, then deploy."""
         if plan.action is Action.BUILD_AND_DEPLOY:
             error = self.build(plan)  # 5. the build
             if error is not None:
@@ -151,11 +164,16 @@ class Cycle:
         except DeployError as e:
             return self.fail(plan, "DeployFailed", f"{e} (rolled back)")
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        self.record(lambda current: current.deployed(plan.sha, now, revision))
         message = (
             f"deployed {plan.sha[:7]} as {s.deploy_namespace}/{s.release} revision {revision} "
             f"(image {s.image}:{plan.sha})"
         )
+        try:
+            self.record(lambda current: current.deployed(plan.sha, now, revision))
+        except KubernetesError as e:
+            # helm's work stands; the next run redeploys the same commit (a no-change upgrade)
+            # and records it then.
+            raise KubernetesError(f"{message}, but the state was not recorded: {e}") from e
         self.events.emit(self.uid, "Deployed", message)
         return Outcome(message)
 

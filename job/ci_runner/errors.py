@@ -63,8 +63,16 @@ class Gone(KubernetesError):
     """410: a watch asked for a resourceVersion the API server no longer keeps."""
 
 
-class ArchiveError(ServiceError):
-    """The commit's tarball is malformed or hostile; nothing was extracted."""
+class BadCommit(CiRunnerError):
+    """What is wrong is the commit itself (no chart at CHART_PATH, a bad values file, an
+    unsafe, corrupt or oversized archive): the cycle counts it as a failed attempt, so a bad
+    commit costs at most MAX_RETRIES tries (exit code 1)."""
+
+    exit_code = 1
+
+
+class ArchiveError(BadCommit):
+    """The commit's tarball is malformed, hostile or too big; nothing was deployed from it."""
 
 
 class CycleFailed(CiRunnerError):
