@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from github_fake import GitHubFake
-from kube_emulator import Emulator
-from kube_target import KubeTarget
+
+from tests.support.github_fake import GitHubFake
+from tests.support.kube_emulator import Emulator
+from tests.support.kube_target import KubeTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools"

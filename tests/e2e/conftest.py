@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import rbac
-from appkit import APP_FILES, IMAGE, RELEASE, REPO, App
-from github_fake import GitHubFake
-from kube_target import KubeTarget
+
+from tests.e2e.appkit import APP_FILES, IMAGE, RELEASE, REPO, App
+from tests.support import rbac
+from tests.support.github_fake import GitHubFake
+from tests.support.kube_target import KubeTarget
 
 ONE_APP_VALUES = Path(__file__).resolve().parent.parent / "ship" / "values" / "one-app.yaml"
 # Who the runner is in the emulator's request log: its own client, and the helm it runs.

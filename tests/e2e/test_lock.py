@@ -9,8 +9,9 @@ import pytest
 from ci_runner import lock
 from ci_runner.lock import Lease
 from ci_runner.settings import Settings, load
-from kube_target import KubeTarget
 from kubernetes import client, config, watch
+
+from tests.support.kube_target import KubeTarget
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-import rbac
-from shipkit import values_file
+
+from tests.ship.shipkit import values_file
+from tests.support import rbac
 
 
 @pytest.fixture(scope="session")

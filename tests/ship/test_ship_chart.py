@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import rbac
-from shipkit import (
+
+from tests.ship.shipkit import (
     KUBERNETES_VERSIONS,
     assert_one_restricted_cycle_at_a_time,
     container_env,
@@ -17,6 +17,7 @@ from shipkit import (
     one,
     values_file,
 )
+from tests.support import rbac
 
 pytestmark = pytest.mark.helm
 

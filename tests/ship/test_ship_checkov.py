@@ -11,9 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import rbac
 import yaml
-from shipkit import VENV_BIN
+
+from tests.ship.shipkit import VENV_BIN
+from tests.support import rbac
 
 Render = Callable[..., list[dict]]
 

@@ -9,8 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import rbac
-from shipkit import container_env
+
+from tests.ship.shipkit import container_env
+from tests.support import rbac
 
 pytestmark = pytest.mark.helm
 

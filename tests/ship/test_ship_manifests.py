@@ -7,14 +7,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-import rbac
-from shipkit import (
+
+from tests.ship.shipkit import (
     KUBERNETES_VERSIONS,
     assert_one_restricted_cycle_at_a_time,
     container_env,
     kubernetes_validate,
     one,
 )
+from tests.support import rbac
 
 KUSTOMIZATION = rbac.MANIFESTS / "kustomization.yaml"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "ci-runner"
 MANIFESTS = ROOT / "manifests"
 TOOLS = ROOT / ".tools"
