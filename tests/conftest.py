@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.charts import TOOLS
 from tests.support.github_fake import GitHubFake
 from tests.support.kube_emulator import Emulator
 from tests.support.kube_target import KubeTarget
 
-ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ROOT / ".tools"
 REAL_KUBECONFIG = os.environ.get("CI_RUNNER_TEST_KUBECONFIG")
 
 
