@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from github_fake import GitHubFake
-from kube_emulator import Emulator
-from kube_target import KubeTarget
 
-ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ROOT / ".tools"
+from tests.support.charts import TOOLS
+from tests.support.github_fake import GitHubFake
+from tests.support.kube_emulator import Emulator
+from tests.support.kube_target import KubeTarget
+
 REAL_KUBECONFIG = os.environ.get("CI_RUNNER_TEST_KUBECONFIG")
 
 

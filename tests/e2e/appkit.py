@@ -19,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from github_fake import GitHubFake
-from kube_target import KubeTarget
 from kubernetes import client, config, watch
+
+from tests.support.github_fake import GitHubFake
+from tests.support.kube_target import KubeTarget
 
 REPO = "acme/shop"
 IMAGE = "registry.example.com/acme/shop"

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import rbac
-from appkit import APP_FILES, IMAGE, RELEASE, REPO, App
-from github_fake import GitHubFake
-from kube_target import KubeTarget
 
-ONE_APP_VALUES = Path(__file__).resolve().parent.parent / "ship" / "values" / "one-app.yaml"
+from tests.e2e.appkit import APP_FILES, IMAGE, RELEASE, REPO, App
+from tests.support import charts, rbac
+from tests.support.github_fake import GitHubFake
+from tests.support.kube_target import KubeTarget
+
 # Who the runner is in the emulator's request log: its own client, and the helm it runs.
 RUNNER_AGENTS = ("ci-runner/", "helm/")
 
@@ -22,8 +22,8 @@ RUNNER_AGENTS = ("ci-runner/", "helm/")
 @pytest.fixture(scope="session")
 def runner_rbac(helm_bin: str, kubectl_bin: str) -> list[rbac.Granted]:
     """What the chart (one app) and the plain manifests grant the runner's ServiceAccount."""
-    chart = rbac.render_chart([ONE_APP_VALUES], namespace="cicd", helm=helm_bin)
-    manifests = rbac.render_manifests(kubectl=kubectl_bin)
+    chart = charts.render_chart([charts.values_file("one-app")], namespace="cicd", helm=helm_bin)
+    manifests = charts.render_manifests(kubectl=kubectl_bin)
     return [
         rbac.Granted.from_documents("the chart", chart, "cicd"),
         rbac.Granted.from_documents("the manifests", manifests, "cicd"),

@@ -10,8 +10,9 @@ from ci_runner import lock
 from ci_runner.kube import Kube
 from ci_runner.lock import Lease
 from ci_runner.settings import StateSettings, load
-from kube_target import KubeTarget
 from kubernetes import client, config, watch
+
+from tests.support.kube_target import KubeTarget
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import signal
 from typing import Any
 
 import pytest
-from appkit import APP_FILES, IMAGE, MIGRATION, RELEASE, REPO, App
+
+from tests.e2e.appkit import APP_FILES, IMAGE, MIGRATION, RELEASE, REPO, App
 
 BUILD = {"app.kubernetes.io/component": "build"}
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}

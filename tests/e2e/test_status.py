@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from appkit import RELEASE, App
+
+from tests.e2e.appkit import RELEASE, App
 
 
 def test_status_before_any_run_says_there_is_no_state(app: App) -> None:

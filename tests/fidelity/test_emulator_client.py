@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kube_emulator import Emulator
-from kube_target import KubeTarget
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
+
+from tests.support.kube_emulator import Emulator
+from tests.support.kube_target import KubeTarget
 
 
 @pytest.fixture

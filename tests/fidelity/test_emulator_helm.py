@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_emulator import Emulator
-from kube_target import KubeTarget
+
+from tests.support.kube_emulator import Emulator
+from tests.support.kube_target import KubeTarget
 
 CHART = Path(__file__).parent / "charts" / "demo"
 pytestmark = pytest.mark.helm

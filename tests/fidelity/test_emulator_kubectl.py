@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_emulator import Emulator
-from kube_target import KubeTarget
+
+from tests.support.kube_emulator import Emulator
+from tests.support.kube_target import KubeTarget
 
 CRONJOB = """
 apiVersion: batch/v1

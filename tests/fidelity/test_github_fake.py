@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from github_fake import GitHubFake
+
+from tests.support.github_fake import GitHubFake
 
 SHA_MEDIA = {"Accept": "application/vnd.github.sha"}
 TOKEN = "s3cret"

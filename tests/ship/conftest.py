@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-import rbac
-from shipkit import values_file
+
+from tests.support import charts
+from tests.support.charts import values_file
 
 
 @pytest.fixture(scope="session")
@@ -15,7 +16,7 @@ def render(helm_bin: str) -> Callable[..., list[dict]]:
 
     def _render(*names: str, release: str = "ci", namespace: str = "cicd") -> list[dict]:
         files = [values_file(n) for n in names]
-        return rbac.render_chart(files, release=release, namespace=namespace, helm=helm_bin)
+        return charts.render_chart(files, release=release, namespace=namespace, helm=helm_bin)
 
     return _render
 
@@ -23,4 +24,4 @@ def render(helm_bin: str) -> Callable[..., list[dict]]:
 @pytest.fixture(scope="session")
 def manifest_docs(kubectl_bin: str) -> list[dict]:
     """``kubectl kustomize manifests/``, as documents."""
-    return rbac.render_manifests(kubectl=kubectl_bin)
+    return charts.render_manifests(kubectl=kubectl_bin)

@@ -8,16 +8,9 @@ from pathlib import Path
 
 import yaml
 
-HERE = Path(__file__).resolve().parent
-VALUES = HERE / "values"
 VENV_BIN = Path(sys.executable).parent
 KUBERNETES_VERSIONS = ("1.29.0", "1.35.0")
 """The oldest and the newest Kubernetes minor the chart and manifests are validated against."""
-
-
-def values_file(name: str) -> str:
-    """Path of one of the test values files in tests/ship/values/."""
-    return str(VALUES / f"{name}.yaml")
 
 
 def kubernetes_validate(docs: list[dict], version: str) -> subprocess.CompletedProcess[str]:

@@ -8,15 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import rbac
-from shipkit import (
+
+from tests.ship.shipkit import (
     KUBERNETES_VERSIONS,
     assert_one_restricted_cycle_at_a_time,
     container_env,
     kubernetes_validate,
     one,
-    values_file,
 )
+from tests.support import charts
+from tests.support.charts import values_file
 
 pytestmark = pytest.mark.helm
 
@@ -42,7 +43,7 @@ def helm(helm_bin: str, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("values", [None, *VALUES_SETS])
 def test_helm_lint_strict(helm_bin: str, values: str | None) -> None:
     extra = ["--values", values_file(values)] if values else []
-    result = helm(helm_bin, "lint", "--strict", str(rbac.CHART), *extra)
+    result = helm(helm_bin, "lint", "--strict", str(charts.CHART), *extra)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -205,7 +206,7 @@ def test_schema_refuses_bad_values_naming_the_field(
     text, patterns = BAD_VALUES[case]
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
-    result = helm(helm_bin, "template", "ci", str(rbac.CHART), "--values", str(bad))
+    result = helm(helm_bin, "template", "ci", str(charts.CHART), "--values", str(bad))
     assert result.returncode != 0, f"{case} was accepted"
     assert "values don't meet the specifications of the schema" in result.stderr
     for pattern in patterns:
@@ -221,7 +222,7 @@ def test_two_apps_with_one_release_are_refused(helm_bin: str, tmp_path: Path) ->
         "  - {name: b, repo: o/b, image: r.example/b, chartPath: c, deployNamespace: ns-b,"
         " release: shared}\n"
     )
-    result = helm(helm_bin, "template", "ci", str(rbac.CHART), "--values", str(bad))
+    result = helm(helm_bin, "template", "ci", str(charts.CHART), "--values", str(bad))
     assert result.returncode != 0
     assert 'release "shared" is used by another app' in result.stderr
 
@@ -236,7 +237,7 @@ def test_a_deadline_shorter_than_the_runner_timeouts_is_refused(
         "  - {name: a, repo: o/a, image: r.example/a, chartPath: c, deployNamespace: ns-a,"
         " runner: {buildTimeout: 3600}}\n"
     )
-    result = helm(helm_bin, "template", "ci", str(rbac.CHART), "--values", str(bad))
+    result = helm(helm_bin, "template", "ci", str(charts.CHART), "--values", str(bad))
     assert result.returncode != 0
     assert "apps a: activeDeadlineSeconds (3600) must be above" in result.stderr
     assert "buildTimeout + helmTimeout (3900)" in result.stderr

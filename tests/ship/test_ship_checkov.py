@@ -11,9 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import rbac
 import yaml
-from shipkit import VENV_BIN
+
+from tests.ship.shipkit import VENV_BIN
+from tests.support import charts
 
 Render = Callable[..., list[dict]]
 
@@ -82,7 +83,7 @@ def assert_clean(report: dict, min_resources: int, skips: dict[str, str]) -> Non
 
 
 def test_dockerfile_passes_checkov(tmp_path: Path) -> None:
-    dockerfile = rbac.ROOT / "Dockerfile"
+    dockerfile = charts.ROOT / "Dockerfile"
     skips = dict(re.findall(r"^# checkov:skip=(CKV\w+):(.*)$", dockerfile.read_text(), re.M))
     assert set(skips) <= {"CKV_DOCKER_2"}, "only the HEALTHCHECK check is skipped"
     report = checkov(dockerfile, "dockerfile", tmp_path)

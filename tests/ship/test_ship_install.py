@@ -9,8 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import rbac
-from shipkit import container_env
+
+from tests.ship.shipkit import container_env
+from tests.support import charts
 
 pytestmark = pytest.mark.helm
 
@@ -46,7 +47,7 @@ def test_install_then_trigger_a_run_by_hand(
     for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
         env[var] = str(tmp_path / var.lower())
     installed = run(
-        [helm_bin, "upgrade", "--install", "ci", str(rbac.CHART), "-n", ns, "-f", str(values)],
+        [helm_bin, "upgrade", "--install", "ci", str(charts.CHART), "-n", ns, "-f", str(values)],
         env,
     )
 

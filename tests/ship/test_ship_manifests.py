@@ -7,16 +7,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-import rbac
-from shipkit import (
+
+from tests.ship.shipkit import (
     KUBERNETES_VERSIONS,
     assert_one_restricted_cycle_at_a_time,
     container_env,
     kubernetes_validate,
     one,
 )
+from tests.support import charts, rbac
 
-KUSTOMIZATION = rbac.MANIFESTS / "kustomization.yaml"
+KUSTOMIZATION = charts.MANIFESTS / "kustomization.yaml"
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -73,7 +74,7 @@ def test_cronjob_gets_settings_and_an_optional_token(manifest_docs: list[dict]) 
 def edited_copy(tmp_path: Path, *edits: tuple[str, str]) -> Path:
     """A copy of manifests/ whose kustomization.yaml had these (regex, replacement) edits."""
     copy = tmp_path / "manifests"
-    shutil.copytree(rbac.MANIFESTS, copy)
+    shutil.copytree(charts.MANIFESTS, copy)
     text = (copy / "kustomization.yaml").read_text()
     for pattern, replacement in edits:
         text, count = re.subn(pattern, replacement, text, flags=re.MULTILINE)
@@ -91,7 +92,7 @@ def test_one_edit_of_the_kustomization_moves_everything(kubectl_bin: str, tmp_pa
         (r"newName: ghcr.io/ci-runner/ci-runner", "newName: registry.example.com/ci-runner"),
         (r"newTag: 0.1.0", "newTag: 9.9.9"),
     )
-    docs = rbac.render_manifests(kubectl=kubectl_bin, path=copy)
+    docs = charts.render_manifests(kubectl=kubectl_bin, path=copy)
     one(docs, "Namespace", "tools")
     for doc in docs:
         name = (doc["kind"], doc["metadata"]["name"])
@@ -111,7 +112,7 @@ def test_one_edit_of_the_kustomization_moves_everything(kubectl_bin: str, tmp_pa
 
 def test_the_namespace_clusterrole_can_be_turned_off(kubectl_bin: str, tmp_path: Path) -> None:
     copy = edited_copy(tmp_path, (r"^components:\n  - components/create-namespace\n", ""))
-    docs = rbac.render_manifests(kubectl=kubectl_bin, path=copy)
+    docs = charts.render_manifests(kubectl=kubectl_bin, path=copy)
     assert [d for d in docs if d["kind"].startswith("Cluster")] == []
     grants = rbac.rules_from_documents(docs)
     assert not rbac.allows(grants, "create", "", "namespaces", None)

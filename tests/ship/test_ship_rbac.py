@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-import rbac
+
+from tests.support import rbac
 
 Render = Callable[..., list[dict]]
 

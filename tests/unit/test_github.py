@@ -6,7 +6,8 @@ import pytest
 from ci_runner.errors import ConfigError, GitHubError
 from ci_runner.github import GitHub
 from ci_runner.settings import Settings, load
-from github_fake import GitHubFake
+
+from tests.support.github_fake import GitHubFake
 
 TOKEN = "fake-unit-token-0123456789"
 

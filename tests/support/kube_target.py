@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from kube_emulator import Emulator
+from tests.support.kube_emulator import Emulator
 
 
 @dataclass

@@ -6,7 +6,7 @@ fields JSON inlines into the parent (``LocalObjectReference`` in ``SecretKeySele
 found in the ``types.go`` next to each ``generated.proto`` and marked "i". Run it with checkouts
 of k8s.io/api and k8s.io/apimachinery::
 
-    python tests/kube_emulator/gen_proto_schema.py API_DIR APIMACHINERY_DIR
+    python tests/support/kube_emulator/gen_proto_schema.py API_DIR APIMACHINERY_DIR
 """
 
 from __future__ import annotations
@@ -89,8 +89,9 @@ def parse(path: Path, messages: dict[str, list[list[object]]]) -> None:
 
 def main(api_dir: str, machinery_dir: str) -> None:
     """Write proto_schema.json for the kinds in the resource table."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from kube_emulator.resources import RESOURCES
+    # Run as a script, not as part of the package: make the repository root importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+    from tests.support.kube_emulator.resources import RESOURCES
 
     messages: dict[str, list[list[object]]] = {}
     for root in (api_dir, machinery_dir):

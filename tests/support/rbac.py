@@ -3,24 +3,14 @@
 Pure functions over the documents ``helm template`` or ``kubectl kustomize`` print:
 ``rules_from_documents`` collects the Roles/ClusterRoles bound to the runner's ServiceAccount,
 ``allows`` answers one request the way the Kubernetes RBAC authorizer would (rules are additive;
-``*`` is honoured so that a wildcard is caught, not hidden). ``render_chart`` and
-``render_manifests`` run the real tools.
+``*`` is honoured so that a wildcard is caught, not hidden). ``charts.py`` renders the
+documents.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-CHART = ROOT / "charts" / "ci-runner"
-MANIFESTS = ROOT / "manifests"
-TOOLS = ROOT / ".tools"
 
 ServiceAccountRef = tuple[str, str]
 """(namespace, name) of a ServiceAccount."""
@@ -155,38 +145,6 @@ def wildcards(docs: Sequence[dict]) -> list[str]:
                 if any("*" in str(v) for v in rule.get(field) or ()):
                     found.append(f"{doc['kind']} {doc['metadata']['name']}: {field}")
     return found
-
-
-def helm_binary() -> str:
-    """The pinned helm the suite runs with (``CI_RUNNER_HELM``: 3 or 4)."""
-    return str(TOOLS / f"helm{os.environ.get('CI_RUNNER_HELM', '3')}" / "helm")
-
-
-def kubectl_binary() -> str:
-    """The pinned kubectl."""
-    return str(TOOLS / "bin" / "kubectl")
-
-
-def render_chart(
-    values_files: Sequence[str | Path],
-    *,
-    release: str = "ci",
-    namespace: str = "cicd",
-    helm: str | None = None,
-) -> list[dict]:
-    """``helm template`` the chart with these values files; the documents, empty ones dropped."""
-    cmd = [helm or helm_binary(), "template", release, str(CHART), "--namespace", namespace]
-    for path in values_files:
-        cmd += ["--values", str(path)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
-
-
-def render_manifests(*, kubectl: str | None = None, path: str | Path = MANIFESTS) -> list[dict]:
-    """``kubectl kustomize manifests/``; the documents."""
-    cmd = [kubectl or kubectl_binary(), "kustomize", str(path)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""End-to-end tests: `ci-runner run` as a subprocess against the emulator, the fake and helm."""

@@ -1,0 +1,1 @@
+"""Fidelity tests: the emulator and the fake against the real clients, kubectl and helm."""

@@ -1,0 +1,1 @@
+"""Shipping tests: the chart, the manifests, the Dockerfile, RBAC and a checkov scan."""

@@ -1,0 +1,1 @@
+"""Unit tests: the pure parts, the CLI surface, the GitHub client over the GitHub fake."""
