@@ -122,6 +122,6 @@ def test_without_a_token_the_shared_rate_limit_is_named_once(
 def test_a_trickling_tarball_ends_at_the_deadline_not_when_it_finishes(
     github: GitHubFake, repo: str
 ) -> None:
-    github.trickle_next("/tarball/", bytes_per_second=200)
+    github.trickle_next(r"legacy\.tar\.gz", bytes_per_second=50)
     with client(github) as gh, pytest.raises(GitHubError, match="took longer than 2s"):
         gh.tarball(repo)
