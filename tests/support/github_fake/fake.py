@@ -63,14 +63,18 @@ class GitHubFake:
         self._slow: list[_Fault] = []
         self._trickle: list[tuple[_Fault, float]] = []
         self._requests: list[Request] = []
-        self._api_server = Server(partial(self._serve, "api"))
-        self._download_server = Server(partial(self._serve, "download"))
+        self._api_server: Server | None = None
+        self._download_server: Server | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
         """Listen on two free ports of 127.0.0.1."""
+        if self._api_server is not None:
+            raise RuntimeError("the GitHub fake is already started")
         self._stopping.clear()
+        self._api_server = Server(partial(self._serve, "api"), "github-fake-api")
+        self._download_server = Server(partial(self._serve, "download"), "github-fake-download")
         self._api_server.start()
         self._download_server.start()
         self._api.api_url = self.url
@@ -79,17 +83,23 @@ class GitHubFake:
     def stop(self) -> None:
         """Release held answers, close every connection, and stop listening."""
         self._stopping.set()
-        self._api_server.stop()
-        self._download_server.stop()
+        for server in (self._api_server, self._download_server):
+            if server is not None:
+                server.stop()
+        self._api_server = self._download_server = None
 
     @property
     def url(self) -> str:
         """The API base, what a client uses as ``GITHUB_API_URL``."""
+        if self._api_server is None:
+            raise RuntimeError("the GitHub fake is not started")
         return self._api_server.url
 
     @property
     def download_url(self) -> str:
         """The archive host (another port, so clients drop ``Authorization`` on the redirect)."""
+        if self._download_server is None:
+            raise RuntimeError("the GitHub fake is not started")
         return self._download_server.url
 
     # -- repositories ---------------------------------------------------------------------

@@ -1,20 +1,19 @@
-"""HTTP plumbing: a threaded HTTP/1.1 server on 127.0.0.1 that hands each request to a callback.
+"""HTTP plumbing: each request, as an ``Incoming``, goes to a callback whose ``Reply`` is sent.
 
-Knows nothing about GitHub; ``fake.py`` decides what each request gets.
+Knows nothing about GitHub; ``fake.py`` decides what each request gets. The server itself is the
+shared ``tests.support.httpserver.LocalHTTPServer``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import sys
-import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.support.httpserver import LocalHTTPServer
 
 
 @dataclass(frozen=True)
@@ -49,72 +48,22 @@ Handle = Callable[[Incoming], Reply | None]
 """Answers a request; ``None`` means: close the connection without answering."""
 
 
-class Server:
-    """One listening port: ``start()`` binds a free one; ``stop()`` also ends idle keep-alives."""
+class Server(LocalHTTPServer):
+    """One listening port whose requests all go to ``handle``."""
 
-    def __init__(self, handle: Handle) -> None:
-        self._handle = handle
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+    # Not daemon threads: stop() then returns only once every request thread has ended, so a
+    # request held by ``slow_next`` is in the fake's log when ``GitHubFake.stop()`` returns.
+    daemon_threads = False
 
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("the server is not started")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> None:
-        self._httpd = _HTTPServer(self._handle)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._httpd is None or self._thread is None:
-            return
-        self._httpd.shutdown()
-        self._thread.join()
-        self._httpd.close_connections()
-        self._httpd.server_close()  # joins the request threads
-        self._httpd = self._thread = None
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = False  # so server_close() waits for every request thread
-
-    def __init__(self, handle: Handle) -> None:
-        super().__init__(("127.0.0.1", 0), _RequestHandler)
+    def __init__(self, handle: Handle, name: str) -> None:
+        super().__init__(_RequestHandler, name)
         self.handle = handle
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self._connections_lock:
-                self._connections.discard(request)
-
-    def close_connections(self) -> None:
-        """Wake request threads blocked reading the next request on a kept-alive connection."""
-        with self._connections_lock:
-            for connection in self._connections:
-                with contextlib.suppress(OSError):  # already closed by the client
-                    connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are two writes: avoid a 40 ms stall
-    server: _HTTPServer
+    server: Server
 
     def version_string(self) -> str:
         return "GitHub.com"

@@ -16,6 +16,7 @@ import itertools
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,9 @@ CONFIGMAPS = _served("v1", "configmaps")
 SERVICEACCOUNTS = _served("v1", "serviceaccounts")
 FAKE_CA = "-----BEGIN CERTIFICATE-----\nZW11bGF0b3I=\n-----END CERTIFICATE-----\n"
 """Not a real certificate: the emulator serves plain HTTP."""
+Defaulter = Callable[[Resource, Obj, Obj | None], None]
+"""Defaults one written object of a kind in place (given the stored one on an update), or
+refuses it with an ApiError as the API server's validation would."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,11 @@ class Controllers:
     _rule_of_job: dict[str, JobRule] = field(default_factory=dict)
     _ips: itertools.count[int] = field(default_factory=lambda: itertools.count(10))
     _busy: set[str] = field(default_factory=set)
+    _defaulters: dict[tuple[str, str], Defaulter] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Services are the one kind whose defaulting has state: this emulator's cluster IPs.
+        self._defaulters = {**DEFAULTERS, ("", "services"): self._default_service}
 
     def install(self) -> None:
         """Hook defaulting and the controllers into the store."""
@@ -83,110 +92,17 @@ class Controllers:
     # ---- defaulting and validation ---------------------------------------------------------
 
     def default(self, res: Resource, obj: Obj, old: Obj | None) -> None:
-        """Fill in what the real API server's defaulting would (only what clients rely on)."""
-        spec = obj.setdefault("spec", {}) if _has_spec(res) else None
-        kind = (res.group, res.name)
-        if kind == ("", "namespaces"):
-            obj.setdefault("metadata", {}).setdefault("labels", {})[
-                "kubernetes.io/metadata.name"
-            ] = obj["metadata"]["name"]
-            assert spec is not None
-            spec.setdefault("finalizers", ["kubernetes"])
-            obj["status"] = {"phase": "Active"}
-        elif kind in (("", "secrets"), ("", "configmaps")):
-            if kind == ("", "secrets"):
-                obj.setdefault("type", "Opaque")
-                for key, value in (obj.pop("stringData", None) or {}).items():
-                    obj.setdefault("data", {})[key] = base64.b64encode(value.encode()).decode()
-            if old is not None and old.get("immutable"):
-                for field_name in ("data", "binaryData", "immutable"):
-                    if obj.get(field_name) != old.get(field_name):
-                        raise ApiError(
-                            422,
-                            f'{res.kind} "{obj["metadata"]["name"]}" is invalid: {field_name}:'
-                            " Forbidden: field is immutable when `immutable` is set",
-                            "Invalid",
-                        )
-        elif kind == ("", "pods"):
-            assert spec is not None
-            _default_pod_spec(spec)
-            if old is None:
-                obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
-        elif kind == ("", "services"):
-            assert spec is not None
-            self._default_service(spec, old)
-            obj.setdefault("status", {"loadBalancer": {}})
-        elif kind == ("", "persistentvolumeclaims"):
-            assert spec is not None
-            spec.setdefault("volumeMode", "Filesystem")
-            obj["status"] = (old or {}).get("status") or {"phase": "Bound"}
-        elif kind == ("apps", "deployments"):
-            assert spec is not None
-            spec.setdefault("replicas", 1)
-            spec.setdefault("revisionHistoryLimit", 10)
-            spec.setdefault("progressDeadlineSeconds", 600)
-            strategy = spec.setdefault("strategy", {})
-            strategy.setdefault("type", "RollingUpdate")
-            if strategy["type"] == "RollingUpdate":
-                rolling = strategy.setdefault("rollingUpdate", {})
-                rolling.setdefault("maxUnavailable", "25%")
-                rolling.setdefault("maxSurge", "25%")
-            _default_template(spec)
-        elif kind == ("apps", "replicasets"):
-            assert spec is not None
-            spec.setdefault("replicas", 1)
-            _default_template(spec)
-        elif kind == ("apps", "statefulsets"):
-            assert spec is not None
-            spec.setdefault("replicas", 1)
-            spec.setdefault("podManagementPolicy", "OrderedReady")
-            spec.setdefault("revisionHistoryLimit", 10)
-            strategy = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
-            if strategy.get("type") == "RollingUpdate":
-                strategy.setdefault("rollingUpdate", {"partition": 0})
-            spec.setdefault(
-                "persistentVolumeClaimRetentionPolicy",
-                {"whenDeleted": "Retain", "whenScaled": "Retain"},
-            )
-            _default_template(spec)
-        elif kind == ("apps", "daemonsets"):
-            assert spec is not None
-            spec.setdefault("revisionHistoryLimit", 10)
-            strategy = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
-            if strategy.get("type") == "RollingUpdate":
-                strategy.setdefault("rollingUpdate", {"maxUnavailable": 1, "maxSurge": 0})
-            _default_template(spec)
-        elif kind == ("batch", "jobs"):
-            assert spec is not None
-            _default_job(obj, spec)
-            if old is not None:
-                _check_job_immutable(obj, old)
-        elif kind == ("batch", "cronjobs"):
-            assert spec is not None
-            spec.setdefault("concurrencyPolicy", "Allow")
-            spec.setdefault("suspend", False)
-            spec.setdefault("successfulJobsHistoryLimit", 3)
-            spec.setdefault("failedJobsHistoryLimit", 1)
-            job_spec = spec.setdefault("jobTemplate", {}).setdefault("spec", {})
-            _default_template(job_spec, None)
-            obj.setdefault("status", {})
-        elif kind == ("coordination.k8s.io", "leases"):
-            assert spec is not None
-            for name in ("acquireTime", "renewTime"):
-                _micro_time(spec, name, f"spec.{name}")
-        elif res.name == "events":
-            _micro_time(obj, "eventTime", "eventTime")
-            for name in (
-                "firstTimestamp",
-                "lastTimestamp",
-                "deprecatedFirstTimestamp",
-                "deprecatedLastTimestamp",
-            ):
-                _time(obj, name)
-            if res.group == "":
-                _check_event_namespace(obj)
+        """Fill in what the real API server's defaulting would (only what clients rely on), and
+        refuse what its validation would, by kind (``old``: the stored object on an update)."""
+        if _has_spec(res):
+            obj.setdefault("spec", {})
+        defaulter = self._defaulters.get((res.group, res.name))
+        if defaulter is not None:
+            defaulter(res, obj, old)
 
-    def _default_service(self, spec: Obj, old: Obj | None) -> None:
+    def _default_service(self, res: Resource, obj: Obj, old: Obj | None) -> None:
+        """Services: type ClusterIP with a cluster IP of this emulator's own (kept on updates)."""
+        spec = obj["spec"]
         spec.setdefault("type", "ClusterIP")
         old_spec = (old or {}).get("spec") or {}
         if spec["type"] != "ExternalName":
@@ -203,6 +119,7 @@ class Controllers:
         for port in spec.get("ports") or []:
             port.setdefault("protocol", "TCP")
             port.setdefault("targetPort", port.get("port"))
+        obj.setdefault("status", {"loadBalancer": {}})
 
     # ---- reacting to changes ------------------------------------------------------------------
 
@@ -385,9 +302,22 @@ class Controllers:
     # Workloads ---------------------------------------------------------------------------------
 
     def _deployment(self, res: Resource, dep: Obj) -> None:
-        meta, spec = dep["metadata"], dep["spec"]
+        meta = dep["metadata"]
         if (dep.get("status") or {}).get("observedGeneration") == meta.get("generation"):
             return
+        replicas = int(dep["spec"].get("replicas", 1))
+        rs_name, revision = self._roll_out(dep, replicas)
+        dep = self.store.get(res, meta["namespace"], meta["name"]) or dep
+        if (dep["metadata"].get("annotations") or {}).get(REVISION) != revision:
+            dep["metadata"].setdefault("annotations", {})[REVISION] = revision
+            dep["metadata"].pop("resourceVersion", None)
+            dep = self.store.update(res, meta["namespace"], meta["name"], dep)
+        self._set_status(res, dep, _deployment_ready(dep, rs_name, replicas))
+
+    def _roll_out(self, dep: Obj, replicas: int) -> tuple[str, str]:
+        """Give the Deployment's template a ReplicaSet of ``replicas`` and scale the older ones
+        to 0; the ReplicaSet's name and revision."""
+        meta, spec = dep["metadata"], dep["spec"]
         template = copy.deepcopy(spec.get("template") or {})
         digest = _hash(template)
         owned, _ = self.store.list(
@@ -396,7 +326,6 @@ class Controllers:
         revisions = [
             int((rs["metadata"].get("annotations") or {}).get(REVISION, "0")) for rs in owned
         ]
-        replicas = int(spec.get("replicas", 1))
         name = f"{meta['name']}-{digest}"
         current = next((rs for rs in owned if rs["metadata"]["name"] == name), None)
         revision = str(max(revisions, default=0) + 1)
@@ -427,34 +356,7 @@ class Controllers:
         for rs in owned:
             if rs["metadata"]["name"] != name and rs["spec"].get("replicas"):
                 self._update_spec(REPLICASETS, rs, {"replicas": 0})
-        dep = self.store.get(res, meta["namespace"], meta["name"]) or dep
-        if (dep["metadata"].get("annotations") or {}).get(REVISION) != revision:
-            dep["metadata"].setdefault("annotations", {})[REVISION] = revision
-            dep["metadata"].pop("resourceVersion", None)
-            dep = self.store.update(res, meta["namespace"], meta["name"], dep)
-        stamp = now()
-        rs_name = f'ReplicaSet "{name}" has successfully progressed.'
-        status: Obj = {
-            "observedGeneration": dep["metadata"].get("generation", 1),
-            "replicas": replicas,
-            "updatedReplicas": replicas,
-            "readyReplicas": replicas,
-            "availableReplicas": replicas,
-            "conditions": [
-                _condition(
-                    "Available",
-                    "MinimumReplicasAvailable",
-                    "Deployment has minimum availability.",
-                    stamp,
-                    update=True,
-                ),
-                _condition("Progressing", "NewReplicaSetAvailable", rs_name, stamp, update=True),
-            ],
-        }
-        if not replicas:
-            for key in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas"):
-                del status[key]
-        self._set_status(res, dep, status)
+        return name, revision
 
     def _update_spec(self, res: Resource, obj: Obj, changes: Obj) -> Obj:
         new = {**obj, "spec": {**obj["spec"], **changes}}
@@ -524,6 +426,159 @@ def _has_spec(res: Resource) -> bool:
         "clusterroles",
         "clusterrolebindings",
     )
+
+
+# ---- defaulting and validation, by kind ------------------------------------------------------
+
+
+def _default_namespace(res: Resource, obj: Obj, old: Obj | None) -> None:
+    """Namespaces: the ``kubernetes.io/metadata.name`` label, the finalizer, phase Active."""
+    meta = obj.setdefault("metadata", {})
+    meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
+    obj["spec"].setdefault("finalizers", ["kubernetes"])
+    obj["status"] = {"phase": "Active"}
+
+
+def _default_secret(res: Resource, obj: Obj, old: Obj | None) -> None:
+    """Secrets: type Opaque, ``stringData`` folded into ``data``; immutable ones stay so."""
+    obj.setdefault("type", "Opaque")
+    for key, value in (obj.pop("stringData", None) or {}).items():
+        obj.setdefault("data", {})[key] = base64.b64encode(value.encode()).decode()
+    _check_immutable_data(res, obj, old)
+
+
+def _check_immutable_data(res: Resource, obj: Obj, old: Obj | None) -> None:
+    """An immutable ConfigMap or Secret refuses any change of its data."""
+    if old is None or not old.get("immutable"):
+        return
+    for field_name in ("data", "binaryData", "immutable"):
+        if obj.get(field_name) != old.get(field_name):
+            raise ApiError(
+                422,
+                f'{res.kind} "{obj["metadata"]["name"]}" is invalid: {field_name}:'
+                " Forbidden: field is immutable when `immutable` is set",
+                "Invalid",
+            )
+
+
+def _default_pod(res: Resource, obj: Obj, old: Obj | None) -> None:
+    """Pods: the pod spec defaults; a new Pod is Pending."""
+    _default_pod_spec(obj["spec"])
+    if old is None:
+        obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+
+
+def _default_pvc(res: Resource, obj: Obj, old: Obj | None) -> None:
+    """PersistentVolumeClaims: Filesystem, and Bound at once."""
+    obj["spec"].setdefault("volumeMode", "Filesystem")
+    obj["status"] = (old or {}).get("status") or {"phase": "Bound"}
+
+
+def _default_deployment(res: Resource, obj: Obj, old: Obj | None) -> None:
+    """Deployments: one replica, RollingUpdate 25 %/25 %, the history and deadline limits."""
+    spec = obj["spec"]
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    strategy = spec.setdefault("strategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling.setdefault("maxUnavailable", "25%")
+        rolling.setdefault("maxSurge", "25%")
+    _default_template(spec)
+
+
+def _default_replicaset(res: Resource, obj: Obj, old: Obj | None) -> None:
+    """ReplicaSets: one replica."""
+    obj["spec"].setdefault("replicas", 1)
+    _default_template(obj["spec"])
+
+
+def _default_statefulset(res: Resource, obj: Obj, old: Obj | None) -> None:
+    """StatefulSets: one replica, OrderedReady, RollingUpdate from partition 0, PVCs retained."""
+    spec = obj["spec"]
+    spec.setdefault("replicas", 1)
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    spec.setdefault("revisionHistoryLimit", 10)
+    strategy = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+    if strategy.get("type") == "RollingUpdate":
+        strategy.setdefault("rollingUpdate", {"partition": 0})
+    spec.setdefault(
+        "persistentVolumeClaimRetentionPolicy",
+        {"whenDeleted": "Retain", "whenScaled": "Retain"},
+    )
+    _default_template(spec)
+
+
+def _default_daemonset(res: Resource, obj: Obj, old: Obj | None) -> None:
+    """DaemonSets: RollingUpdate, one unavailable at a time."""
+    spec = obj["spec"]
+    spec.setdefault("revisionHistoryLimit", 10)
+    strategy = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+    if strategy.get("type") == "RollingUpdate":
+        strategy.setdefault("rollingUpdate", {"maxUnavailable": 1, "maxSurge": 0})
+    _default_template(spec)
+
+
+def _default_job_kind(res: Resource, obj: Obj, old: Obj | None) -> None:
+    """Jobs: see ``_default_job``; on an update, what may not change has not."""
+    _default_job(obj, obj["spec"])
+    if old is not None:
+        _check_job_immutable(obj, old)
+
+
+def _default_cronjob(res: Resource, obj: Obj, old: Obj | None) -> None:
+    """CronJobs: policy Allow, not suspended, history limits 3 and 1, a defaulted Job template."""
+    spec = obj["spec"]
+    spec.setdefault("concurrencyPolicy", "Allow")
+    spec.setdefault("suspend", False)
+    spec.setdefault("successfulJobsHistoryLimit", 3)
+    spec.setdefault("failedJobsHistoryLimit", 1)
+    job_spec = spec.setdefault("jobTemplate", {}).setdefault("spec", {})
+    _default_template(job_spec, None)
+    obj.setdefault("status", {})
+
+
+def _default_lease(res: Resource, obj: Obj, old: Obj | None) -> None:
+    """Leases: acquireTime and renewTime must be MicroTimes."""
+    for name in ("acquireTime", "renewTime"):
+        _micro_time(obj["spec"], name, f"spec.{name}")
+
+
+def _default_event(res: Resource, obj: Obj, old: Obj | None) -> None:
+    """Events of both APIs: eventTime a MicroTime, the other times in UTC; a core/v1 Event must
+    sit in the namespace of the object it is about."""
+    _micro_time(obj, "eventTime", "eventTime")
+    for name in (
+        "firstTimestamp",
+        "lastTimestamp",
+        "deprecatedFirstTimestamp",
+        "deprecatedLastTimestamp",
+    ):
+        _time(obj, name)
+    if res.group == "":
+        _check_event_namespace(obj)
+
+
+DEFAULTERS: dict[tuple[str, str], Defaulter] = {
+    ("", "namespaces"): _default_namespace,
+    ("", "secrets"): _default_secret,
+    ("", "configmaps"): _check_immutable_data,
+    ("", "pods"): _default_pod,
+    ("", "persistentvolumeclaims"): _default_pvc,
+    ("apps", "deployments"): _default_deployment,
+    ("apps", "replicasets"): _default_replicaset,
+    ("apps", "statefulsets"): _default_statefulset,
+    ("apps", "daemonsets"): _default_daemonset,
+    ("batch", "jobs"): _default_job_kind,
+    ("batch", "cronjobs"): _default_cronjob,
+    ("coordination.k8s.io", "leases"): _default_lease,
+    ("", "events"): _default_event,
+    ("events.k8s.io", "events"): _default_event,
+}
+"""Per (group, resource), what the API server does to a written object before storing it.
+Services are added per emulator (``Controllers._default_service``): their IPs are counted."""
 
 
 def _micro_time(obj: Obj, key: str, field_name: str) -> None:
@@ -640,6 +695,33 @@ def _check_job_immutable(job: Obj, old: Obj) -> None:
                 " value: field is immutable",
                 "Invalid",
             )
+
+
+def _deployment_ready(dep: Obj, rs_name: str, replicas: int) -> Obj:
+    """A Deployment status that helm 3's ``--wait`` and helm 4's kstatus take as rolled out."""
+    stamp = now()
+    progressed = f'ReplicaSet "{rs_name}" has successfully progressed.'
+    status: Obj = {
+        "observedGeneration": dep["metadata"].get("generation", 1),
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+        "conditions": [
+            _condition(
+                "Available",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.",
+                stamp,
+                update=True,
+            ),
+            _condition("Progressing", "NewReplicaSetAvailable", progressed, stamp, update=True),
+        ],
+    }
+    if not replicas:
+        for key in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas"):
+            del status[key]
+    return status
 
 
 def _owner(obj: Obj) -> Obj:

@@ -38,7 +38,6 @@ class Emulator:
         self.stopping = threading.Event()
         self._add_node()
         self._server: Server | None = None
-        self._thread: threading.Thread | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -47,10 +46,7 @@ class Emulator:
         if self._server is not None:
             raise RuntimeError("the emulator is already started")
         self._server = Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="kube-emulator", daemon=True
-        )
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
         """Stop serving: end watches and held requests, close every connection."""
@@ -58,13 +54,8 @@ class Emulator:
         self.store.close()
         if self._server is not None:
             self._server.wait_streams(timeout=5)
-            self._server.shutdown()
-            self._server.close_connections()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._server.stop()
         self._server = None
-        self._thread = None
 
     def __enter__(self) -> Emulator:
         self.start()
@@ -78,7 +69,7 @@ class Emulator:
         """The base URL, ``http://127.0.0.1:PORT``."""
         if self._server is None:
             raise RuntimeError("the emulator is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def write_kubeconfig(self, path: str | os.PathLike[str], namespace: str = "default") -> Path:
         """Write a kubeconfig (mode 0600) whose current context points at this emulator."""

@@ -5,17 +5,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import socket
 import threading
 import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
+
+from tests.support.httpserver import LocalHTTPServer
 
 from . import protobuf, resources
 from .controls import RequestRecord
@@ -54,17 +55,12 @@ class Route:
     subresource: str | None = None
 
 
-class Server(ThreadingHTTPServer):
-    """A threading HTTP server that remembers its open connections, to close them on stop."""
-
-    daemon_threads = True
-    allow_reuse_address = True
+class Server(LocalHTTPServer):
+    """The emulator's HTTP server; it also counts the long-lived answers (watches, hangs)."""
 
     def __init__(self, emulator: Emulator) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+        super().__init__(Handler, "kube-emulator")
         self.emulator = emulator
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
         self._streams = threading.Condition()
         self._stream_count = 0
 
@@ -84,23 +80,6 @@ class Server(ThreadingHTTPServer):
         """Wait until every watch and held request has ended (after the store is closed)."""
         with self._streams:
             self._streams.wait_for(lambda: self._stream_count == 0, timeout)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        """Serve one connection, remembered while it is open."""
-        with self.connections_lock:
-            self.connections.add(request)
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self.connections_lock:
-                self.connections.discard(request)
-
-    def close_connections(self) -> None:
-        """Shut down every open connection (idle keep-alives included)."""
-        with self.connections_lock:
-            for conn in self.connections:
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -283,7 +262,7 @@ class Handler(BaseHTTPRequestHandler):
         path = self.req_path.rstrip("/")
         if self.command != "GET":
             raise ApiError(405, f"{self.command} is not supported on {path}")
-        server_address = f"127.0.0.1:{self.server.server_address[1]}"
+        server_address = f"127.0.0.1:{self.server.port}"
         if path == "/version":
             self._send_json(200, VERSION)
         elif path == "/api":
