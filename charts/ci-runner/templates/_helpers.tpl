@@ -28,14 +28,57 @@ app.kubernetes.io/part-of: ci-runner
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
-{{/* One runner setting for an app: apps[].runner.<key> when given, else runner.<key>.
-     Call with (dict "root" $ "app" $app "key" "maxRetries"). hasKey keeps false and 0 overrides. */}}
+{{/* One chart-side setting for an app (timeZone, activeDeadlineSeconds, tmpSizeLimit: values.yaml
+     holds their defaults): apps[].runner.<key> when given, else runner.<key>.
+     Call with (dict "root" $ "app" $app "key" "timeZone"). hasKey keeps false and 0 overrides. */}}
 {{- define "ci-runner.setting" -}}
 {{- $own := .app.runner | default dict -}}
 {{- if hasKey $own .key -}}
 {{- index $own .key -}}
 {{- else -}}
 {{- index .root.Values.runner .key -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The runner's settings the chart exposes: values key -> the runner's environment variable
+     (a row of job/ci_runner/settings.py). The runner owns their defaults: the chart renders one
+     only when the user set it (see ci-runner.userSetting). Exposing one more setting is one line
+     here plus its entry in values.schema.json (under runner and apps[].runner, or under apps[]). */}}
+{{- define "ci-runner.settingEnv" -}}
+branch: BRANCH
+dockerfile: DOCKERFILE
+buildContext: BUILD_CONTEXT
+imageRepositoryKey: IMAGE_REPOSITORY_KEY
+imageTagKey: IMAGE_TAG_KEY
+kanikoImage: KANIKO_IMAGE
+maxRetries: MAX_RETRIES
+buildTimeout: BUILD_TIMEOUT
+helmTimeout: HELM_TIMEOUT
+logFormat: LOG_FORMAT
+verifySsl: VERIFY_SSL
+githubApiUrl: GITHUB_API_URL
+{{- end -}}
+
+{{/* What the user set for one runner setting of an app, as its environment value: apps[].<key>,
+     else apps[].runner.<key>, else runner.<key> (the schema says which of these a key may use).
+     Renders nothing when none is set (or it is null or ""): the runner's default applies. false
+     and 0 are kept; whole numbers print as such (helm reads 1000000 from a file as 1e+06).
+     Call with (dict "root" $ "app" $app "key" "maxRetries"). */}}
+{{- define "ci-runner.userSetting" -}}
+{{- $own := .app.runner | default dict -}}
+{{- $value := "" -}}
+{{- if hasKey .app .key -}}
+{{- $value = index .app .key -}}
+{{- else if hasKey $own .key -}}
+{{- $value = index $own .key -}}
+{{- else if hasKey .root.Values.runner .key -}}
+{{- $value = index .root.Values.runner .key -}}
+{{- end -}}
+{{- if kindIs "invalid" $value -}}
+{{- else if and (kindIs "float64" $value) (eq $value (floor $value)) -}}
+{{- int64 $value -}}
+{{- else -}}
+{{- $value -}}
 {{- end -}}
 {{- end -}}
 
