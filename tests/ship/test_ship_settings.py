@@ -16,19 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import rbac
 import yaml
 from ci_runner.settings import Settings, table
-from shipkit import container_env, one
+
+from tests.ship.shipkit import container_env, one
+from tests.support import charts
 
 SPECS = {spec.env: spec for _, spec in table(Settings)}
 NOT_SETTINGS = {"HOME", "HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"}
 """What the runner's container gets that is not a runner setting: helm's writable homes."""
 
-HELPERS = rbac.CHART / "templates" / "_helpers.tpl"
-VALUES_YAML = rbac.CHART / "values.yaml"
-SCHEMA = json.loads((rbac.CHART / "values.schema.json").read_text())
-KUSTOMIZATION = rbac.MANIFESTS / "kustomization.yaml"
+HELPERS = charts.CHART / "templates" / "_helpers.tpl"
+VALUES_YAML = charts.CHART / "values.yaml"
+SCHEMA = json.loads((charts.CHART / "values.schema.json").read_text())
+KUSTOMIZATION = charts.MANIFESTS / "kustomization.yaml"
 Render = Callable[..., list[dict]]
 
 
@@ -78,7 +79,7 @@ def runner_env(cronjob: dict) -> dict[str, str | None]:
 
 def helm_template(helm_bin: str, values: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [helm_bin, "template", "ci", str(rbac.CHART), "--namespace", "cicd", "-f", str(values)],
+        [helm_bin, "template", "ci", str(charts.CHART), "--namespace", "cicd", "-f", str(values)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -172,7 +173,7 @@ def test_the_runner_defaults_the_comments_name_are_the_runners() -> None:
 
 def test_the_chart_readme_says_runner_default_for_what_the_chart_leaves_unset() -> None:
     rows = re.findall(
-        r"^\| `(\w+)` \| [^|]* \| ([^|]*) \|", (rbac.CHART / "README.md").read_text(), re.M
+        r"^\| `(\w+)` \| [^|]* \| ([^|]*) \|", (charts.CHART / "README.md").read_text(), re.M
     )
     defaults: dict[str, set[str]] = {}
     for key, default in rows:

@@ -6,6 +6,7 @@ shared ``tests.support.httpserver.LocalHTTPServer``.
 
 from __future__ import annotations
 
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
