@@ -11,7 +11,10 @@ emulator's Job controls and skip there.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -115,8 +118,7 @@ class App:
         return self.cli("run", *args, **env)
 
     def start(self, *args: str, **env: str) -> subprocess.Popen[str]:
-        """Start ``ci-runner run ARGS`` in the background, in a process group of its own
-        (so a test can kill it together with its helm, as a node loss would)."""
+        """Start ``ci-runner run ARGS`` in the background, in a process group of its own."""
         return subprocess.Popen(
             [*self.command("run"), *args],
             env={**self.env, **env},
@@ -125,6 +127,17 @@ class App:
             text=True,
             start_new_session=True,
         )
+
+    @staticmethod
+    def kill_like_a_node_loss(process: subprocess.Popen[str]) -> None:
+        """SIGKILL the runner and its helm at once, as losing the pod's node would. helm runs
+        in a session of its own (so that a SIGTERM reaches it), so it is killed by its own
+        process group, found among the runner's children."""
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        for pid in [process.pid, *map(int, children)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        process.communicate()
 
     def expire_lease(self) -> None:
         """Make the Lease look as a dead holder's does a minute later."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 from typing import Any
 
@@ -354,8 +353,7 @@ def test_a_release_left_pending_by_a_killed_helm_is_recovered(app: App, emulator
     newer = app.push({"deploy/chart/templates/migrate.yaml": MIGRATION}, message="migrate")
     killed = app.start()
     held = app.wait_for_job(app.deploy_ns)  # helm is now waiting for it, release pending
-    os.killpg(killed.pid, signal.SIGKILL)  # the runner and its helm die together
-    killed.communicate()
+    app.kill_like_a_node_loss(killed)
     assert app.helm("status", RELEASE)["info"]["status"] == "pending-upgrade"
 
     app.expire_lease()
