@@ -5,14 +5,11 @@
 # /tmp and $HOME (/home/runner), both mounted as emptyDir volumes by the chart and the manifests.
 # Both stages use the same base, so the virtualenv's interpreter path stays valid when copied.
 FROM python:3.12-slim-bookworm AS build
-# helm is pinned by version and verified by the sha256 of the release tarball
-# helm-v3.18.0-linux-amd64.tar.gz, the value Helm publishes next to it
-# (https://get.helm.sh/helm-v3.18.0-linux-amd64.tar.gz.sha256sum, and the "Linux amd64 (checksum)"
-# link of https://github.com/helm/helm/releases/tag/v3.18.0). It could not be downloaded where this
-# file was written; the value was cross-checked in rules_helm's helm/private/versions.bzl
-# (linux-amd64 of 3.18.0, base64 there). Only linux/amd64 is built.
-ARG HELM_VERSION=v3.18.0
-ARG HELM_SHA256=961e587fc2c03807f8a99ac25ef063fa9e6915f1894729399cbb95d2a79af931
+# helm 4.1, the release the tests run under CI_RUNNER_HELM=4 (helm 3 security fixes end in
+# February 2027). Pinned by version and by the sha256 Helm publishes for the release tarball
+# helm-${HELM_VERSION}-linux-amd64.tar.gz (its .sha256sum file); only linux/amd64 is built.
+ARG HELM_VERSION=v4.1.4
+ARG HELM_SHA256=70b2c30a19da4db264dfd68c8a3664e05093a361cefd89572ffb36f8abfa3d09
 # python:slim has no curl or wget; Python's urllib fetches the tarball, sha256sum checks it.
 RUN python -c "import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])" \
         "https://get.helm.sh/helm-${HELM_VERSION}-linux-amd64.tar.gz" /tmp/helm.tar.gz \

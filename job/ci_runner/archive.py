@@ -8,32 +8,66 @@ as a second line of defence.
 
 from __future__ import annotations
 
+import gzip
 import io
 import posixpath
 import tarfile
+import zlib
 from pathlib import Path
 
-from .errors import ArchiveError, ConfigError
+from .errors import ArchiveError, BadCommit
 
 MAX_MEMBERS = 20_000
 MAX_CHART_FILES = 2_000
 MAX_CHART_BYTES = 50 * 1024 * 1024
+# What the whole archive may unpack to: a small gzip that inflates to gigabytes (outside the
+# chart, where nothing is extracted) is refused once it passes this, in a few seconds.
+MAX_UNPACKED_BYTES = 1024 * 1024 * 1024
+
+
+class _Inflated:
+    """The decompressed tar stream for ``tarfile``: reads and seeks (which tarfile uses to skip
+    members) past ``limit`` bytes raise ArchiveError instead of inflating on."""
+
+    def __init__(self, data: bytes, limit: int, where: str) -> None:
+        self._gzip = gzip.GzipFile(fileobj=io.BytesIO(data))
+        self._limit = limit
+        self._where = where
+
+    def _refuse_past(self, offset: int) -> None:
+        if offset > self._limit:
+            raise ArchiveError(f"the tarball of {self._where} unpacks to over {self._limit} bytes")
+
+    def read(self, size: int | None = -1) -> bytes:
+        room = self._limit + 1 - self._gzip.tell()
+        data = self._gzip.read(room if size is None or size < 0 else min(size, room))
+        self._refuse_past(self._gzip.tell())
+        return data
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = offset if whence == io.SEEK_SET else self._gzip.tell() + offset
+        self._refuse_past(target)
+        return self._gzip.seek(target)
+
+    def tell(self) -> int:
+        return self._gzip.tell()
 
 
 def extract_chart(data: bytes, chart_path: str, dest: Path, where: str) -> Path:
     """Extract ``chart_path`` from the tarball ``data`` into ``dest``; return the chart directory.
 
     ``where`` names the commit in messages. Raises ArchiveError for a malformed or hostile
-    archive (nothing is written then) and ConfigError when the commit has no chart there.
+    archive, BadCommit when the commit has no chart there (nothing is extracted then).
     """
     try:
-        tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")  # noqa: SIM115 (closed below)
-    except (tarfile.TarError, OSError, EOFError) as e:
+        inflated = _Inflated(data, MAX_UNPACKED_BYTES, where)
+        tar = tarfile.open(fileobj=inflated, mode="r:")  # type: ignore[call-overload]  # noqa: SIM115
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise ArchiveError(f"the tarball of {where} is not a gzip tar archive") from e
     with tar:
         chosen = _chart_members(tar, chart_path, where)
         if not any(m.name.endswith("/Chart.yaml") and m.isfile() for m, _ in chosen):
-            raise ConfigError([f"CHART_PATH {chart_path!r} holds no Chart.yaml in {where}"])
+            raise BadCommit(f"CHART_PATH {chart_path!r} holds no Chart.yaml in {where}")
         target = dest / "chart"
         target.mkdir()
         for member, relative in chosen:
@@ -91,12 +125,12 @@ def _chart_members(
                     f"or {MAX_CHART_BYTES} bytes"
                 )
             chosen.append((member, relative))
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise ArchiveError(f"the tarball of {where} is corrupt") from e
     if top is None:
         raise ArchiveError(f"the tarball of {where} is empty")
     if not chosen:
-        raise ConfigError([f"CHART_PATH {chart_path!r} does not exist in {where}"])
+        raise BadCommit(f"CHART_PATH {chart_path!r} does not exist in {where}")
     return chosen
 
 

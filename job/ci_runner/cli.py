@@ -1,4 +1,8 @@
-"""The command line: ``ci-runner run`` and ``ci-runner status``. Thin: parse, then one call."""
+"""The command line: ``ci-runner run`` and ``ci-runner status``. Thin: parse, then one call.
+
+Every setting's option comes from the settings table; click only collects strings, and
+``settings.load`` validates them all at once, so a user sees every problem in one go.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,14 @@ import signal
 import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from . import __version__, cycle, kube, logs
-from .errors import CiRunnerError, ConfigError
-from .settings import DEFAULT_GITHUB_API_URL, DEFAULT_KANIKO_IMAGE, OBSOLETE, Settings, load
-from .state import StateStore, status_report
+from .errors import CiRunnerError
+from .settings import OBSOLETE, Settings, StateSettings, load, secrets, table
+from .state import read_configmap, status_report
 
 log = logging.getLogger("ci_runner")
 
@@ -28,86 +32,54 @@ Exit codes:
   3  an outside service failed (GitHub or the Kubernetes API); state unchanged
 """
 
-# (option, environment variable, help) for every setting; all are parsed by settings.load so
-# that every problem is reported at once, not click's first one.
-RUN_OPTIONS = [
-    ("--repo", "REPO", "GitHub repository, owner/name. Required."),
-    ("--branch", "BRANCH", "Branch to follow.  [default: main]"),
-    ("--image", "IMAGE", "Image repository without tag, e.g. ghcr.io/team/app. Required."),
-    ("--chart-path", "CHART_PATH", "Path of the Helm chart in the repository. Required."),
-    ("--release", "RELEASE", "Helm release name. Required."),
-    ("--cicd-namespace", "CICD_NS", "Namespace of state, lock and build Jobs.  [default: cicd]"),
-    ("--deploy-namespace", "DEPLOY_NS", "Namespace of the release.  [default: default]"),
-    ("--max-retries", "MAX_RETRIES", "Attempts per commit before giving up.  [default: 3]"),
-    ("--git-token", "GIT_TOKEN", "GitHub token (prefer the environment variable)."),
-    ("--git-token-secret", "GIT_TOKEN_SECRET", "Secret in the CICD namespace (key 'token') "
-     "that build Jobs use; default: the runner keeps ci-runner-<RELEASE>-git from GIT_TOKEN."),
-    ("--registry-secret", "REGISTRY_SECRET", "dockerconfigjson Secret in the CICD namespace "
-     "for Kaniko's push."),
-    ("--github-api-url", "GITHUB_API_URL", "GitHub API root (GitHub Enterprise: "
-     f"https://HOST/api/v3).  [default: {DEFAULT_GITHUB_API_URL}]"),
-    ("--kaniko-image", "KANIKO_IMAGE", f"Kaniko image.  [default: {DEFAULT_KANIKO_IMAGE}]"),
-    ("--build-timeout", "BUILD_TIMEOUT", "Seconds a build may take.  [default: 1800]"),
-    ("--helm-timeout", "HELM_TIMEOUT", "Seconds helm waits for readiness.  [default: 300]"),
-    ("--api-timeout", "API_TIMEOUT", "Seconds per GitHub/Kubernetes request.  [default: 30]"),
-    ("--state-configmap", "STATE_CONFIGMAP", "State ConfigMap and Lease name.  "
-     "[default: ci-runner-<RELEASE>]"),
-    ("--log-format", "LOG_FORMAT", "text or json.  [default: text]"),
-    ("--dockerfile", "DOCKERFILE", "Dockerfile, relative to the build context.  "
-     "[default: Dockerfile]"),
-    ("--build-context", "BUILD_CONTEXT", "Build context directory in the repository.  "
-     "[default: .]"),
-    ("--image-repository-key", "IMAGE_REPOSITORY_KEY", "Values key for the image repository.  "
-     "[default: image.repository]"),
-    ("--image-tag-key", "IMAGE_TAG_KEY", "Values key for the image tag.  [default: image.tag]"),
-    ("--values-files", "VALUES_FILES", "Comma-separated values files inside the chart."),
-    ("--create-namespace", "CREATE_NAMESPACE", "true: helm creates DEPLOY_NS if missing "
-     "(needs namespace get/create); false: it must exist.  [default: true]"),
-]  # fmt: skip
-STATUS_OPTIONS = [o for o in RUN_OPTIONS if o[1] in {
-    "REPO", "BRANCH", "RELEASE", "CICD_NS", "MAX_RETRIES", "STATE_CONFIGMAP", "API_TIMEOUT",
-}]  # fmt: skip
+F = TypeVar("F", bound=Callable[..., Any])
+S = TypeVar("S", bound=StateSettings)
 
 
-def _env_name(option: str) -> str:
-    return option.lstrip("-").replace("-", "_")
+def setting_options(kind: type[StateSettings]) -> Callable[[F], F]:
+    """One option per setting of ``kind``, with its type, environment variable and default."""
 
-
-def setting_options(table: list[tuple[str, str, str]]) -> Callable[[Any], Any]:
-    """Add one string option per setting, each also read from its environment variable."""
-
-    def decorate(command: Any) -> Any:
-        for option, env, text in reversed(table):
-            command = click.option(
-                option, _env_name(option), envvar=env, help=f"{text}  [env: {env}]"
-            )(command)
-        return click.option(
-            "--verify-ssl/--no-verify-ssl",
-            default=None,
-            help="Check TLS certificates of Kubernetes and GitHub.  [env: VERIFY_SSL; default: on]",
-        )(command)
+    def decorate(command: F) -> F:
+        for f, spec in reversed(table(kind)):
+            notes = [f"env: {spec.env}"]
+            if spec.required:
+                notes.append("required")
+            elif spec.shown_default:
+                notes.append(f"default: {spec.shown_default}")
+            text = f"{spec.help}  [{'; '.join(notes)}]"
+            if spec.is_flag:
+                flag = spec.option.removeprefix("--")
+                option = click.option(f"--{flag}/--no-{flag}", f.name, default=None, help=text)
+            else:
+                option = click.option(spec.option, f.name, metavar=spec.metavar, help=text)
+            command = option(command)
+        return command
 
     return decorate
 
 
-def _settings(table: list[tuple[str, str, str]], params: dict[str, Any], **kwargs: Any) -> Settings:
-    raw: dict[str, str | None] = {env: params[_env_name(o)] for o, env, _ in table}
-    verify = params["verify_ssl"]
-    raw["VERIFY_SSL"] = os.environ.get("VERIFY_SSL") if verify is None else str(verify)
-    return load(raw, **kwargs)
+def _load(kind: type[S], options: dict[str, Any], masked: list[str]) -> S:
+    try:
+        return load(kind, options, os.environ)
+    except CiRunnerError as e:
+        _fail(e, masked)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
-    # Kubernetes stops a pod with SIGTERM. Exiting through Python's unwinding releases the Lease
-    # and cancels helm, which pyhelm3 then terminates gently so helm can roll back.
+    # Kubernetes stops a pod with SIGTERM and kills it 30 s later. Exiting through Python's
+    # unwinding cancels helm (pyhelm3 passes it the SIGTERM; it is killed if it takes too
+    # long) and then releases the Lease.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough
+    helm = sys.modules.get("ci_runner.helm")
+    if helm is not None:
+        helm.kill_helm_after_grace()
     raise SystemExit(128 + signum)
 
 
-def _fail(error: CiRunnerError, secrets: list[str | None]) -> NoReturn:
+def _fail(error: CiRunnerError, masked: list[str]) -> NoReturn:
     message = str(error)
-    for secret in secrets:
-        if secret:
-            message = message.replace(secret, logs.REDACTED)
+    for secret in masked:
+        message = message.replace(secret, logs.REDACTED)
     click.echo(f"Error: {message}", err=True)
     sys.exit(error.exit_code)
 
@@ -119,22 +91,19 @@ def main() -> None:
 
 
 @main.command(epilog=EXIT_CODES)
-@setting_options(RUN_OPTIONS)
+@setting_options(Settings)
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
 @click.option("--force", is_flag=True, help="Build and deploy the head even if deployed/given up.")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
-def run(dry_run: bool, force: bool, verbose: bool, **params: Any) -> None:
+def run(dry_run: bool, force: bool, verbose: bool, **options: Any) -> None:
     """Run one check-build-deploy cycle, then exit.
 
     Reads the head of BRANCH; if it is not deployed, builds it with a Kaniko Job and runs
     helm upgrade --install with rollback on failure. Every option is also an environment variable.
     """
-    token = params.get("git_token") or os.environ.get("GIT_TOKEN")
-    try:
-        settings = _settings(RUN_OPTIONS, params)
-    except ConfigError as e:
-        _fail(e, [token])
-    logs.setup(settings.log_format, [token or ""], verbose)
+    masked = secrets(options, os.environ)
+    settings = _load(Settings, options, masked)
+    logs.setup(settings.log_format, masked, verbose)
     signal.signal(signal.SIGTERM, _terminate)
     for name, replacement in OBSOLETE.items():
         if os.environ.get(name):
@@ -144,7 +113,7 @@ def run(dry_run: bool, force: bool, verbose: bool, **params: Any) -> None:
     except CiRunnerError as e:
         if settings.log_format == "json":  # log pipelines get the error as a record too
             log.error("%s", e)
-        _fail(e, [token])
+        _fail(e, masked)
     if dry_run:
         click.echo(outcome.message)
     elif outcome.exit_code:
@@ -155,21 +124,23 @@ def run(dry_run: bool, force: bool, verbose: bool, **params: Any) -> None:
 
 
 @main.command(epilog=EXIT_CODES)
-@setting_options(STATUS_OPTIONS)
+@setting_options(StateSettings)
 @click.option(
     "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
-def status(output: str, **params: Any) -> None:
+def status(output: str, **options: Any) -> None:
     """Show the state of a release: what is deployed and the attempts on the commit under way."""
+    where = _load(StateSettings, options, [])
     try:
-        settings = _settings(STATUS_OPTIONS, params, require=("RELEASE",))
-        with kube.connect(settings.verify_ssl) as api:
-            configmap = StateStore(api, settings).read_configmap()
+        with kube.connect(where.verify_ssl, where.api_timeout) as api:
+            configmap = read_configmap(api, where)
     except CiRunnerError as e:
         _fail(e, [])
-    report = status_report(configmap, settings)
+    report = status_report(configmap, where)
     if output == "json":
         click.echo(json.dumps(report, indent=2))
+    elif configmap is None:
+        click.echo(f"no state for release {where.release} in namespace {where.cicd_namespace}")
     else:
         width = max(len(k) for k in report)
         for key, value in report.items():

@@ -51,11 +51,35 @@ class KubernetesError(ServiceError):
         """The HTTP status of the API's answer; None when there was no answer."""
 
 
-class ArchiveError(ServiceError):
-    """The commit's tarball is malformed or hostile; nothing was extracted."""
+class NotFound(KubernetesError):
+    """404: the object (or its namespace) does not exist."""
+
+
+class Conflict(KubernetesError):
+    """409: the object exists already, or changed since its resourceVersion was read."""
+
+
+class Gone(KubernetesError):
+    """410: a watch asked for a resourceVersion the API server no longer keeps."""
+
+
+class BadCommit(CiRunnerError):
+    """What is wrong is the commit itself (no chart at CHART_PATH, a bad values file, an
+    unsafe, corrupt or oversized archive): the cycle counts it as a failed attempt, so a bad
+    commit costs at most MAX_RETRIES tries (exit code 1)."""
+
+    exit_code = 1
+
+
+class ArchiveError(BadCommit):
+    """The commit's tarball is malformed, hostile or too big; nothing was deployed from it."""
 
 
 class CycleFailed(CiRunnerError):
     """This cycle's build or deploy failed; the cycle records an attempt (exit code 1)."""
 
     exit_code = 1
+
+
+class DeployError(CycleFailed):
+    """helm could not install or upgrade the release (it rolled back what it changed)."""

@@ -5,48 +5,55 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from kubernetes import client
-
-from . import kube
 from .errors import KubernetesError, shorten
+from .kube import EVENTS, Kube, Obj
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class Recorder:
-    """Emits core/v1 Events about the release's state ConfigMap (best effort)."""
+def event(settings: Settings, uid: str | None, reason: str, message: str, warning: bool) -> Obj:
+    """A core/v1 Event about the state ConfigMap. ``kubectl describe`` finds Events by the
+    object's uid, so it is set whenever the ConfigMap exists."""
+    s = settings
+    now = datetime.now(UTC)
+    involved: Obj = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": s.state_configmap,
+        "namespace": s.cicd_namespace,
+    }
+    if uid:
+        involved["uid"] = uid
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{s.state_configmap}.", "namespace": s.cicd_namespace},
+        "involvedObject": involved,
+        "reason": reason,
+        "message": shorten(message, 1000),
+        "type": "Warning" if warning else "Normal",
+        "source": {"component": "ci-runner"},
+        "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "count": 1,
+    }
 
-    def __init__(self, api: client.ApiClient, settings: Settings) -> None:
-        self._core = client.CoreV1Api(api)
+
+class Recorder:
+    """Emits Events about the release's state ConfigMap (best effort)."""
+
+    def __init__(self, kube: Kube, settings: Settings) -> None:
+        self._kube = kube
         self._settings = settings
 
-    def emit(self, reason: str, message: str, warning: bool = False) -> None:
-        s = self._settings
-        now = datetime.now(UTC)
-        body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(
-                generate_name=f"{s.state_configmap}.", namespace=s.cicd_namespace
-            ),
-            involved_object=client.V1ObjectReference(
-                api_version="v1",
-                kind="ConfigMap",
-                name=s.state_configmap,
-                namespace=s.cicd_namespace,
-            ),
-            reason=reason,
-            message=shorten(message, 1000),
-            type="Warning" if warning else "Normal",
-            source=client.V1EventSource(component="ci-runner"),
-            first_timestamp=now,
-            last_timestamp=now,
-            count=1,
-        )
+    def emit(self, uid: str | None, reason: str, message: str, warning: bool = False) -> None:
+        """Record one Event; a failure is a warning, never a failed cycle."""
+        body = event(self._settings, uid, reason, message, warning)
         try:
-            with kube.translated("recording an Event"):
-                self._core.create_namespaced_event(
-                    s.cicd_namespace, body, _request_timeout=s.api_timeout
-                )
+            self._kube.request(
+                "POST", EVENTS.path(self._settings.cicd_namespace), "recording an Event", body=body
+            )
         except KubernetesError as e:
             # An Event is a courtesy: the state and the exit code already tell the story.
             log.warning("could not record Event %s: %s", reason, e)

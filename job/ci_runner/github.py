@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
 import requests
+import urllib3
 
-from .errors import GitHubError, shorten
+from .errors import ArchiveError, ConfigError, GitHubError, shorten
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,12 @@ class GitHub:
         self._session.headers["X-GitHub-Api-Version"] = "2022-11-28"
         if settings.git_token:
             self._session.headers["Authorization"] = f"Bearer {settings.git_token}"
+        else:
+            # GitHub waives the rate limit for a 304 only when the request is authorised.
+            log.warning(
+                "no GIT_TOKEN: every GitHub request, 304s included, spends the 60-per-hour "
+                "limit shared by this cluster's address"
+            )
 
     def close(self) -> None:
         self._session.close()
@@ -71,23 +79,32 @@ class GitHub:
             return Head(sha=sha, etag=response.headers.get("ETag"))
 
     def tarball(self, sha: str) -> bytes:
-        """The gzip tarball of commit ``sha`` (GitHub redirects to a download host)."""
+        """The gzip tarball of commit ``sha`` (GitHub redirects to a download host).
+
+        API_TIMEOUT bounds the whole download, not one read: a tarball that trickles in is
+        given up on after about that long."""
+        deadline = time.monotonic() + self._timeout
+        doing = f"downloading the tarball of {sha[:7]}"
         response = self._get(f"/repos/{self._repo}/tarball/{sha}", stream=True)
         with response:
-            self._raise_for_status(response, f"downloading the tarball of {sha[:7]}")
+            self._raise_for_status(response, doing)
             declared = int(response.headers.get("Content-Length") or 0)
             too_big = f"the tarball of {sha[:7]} is larger than {MAX_TARBALL_BYTES} bytes"
             if declared > MAX_TARBALL_BYTES:
-                raise GitHubError(too_big)
+                raise ArchiveError(too_big)
             chunks, size = [], 0
             try:
-                for chunk in response.iter_content(chunk_size=1 << 16):
+                # read1 returns what has arrived instead of waiting for a full chunk, so the
+                # deadline is checked at least once per read timeout.
+                while chunk := response.raw.read1(1 << 16):
                     size += len(chunk)
                     if size > MAX_TARBALL_BYTES:
-                        raise GitHubError(too_big)
+                        raise ArchiveError(too_big)
+                    if time.monotonic() > deadline:
+                        raise GitHubError(f"GitHub {doing} took longer than {self._timeout}s")
                     chunks.append(chunk)
-            except requests.RequestException as e:
-                raise GitHubError(f"GitHub download of {sha[:7]} failed: {type(e).__name__}") from e
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
+                raise GitHubError(f"GitHub {doing} failed: {type(e).__name__}") from e
             return b"".join(chunks)
 
     def _get(self, path: str, **kwargs: object) -> requests.Response:
@@ -102,6 +119,10 @@ class GitHub:
             # The exception text can echo the URL but never headers: the token stays out.
             raise GitHubError(f"GitHub is unreachable at {self._api}: {type(e).__name__}") from e
 
+    @property
+    def _authorised(self) -> bool:
+        return "Authorization" in self._session.headers
+
     def _raise_for_status(self, response: requests.Response, doing: str) -> None:
         if response.status_code < 400:
             return
@@ -115,12 +136,16 @@ class GitHub:
         message = _message(response)
         if response.status_code == 401:
             raise GitHubError(f"GitHub refused the token while {doing} (401 {message})")
-        if response.status_code in {404, 422}:
-            # GitHub answers 422 "No commit found" for a branch that does not exist.
-            raise GitHubError(
-                f"GitHub found nothing while {doing} ({response.status_code}): "
-                "check REPO, BRANCH and the token's access"
-            )
+        if response.status_code == 404:
+            # GitHub answers 404 for a private repository the token may not see, too.
+            access = "the token has no access to it" if self._authorised else "no GIT_TOKEN"
+            raise ConfigError(
+                [f"GitHub has no repository {self._repo!r} while {doing} (404): check REPO; "
+                 f"it may be private and {access}"]
+            )  # fmt: skip
+        if response.status_code == 422:
+            # GitHub answers 422 "No commit found for SHA" for a branch that does not exist.
+            raise ConfigError([f"GitHub found no such commit or branch while {doing} (422)"])
         raise GitHubError(f"GitHub answered {response.status_code} while {doing}: {message}")
 
 

@@ -3,25 +3,72 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import shlex
 import shutil
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pyhelm3
+import pyhelm3.command
 import pyhelm3.errors
 import yaml
 
-from .errors import ConfigError, CycleFailed, KubernetesError, shorten
+from .errors import BadCommit, ConfigError, DeployError, KubernetesError, shorten
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
+# After SIGTERM, helm gets this long to cancel (and roll back) before it is killed: a pod has
+# 30 s in all, and the runner still releases its Lease after helm is gone.
+HELM_GRACE_SECONDS = 18
 
-class DeployError(CycleFailed):
-    """helm could not install or upgrade the release (it rolled back what it changed)."""
+
+class _ExecNotShell:
+    """What ``pyhelm3.command`` sees as ``asyncio``: the same, except that its "shell" command
+    is exec'd directly, in a session of its own.
+
+    pyhelm3 0.5.8 starts helm with ``create_subprocess_shell``; Debian's dash does not exec the
+    last command, so pyhelm3's terminate() on cancellation reached the shell and left helm
+    running. Exec'd, helm itself gets the SIGTERM and cancels (and rolls back) cleanly. The
+    command line is pyhelm3's own ``shlex.join``, so ``shlex.split`` gives back its argv.
+    """
+
+    running: ClassVar[set[asyncio.subprocess.Process]] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    @classmethod
+    async def create_subprocess_shell(cls, cmd: str, **kwargs: Any) -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(
+            *shlex.split(cmd), start_new_session=True, **kwargs
+        )
+        cls.running.add(process)
+        return process
+
+
+pyhelm3.command.asyncio = _ExecNotShell()
+
+
+def kill_helm_after_grace() -> None:
+    """Called on SIGTERM: helm gets HELM_GRACE_SECONDS to stop by itself, then SIGKILL.
+    A killed helm leaves the release pending-*, which the next run rolls back."""
+
+    def kill() -> None:
+        for process in list(_ExecNotShell.running):
+            if process.returncode is None:
+                log.warning("helm (pid %s) did not stop in time; killing it", process.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+
+    if _ExecNotShell.running:
+        threading.Timer(HELM_GRACE_SECONDS, kill).start()
 
 
 def require_helm() -> str:
@@ -47,37 +94,46 @@ def image_values(settings: Settings, sha: str) -> dict[str, Any]:
     return values
 
 
-def chart_values(settings: Settings, chart_dir: Path, sha: str) -> list[dict[str, Any]]:
-    """The values files (in order) and then the image values; helm merges them left to right."""
-    layers: list[dict[str, Any]] = []
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Layer ``override`` on ``base`` as helm layers ``--values`` files (``mergeMaps`` in
+    helm's pkg/cli/values/options.go): maps merge deeply, anything else (lists included) is
+    replaced, and a ``null`` is kept, so that helm then removes that chart default."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def chart_values(settings: Settings, chart_dir: Path, sha: str) -> dict[str, Any]:
+    """The values files (in order) and then the image values, merged as helm merges them."""
+    merged: dict[str, Any] = {}
     for name in settings.values_files:
         path = chart_dir / name
         if not path.is_file():
-            raise ConfigError([f"VALUES_FILES entry {name!r} does not exist in the chart"])
+            raise BadCommit(f"VALUES_FILES entry {name!r} does not exist in the chart")
         try:
             loaded = yaml.safe_load(path.read_text())
         except yaml.YAMLError as e:
             problem = shorten(str(e), 120)
-            raise ConfigError([f"VALUES_FILES entry {name!r} is not valid YAML: {problem}"]) from e
+            raise BadCommit(f"VALUES_FILES entry {name!r} is not valid YAML: {problem}") from e
         if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError([f"VALUES_FILES entry {name!r} is not a mapping of values"])
-        layers.append(loaded or {})
-    layers.append(image_values(settings, sha))
-    return layers
+            raise BadCommit(f"VALUES_FILES entry {name!r} is not a mapping of values")
+        merged = merge(merged, loaded or {})
+    return merge(merged, image_values(settings, sha))
 
 
-def command_line(settings: Settings, chart: str, sha: str, helm4: bool) -> str:
-    """The helm command a deploy runs, for --dry-run (values are shown as --set)."""
+def command_line(settings: Settings, chart: str, helm4: bool) -> str:
+    """The helm command a deploy runs, for --dry-run (the values go in on stdin)."""
     s = settings
     rollback = "--rollback-on-failure" if helm4 else "--atomic"
     words = [
         "helm", "upgrade", s.release, chart, "--install", "--namespace", s.deploy_namespace,
         *(["--create-namespace"] if s.create_namespace else []),
-        rollback, "--wait", "--wait-for-jobs", "--timeout", f"{s.helm_timeout}s",
+        rollback, "--wait", "--wait-for-jobs", "--timeout", f"{s.helm_timeout}s", "--values", "-",
     ]  # fmt: skip
-    for name in s.values_files:
-        words += ["--values", f"{chart}/{name}"]
-    words += ["--set", f"{s.image_repository_key}={s.image}", "--set", f"{s.image_tag_key}={sha}"]
     return shlex.join(words)
 
 
@@ -93,9 +149,8 @@ class Deploy:
 
     settings: Settings
     chart_dir: Path
-    values: list[dict[str, Any]]
-    """The layers from ``chart_values``, merged left to right."""
-    executable: str
+    values: dict[str, Any]
+    """From ``chart_values``: what helm gets on stdin."""
 
     def run(self) -> int:
         """Install or upgrade the release; its new revision number."""
@@ -110,7 +165,7 @@ class Deploy:
     async def _run(self) -> int:
         s = self.settings
         client = pyhelm3.Client(
-            executable=self.executable,
+            executable=require_helm(),
             insecure_skip_tls_verify=not s.verify_ssl,
             default_timeout=f"{s.helm_timeout}s",
         )
@@ -125,7 +180,7 @@ class Deploy:
         revision = await client.install_or_upgrade_release(
             s.release,
             chart,
-            *self.values,
+            self.values,  # one layer: pyhelm3's own merge would concatenate lists
             # helm 4 renamed --atomic; asking pyhelm3 for the right one avoids its warning.
             atomic=not helm4,
             rollback_on_failure=helm4,

@@ -19,13 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from kubernetes import client
-
-from . import kube
-from .errors import KubernetesError
-from .settings import Settings
+from .errors import Conflict, KubernetesError
+from .kube import LEASES, Kube, Obj
+from .settings import StateSettings
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +43,17 @@ class Holder:
     renewed: datetime | None
     seconds: int
 
+    @classmethod
+    def of(cls, lease: Obj) -> Holder:
+        """The holder a Lease names (renewTime is a MicroTime, RFC 3339 with a 'Z')."""
+        spec = lease.get("spec") or {}
+        renewed = spec.get("renewTime")
+        return cls(
+            spec.get("holderIdentity"),
+            datetime.fromisoformat(renewed.replace("Z", "+00:00")) if renewed else None,
+            int(spec.get("leaseDurationSeconds") or 0),
+        )
+
     def live(self, now: datetime) -> bool:
         """True while the holder's last renewal has not expired."""
         if not self.identity or self.renewed is None:
@@ -56,11 +64,10 @@ class Holder:
 class Lease:
     """One run's hold on the release's Lease."""
 
-    def __init__(self, api: client.ApiClient, settings: Settings) -> None:
-        self._api = client.CoordinationV1Api(api)
+    def __init__(self, kube: Kube, settings: StateSettings) -> None:
+        self._kube = kube
         self._name = settings.state_configmap
         self._namespace = settings.cicd_namespace
-        self._timeout = settings.api_timeout
         self.identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self._resource_version: str | None = None
         self._acquired: str | None = None
@@ -71,65 +78,47 @@ class Lease:
     def where(self) -> str:
         return f"Lease {self._namespace}/{self._name}"
 
-    def acquire(self) -> Holder | None:
-        """Take the Lease. Returns None when taken, else the live holder that has it."""
+    def try_acquire(self) -> Holder | None:
+        """Take the Lease. Returns None when we hold it now, else the live holder that has it."""
         now = datetime.now(UTC)
-        try:
-            with kube.translated(f"reading {self.where}"):
-                current = self._api.read_namespaced_lease(
-                    self._name, self._namespace, _request_timeout=self._timeout
-                )
-        except KubernetesError as e:
-            if e.status != 404:
-                raise
-            current = None
+        current = self._kube.read(LEASES, self._namespace, self._name)
         if current is not None:
-            spec = current.spec
-            holder = Holder(spec.holder_identity, spec.renew_time, spec.lease_duration_seconds or 0)
+            holder = Holder.of(current)
             if holder.live(now):
                 return holder
-            self._resource_version = current.metadata.resource_version
+            self._resource_version = current["metadata"].get("resourceVersion")
         self._acquired = micro_time(now)
         try:
             self._write(now)
-        except KubernetesError as e:
-            if e.status == 409:  # another run took it between our read and our write
-                return Holder("another run", now, LEASE_SECONDS)
-            raise
+        except Conflict:  # another run took it between our read and our write
+            return Holder("another run", now, LEASE_SECONDS)
         return None
 
-    def _body(self, now: datetime, holding: bool) -> dict[str, Any]:
-        spec: dict[str, Any] = {"leaseDurationSeconds": LEASE_SECONDS}
+    def _body(self, now: datetime, holding: bool) -> Obj:
+        spec: Obj = {"leaseDurationSeconds": LEASE_SECONDS}
         if holding:
             spec.update(
                 holderIdentity=self.identity,
                 acquireTime=self._acquired,
                 renewTime=micro_time(now),
             )
+        metadata: Obj = {
+            "name": self._name,
+            "namespace": self._namespace,
+            "labels": {"app.kubernetes.io/managed-by": "ci-runner"},
+        }
+        if self._resource_version:
+            metadata["resourceVersion"] = self._resource_version
         return {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {
-                "name": self._name,
-                "namespace": self._namespace,
-                "resourceVersion": self._resource_version,
-                "labels": {"app.kubernetes.io/managed-by": "ci-runner"},
-            },
+            "metadata": metadata,
             "spec": spec,
         }
 
     def _write(self, now: datetime, holding: bool = True) -> None:
-        body = self._body(now, holding)
-        with kube.translated(f"writing {self.where}"):
-            if self._resource_version is None:
-                written = self._api.create_namespaced_lease(
-                    self._namespace, body, _request_timeout=self._timeout
-                )
-            else:
-                written = self._api.replace_namespaced_lease(
-                    self._name, self._namespace, body, _request_timeout=self._timeout
-                )
-        self._resource_version = written.metadata.resource_version
+        written = self._kube.save(LEASES, self._body(now, holding))
+        self._resource_version = written["metadata"]["resourceVersion"]
 
     def check(self) -> None:
         """Raise if renewing failed: another run may have taken over, so we must not write."""

@@ -32,18 +32,18 @@ class Plan:
         return self.action in {Action.BUILD_AND_DEPLOY, Action.DEPLOY}
 
 
-def decide(head: str, state: State, max_retries: int, force: bool = False) -> Plan:
+def decide(head: str, state: State, max_attempts: int, force: bool = False) -> Plan:
     """Decide what to do with ``head`` given ``state``."""
     used = state.attempts_for(head)
     attempt = used + 1
     if not force and head == state.deployed_sha:
         return Plan(Action.NOTHING, head, attempt, f"{head[:7]} is already deployed")
-    if not force and used >= max_retries:
+    if not force and used >= max_attempts:
         return Plan(
             Action.GIVEN_UP,
             head,
             attempt,
-            f"gave up on {head[:7]} after {used} failed attempt(s) (MAX_RETRIES={max_retries}); "
+            f"gave up on {head[:7]} after {used} failed attempt(s) (MAX_RETRIES={max_attempts}); "
             f"last error: {state.last_error or 'unknown'}",
         )
     forced = " (forced)" if force else ""

@@ -2,21 +2,26 @@
 
 ``data`` holds what was deployed (for people and ``ci-runner status``); annotations hold the
 bookkeeping of the commit under way (attempts, last error, whether its image is built) and the
-GitHub ETag. Every write sends the resourceVersion that was read: a 409 means someone else wrote,
-so the caller re-reads and re-decides instead of overwriting.
+GitHub ETag. Every write sends the resourceVersion that was read: a Conflict means someone else
+wrote, so the caller re-reads and re-decides instead of overwriting.
+
+The ConfigMap can be edited by hand, so every field is checked when read: a field that is not
+what the runner writes is logged and treated as absent, never trusted.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from kubernetes import client
+from .errors import Conflict, KubernetesError, shorten
+from .kube import CONFIGMAPS, Kube, Obj
+from .settings import Settings, StateSettings
 
-from . import kube
-from .errors import KubernetesError, shorten
-from .settings import Settings
+log = logging.getLogger(__name__)
 
 ANNOTATION = "ci-runner.io/"
 PENDING_SHA = ANNOTATION + "pending-sha"
@@ -25,8 +30,9 @@ LAST_ERROR = ANNOTATION + "last-error"
 BUILT_SHA = ANNOTATION + "built-sha"
 ETAG = ANNOTATION + "github-etag"
 ETAG_SHA = ANNOTATION + "github-etag-sha"
-MAX_ERROR = 500
+MAX_ERROR = 1000
 WRITE_TRIES = 3
+_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class State:
     """GitHub's ETag for the branch head; a 304 for it means the head is still ``etag_sha``."""
     etag_sha: str | None = None
     resource_version: str | None = None
+    uid: str | None = None
+    """The ConfigMap's uid: Events name it, so ``kubectl describe configmap`` lists them."""
 
     def attempts_for(self, sha: str) -> int:
         """Attempts already spent on ``sha``."""
@@ -81,27 +89,48 @@ class State:
         )
 
 
-def from_configmap(cm: client.V1ConfigMap | None) -> State:
+def _checked(where: str, value: str | None, valid: Callable[[str], bool]) -> str | None:
+    if not value:
+        return None
+    if valid(value):
+        return value
+    log.warning("state field %s is not what the runner writes (%r); ignoring it", where, value)
+    return None
+
+
+def _sha(where: str, value: str | None) -> str | None:
+    return _checked(where, value, lambda v: bool(_SHA.match(v)))
+
+
+def _count(where: str, value: str | None) -> int | None:
+    checked = _checked(where, value, lambda v: v.isascii() and v.isdigit())
+    return int(checked) if checked is not None else None
+
+
+def from_configmap(cm: Obj | None) -> State:
     """Read a State from a ConfigMap (None when it does not exist)."""
     if cm is None:
         return State()
-    data = cm.data or {}
-    notes = cm.metadata.annotations or {}
+    data = cm.get("data") or {}
+    notes = cm["metadata"].get("annotations") or {}
+    etag_sha = _sha(ETAG_SHA, notes.get(ETAG_SHA))
     return State(
-        deployed_sha=data.get("lastDeployedSha") or None,
+        deployed_sha=_sha("lastDeployedSha", data.get("lastDeployedSha")),
         deployed_at=data.get("lastDeployedAt") or None,
-        revision=_int(data.get("lastRevision")),
-        pending_sha=notes.get(PENDING_SHA) or None,
-        attempts=_int(notes.get(ATTEMPTS)) or 0,
+        revision=_count("lastRevision", data.get("lastRevision")),
+        pending_sha=_sha(PENDING_SHA, notes.get(PENDING_SHA)),
+        attempts=_count(ATTEMPTS, notes.get(ATTEMPTS)) or 0,
         last_error=notes.get(LAST_ERROR) or None,
-        built_sha=notes.get(BUILT_SHA) or None,
-        etag=notes.get(ETAG) or None,
-        etag_sha=notes.get(ETAG_SHA) or None,
-        resource_version=cm.metadata.resource_version,
+        built_sha=_sha(BUILT_SHA, notes.get(BUILT_SHA)),
+        # An ETag is only worth sending with the SHA it stands for.
+        etag=(notes.get(ETAG) or None) if etag_sha else None,
+        etag_sha=etag_sha,
+        resource_version=cm["metadata"].get("resourceVersion"),
+        uid=cm["metadata"].get("uid"),
     )
 
 
-def to_configmap(state: State, settings: Settings) -> dict[str, Any]:
+def to_configmap(state: State, settings: Settings) -> Obj:
     """The ConfigMap body for ``state`` (no token or secret ever goes here)."""
     annotations = {
         PENDING_SHA: state.pending_sha,
@@ -117,114 +146,84 @@ def to_configmap(state: State, settings: Settings) -> dict[str, Any]:
         "release": settings.release,
         "deployNamespace": settings.deploy_namespace,
         "image": settings.image,
+        "maxRetries": str(settings.max_attempts),
         "lastDeployedSha": state.deployed_sha or "",
         "lastDeployedAt": state.deployed_at or "",
         "lastRevision": str(state.revision) if state.revision is not None else "",
     }
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": settings.state_configmap,
-            "namespace": settings.cicd_namespace,
-            "resourceVersion": state.resource_version,
-            "labels": {
-                "app.kubernetes.io/managed-by": "ci-runner",
-                "ci-runner.io/release": settings.release,
-            },
-            "annotations": {k: v for k, v in annotations.items() if v is not None},
+    metadata: Obj = {
+        "name": settings.state_configmap,
+        "namespace": settings.cicd_namespace,
+        "labels": {
+            "app.kubernetes.io/managed-by": "ci-runner",
+            "ci-runner.io/release": settings.release,
         },
-        "data": data,
+        "annotations": {k: v for k, v in annotations.items() if v is not None},
     }
+    if state.resource_version:
+        metadata["resourceVersion"] = state.resource_version
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
 
 
-def status_report(cm: client.V1ConfigMap | None, settings: Settings) -> dict[str, Any]:
-    """What ``ci-runner status`` shows: the state as one flat JSON object."""
+def read_configmap(kube: Kube, where: StateSettings) -> Obj | None:
+    """The state ConfigMap, or None when there is none yet."""
+    return kube.read(CONFIGMAPS, where.cicd_namespace, where.state_configmap)
+
+
+def status_report(cm: Obj | None, where: StateSettings) -> dict[str, Any]:
+    """What ``ci-runner status`` shows: the state as one flat JSON object, with its phase."""
     state = from_configmap(cm)
-    data = (cm.data if cm is not None else None) or {}
+    data = (cm.get("data") if cm is not None else None) or {}
+    max_retries = _count("maxRetries", data.get("maxRetries"))
+    if cm is None:
+        phase = "none"
+    elif state.pending_sha and max_retries and state.attempts >= max_retries:
+        phase = "given-up"
+    elif state.pending_sha and state.attempts:
+        phase = "failing"
+    elif state.deployed_sha:
+        phase = "deployed"
+    else:
+        phase = "none"
     return {
-        "repo": data.get("repo") or settings.repo or None,
-        "branch": data.get("branch") or settings.branch,
-        "release": settings.release,
+        "phase": phase,
+        "repo": data.get("repo") or None,
+        "branch": data.get("branch") or None,
+        "release": where.release,
+        "namespace": where.cicd_namespace,
         "lastDeployedSha": state.deployed_sha,
         "lastDeployedAt": state.deployed_at,
         "revision": state.revision,
         "pendingSha": state.pending_sha,
         "attempts": state.attempts,
-        "maxRetries": settings.max_retries,
+        "maxRetries": max_retries,
         "lastError": state.last_error,
     }
 
 
-def _int(text: str | None) -> int | None:
-    try:
-        return int(text) if text else None
-    except ValueError:
-        return None
-
-
 class StateStore:
-    """Reads and writes the state ConfigMap."""
+    """Reads and writes one release's state ConfigMap."""
 
-    def __init__(self, api: client.ApiClient, settings: Settings) -> None:
-        self._core = client.CoreV1Api(api)
+    def __init__(self, kube: Kube, settings: Settings) -> None:
+        self._kube = kube
         self._settings = settings
-        self._timeout = settings.api_timeout
 
     def read(self) -> State:
         """The current state (an empty State when the ConfigMap does not exist yet)."""
-        return from_configmap(self.read_configmap())
-
-    def read_configmap(self) -> client.V1ConfigMap | None:
-        s = self._settings
-        try:
-            with kube.translated(f"reading ConfigMap {s.cicd_namespace}/{s.state_configmap}"):
-                cm: client.V1ConfigMap = self._core.read_namespaced_config_map(
-                    s.state_configmap, s.cicd_namespace, _request_timeout=self._timeout
-                )
-                return cm
-        except KubernetesError as e:
-            if e.status == 404:
-                return None
-            raise
+        return from_configmap(read_configmap(self._kube, self._settings))
 
     def write(self, state: State) -> State:
-        """Write ``state`` if nobody wrote since it was read; 409 raises ConflictError."""
-        s = self._settings
-        body = to_configmap(state, s)
-        doing = f"writing ConfigMap {s.cicd_namespace}/{s.state_configmap}"
-        try:
-            with kube.translated(doing):
-                if state.resource_version is None:
-                    written = self._core.create_namespaced_config_map(
-                        s.cicd_namespace, body, _request_timeout=self._timeout
-                    )
-                else:
-                    written = self._core.replace_namespaced_config_map(
-                        s.state_configmap, s.cicd_namespace, body, _request_timeout=self._timeout
-                    )
-        except KubernetesError as e:
-            if e.status == 409:
-                raise ConflictError(doing) from e
-            raise
-        return from_configmap(written)
+        """Write ``state`` if nobody wrote since it was read; Conflict otherwise."""
+        return from_configmap(self._kube.save(CONFIGMAPS, to_configmap(state, self._settings)))
 
     def update(self, change: Callable[[State], State]) -> State:
         """Apply the pure ``change`` to a freshly read state and write it, re-reading on 409."""
         for _ in range(WRITE_TRIES):
-            current = self.read()
             try:
-                return self.write(change(current))
-            except ConflictError:
+                return self.write(change(self.read()))
+            except Conflict:
                 continue
         raise KubernetesError(
             f"ConfigMap {self._settings.state_configmap} kept changing under us "
             f"({WRITE_TRIES} conflicting writes); giving up this run"
         )
-
-
-class ConflictError(KubernetesError):
-    """Someone else wrote the ConfigMap since we read it."""
-
-    def __init__(self, doing: str) -> None:
-        super().__init__(f"conflict (409) while {doing}: it changed since it was read", 409)

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from ci_runner import lock
+from ci_runner.kube import Kube
 from ci_runner.lock import Lease
-from ci_runner.settings import Settings, load
+from ci_runner.settings import StateSettings, load
 from kubernetes import client, config, watch
 
 from tests.support.kube_target import KubeTarget
@@ -21,46 +22,54 @@ def api(kube: KubeTarget) -> Iterator[client.ApiClient]:
 
 
 @pytest.fixture
-def settings(kube: KubeTarget) -> Settings:
-    return load({"RELEASE": "shop", "CICD_NS": kube.namespace}, require=("RELEASE",))
+def settings(kube: KubeTarget) -> StateSettings:
+    return load(StateSettings, {}, {"RELEASE": "shop", "CICD_NS": kube.namespace})
 
 
-def holder(api: client.ApiClient, s: Settings) -> str | None:
+@pytest.fixture
+def ours(api: client.ApiClient) -> Kube:
+    """The runner's plain-dict view of the same API."""
+    return Kube(api, 30)
+
+
+def holder(api: client.ApiClient, s: StateSettings) -> str | None:
     lease = client.CoordinationV1Api(api).read_namespaced_lease(s.state_configmap, s.cicd_namespace)
     identity: str | None = lease.spec.holder_identity
     return identity
 
 
 def test_one_holder_at_a_time_and_release_frees_it(
-    api: client.ApiClient, settings: Settings
+    api: client.ApiClient, ours: Kube, settings: StateSettings
 ) -> None:
-    first, second = Lease(api, settings), Lease(api, settings)
-    assert first.acquire() is None
-    held = second.acquire()
+    first, second = Lease(ours, settings), Lease(ours, settings)
+    assert first.try_acquire() is None
+    held = second.try_acquire()
     assert held is not None and held.identity == first.identity
     first.release()
     assert holder(api, settings) is None
-    assert second.acquire() is None
+    assert second.try_acquire() is None
 
 
-def test_an_expired_holder_is_taken_over(api: client.ApiClient, settings: Settings) -> None:
-    crashed = Lease(api, settings)
-    assert crashed.acquire() is None
+def test_an_expired_holder_is_taken_over(
+    api: client.ApiClient, ours: Kube, settings: StateSettings
+) -> None:
+    crashed = Lease(ours, settings)
+    assert crashed.try_acquire() is None
     leases = client.CoordinationV1Api(api)
     lease = leases.read_namespaced_lease(settings.state_configmap, settings.cicd_namespace)
     lease.spec.renew_time = datetime.now(UTC) - timedelta(seconds=lock.LEASE_SECONDS + 1)
     leases.replace_namespaced_lease(lease.metadata.name, settings.cicd_namespace, lease)
-    successor = Lease(api, settings)
-    assert successor.acquire() is None
+    successor = Lease(ours, settings)
+    assert successor.try_acquire() is None
     assert holder(api, settings) == successor.identity
 
 
 def test_the_holder_renews_while_it_works(
-    api: client.ApiClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    api: client.ApiClient, ours: Kube, settings: StateSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(lock, "RENEW_SECONDS", 0.01)
-    working = Lease(api, settings)
-    assert working.acquire() is None
+    working = Lease(ours, settings)
+    assert working.try_acquire() is None
     leases = client.CoordinationV1Api(api)
     first = leases.read_namespaced_lease(settings.state_configmap, settings.cicd_namespace)
     with working.renewing():

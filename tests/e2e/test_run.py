@@ -10,6 +10,7 @@ import signal
 from typing import Any
 
 import pytest
+from ci_runner.state import ATTEMPTS, LAST_ERROR
 
 from tests.e2e.appkit import APP_FILES, IMAGE, MIGRATION, RELEASE, REPO, App
 
@@ -200,20 +201,31 @@ def test_configuration_errors_name_every_problem_and_touch_nothing(
         ({}, {"VALUES_FILES": "values-prod.yaml"}, "values-prod.yaml' does not exist"),
     ],
 )
-def test_a_commit_without_the_configured_chart_is_a_configuration_error(
+def test_a_bad_commit_costs_max_retries_tries_then_nothing(
     app: App, emulator: Any, files: dict[str, str | None], env: dict[str, str], message: str
 ) -> None:
     if files:
         app.push(files)
-    emulator.clear_requests()
-    done = app.run(**env)
-    assert done.code == 2, done.output
-    assert message in done.stderr
-    assert not [r for r in emulator.requests if r.verb in WRITES]
+    sha = app.heads[-1]
+    runs = [app.run(**env) for _ in range(5)]
+    assert [r.code for r in runs] == [1, 1, 1, 0, 0], [r.output for r in runs]
+    assert message in runs[0].stderr
+    assert "giving up on it" in runs[2].stderr
+    assert f"gave up on {sha[:7]} after 3 failed attempt(s)" in runs[4].stderr
+    downloads = [r for r in app.github.requests if "/tarball/" in r.path]
+    assert len(downloads) == 3  # MAX_RETRIES, and none once it is given up
+    assert annotations(app)[ATTEMPTS] == "3"
+    assert message in annotations(app)[LAST_ERROR]
     assert app.build_jobs() == []
+    # While it is given up on, each run is a conditional read GitHub answers 304.
+    heads = [r for r in app.github.requests if "/commits/" in r.path]
+    assert [r.status for r in heads[-2:]] == [304, 304]
+    emulator.clear_requests()
+    assert app.run(**env).code == 0
+    assert not [r for r in emulator.requests if r.verb in WRITES]
 
 
-def test_a_hostile_archive_is_refused_before_anything_is_written(app: App, emulator: Any) -> None:
+def test_a_hostile_archive_is_a_failed_attempt_and_deploys_nothing(app: App, emulator: Any) -> None:
     import io
     import tarfile
 
@@ -225,9 +237,12 @@ def test_a_hostile_archive_is_refused_before_anything_is_written(app: App, emula
     app.github.set_tarball(REPO, app.heads[0], buffer.getvalue())
     emulator.clear_requests()
     done = app.run()
-    assert done.code == 3, done.output
+    assert done.code == 1, done.output
     assert "link or special file" in done.stderr
-    assert not [r for r in emulator.requests if r.verb in WRITES]
+    written = {(r.verb, r.resource) for r in emulator.requests if r.verb in WRITES}
+    assert {resource for _, resource in written} <= {"configmaps", "leases", "events"}
+    assert app.build_jobs() == []
+    assert "link or special file" in annotations(app)[LAST_ERROR]
 
 
 @pytest.mark.parametrize(

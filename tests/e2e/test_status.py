@@ -13,12 +13,16 @@ import pytest
 from tests.e2e.appkit import RELEASE, App
 
 
-def test_status_before_any_run(app: App) -> None:
+def test_status_before_any_run_says_there_is_no_state(app: App) -> None:
     status = app.status()
+    assert status["phase"] == "none"
     assert status["lastDeployedSha"] is None
     assert status["attempts"] == 0
-    assert status["maxRetries"] == 3
+    assert status["maxRetries"] is None  # only the runner's own record says how many
     assert status["release"] == RELEASE
+    table = app.cli("status")
+    assert table.code == 0
+    assert table.stdout.strip() == f"no state for release {RELEASE} in namespace {app.cicd}"
 
 
 @pytest.mark.helm
@@ -27,8 +31,10 @@ def test_status_table_and_events_after_a_deploy(app: App, emulator: Any) -> None
     table = app.cli("status")
     assert table.code == 0
     lines = dict(line.split(None, 1) for line in table.stdout.strip().splitlines())
+    assert lines["phase"] == "deployed"
     assert lines["lastDeployedSha"] == app.heads[0]
     assert lines["pendingSha"] == "-"
+    assert lines["maxRetries"] == "3"
     events = emulator.list("v1", "events", app.cicd)
     assert [(e["reason"], e["type"]) for e in events] == [("Deployed", "Normal")]
     assert events[0]["involvedObject"]["name"] == f"ci-runner-{RELEASE}"

@@ -58,11 +58,20 @@ def test_entrypoint_is_the_console_script_and_command_is_run() -> None:
 
 def test_helm_is_pinned_and_verified_by_sha256() -> None:
     text = DOCKERFILE.read_text()
-    version = re.search(r"ARG HELM_VERSION=(v3\.18\.\d+)", text)
-    checksum = re.search(r"ARG HELM_SHA256=([0-9a-f]{64})\b", text)
+    version = re.search(r"ARG HELM_VERSION=(v4\.1\.\d+)\n", text)
+    checksum = re.search(r"ARG HELM_SHA256=([0-9a-f]{64})\n", text)
     assert version and checksum
     assert "get.helm.sh/helm-${HELM_VERSION}-linux-amd64.tar.gz" in text
     assert re.search(r"sha256sum (--check|-c)", text), "the download must be checked"
+
+
+def test_the_shipped_helm_is_the_helm_4_the_tests_run() -> None:
+    """The image's helm has the major.minor of the helm 4 that scripts/install_tools.py pins."""
+    version = re.search(r"ARG HELM_VERSION=(v\d+\.\d+\.)\d+", DOCKERFILE.read_text())
+    installer = (ROOT / "scripts" / "install_tools.py").read_text()
+    wanted = re.search(r'"helm4/helm": "(v\d+\.\d+\.)"', installer)
+    assert version and wanted
+    assert version.group(1) == wanted.group(1)
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from ci_runner import archive
 from ci_runner.archive import extract_chart
-from ci_runner.errors import ArchiveError, ConfigError
+from ci_runner.errors import ArchiveError, BadCommit
 
 TOP = "acme-shop-0123456"
 CHART = {"deploy/chart/Chart.yaml": b"apiVersion: v2\nname: shop\nversion: 0.1.0\n"}
@@ -76,8 +77,35 @@ def test_hostile_archives_are_refused_and_nothing_lands(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_missing_chart_is_a_configuration_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
+def test_missing_chart_is_the_commits_fault(tmp_path: Path) -> None:
+    with pytest.raises(BadCommit, match="does not exist"):
         extract_chart(github_tarball(CHART), "charts/other", tmp_path, "acme/shop@0123456")
-    with pytest.raises(ConfigError, match=r"no Chart\.yaml"):
+    with pytest.raises(BadCommit, match=r"no Chart\.yaml"):
         extract_chart(github_tarball({"deploy/x": b""}), "deploy", tmp_path, "acme/shop@0123456")
+
+
+def test_a_gzip_bomb_outside_the_chart_is_refused_without_inflating_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 64 MiB of zeros gzip to about 64 KiB; with the cap lowered to 8 MiB the same check that
+    # stops a multi-gigabyte bomb stops this one.
+    monkeypatch.setattr(archive, "MAX_UNPACKED_BYTES", 8 * 1024 * 1024)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo(f"{TOP}/assets/zeros.bin")
+        info.size = 64 * 1024 * 1024
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+        chart = tarfile.TarInfo(f"{TOP}/deploy/chart/Chart.yaml")
+        chart.size = 4
+        tar.addfile(chart, io.BytesIO(b"x: 1"))
+    assert len(buffer.getvalue()) < 1024 * 1024
+    with pytest.raises(ArchiveError, match="unpacks to over 8388608 bytes"):
+        extract_chart(buffer.getvalue(), "deploy/chart", tmp_path, "acme/shop@0123456")
+    assert not (tmp_path / "chart").exists()
+
+
+def test_a_corrupt_gzip_stream_is_refused(tmp_path: Path) -> None:
+    data = bytearray(github_tarball(CHART))
+    data[len(data) // 2] ^= 0xFF
+    with pytest.raises(ArchiveError):
+        extract_chart(bytes(data), "deploy/chart", tmp_path, "acme/shop@0123456")

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from ci_runner.build import build_job, job_name, token_secret
-from ci_runner.settings import load
+from ci_runner.settings import Settings, load
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 BASE = {
@@ -18,7 +18,7 @@ BASE = {
 
 
 def job(**extra: str) -> dict[str, Any]:
-    return build_job(load({**BASE, **extra}), SHA, 1)
+    return build_job(load(Settings, {}, {**BASE, **extra}), SHA, 1)
 
 
 def container(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def test_token_only_as_a_secret_reference() -> None:
     assert "fake-super-secret" not in json.dumps(manifest)
     (env,) = container(manifest)["env"]
     assert env["valueFrom"]["secretKeyRef"] == {"name": "ci-runner-shop-git", "key": "token"}
-    secret = token_secret(load({**BASE, "GIT_TOKEN": "fake-super-secret"}))
+    secret = token_secret(load(Settings, {}, {**BASE, "GIT_TOKEN": "fake-super-secret"}))
     assert secret["metadata"]["name"] == "ci-runner-shop-git"
 
 

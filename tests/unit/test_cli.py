@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import click
 import pytest
 from ci_runner.cli import main
+from ci_runner.settings import Settings, StateSettings, table
 from click.testing import CliRunner
 
 
@@ -20,28 +22,32 @@ def test_help_documents_the_exit_codes(command: list[str]) -> None:
         assert line in result.output
 
 
-def test_every_setting_has_its_environment_variable_in_help() -> None:
-    result = CliRunner().invoke(main, ["run", "--help"], terminal_width=200)
-    for env in (
-        "REPO",
-        "BRANCH",
-        "IMAGE",
-        "CHART_PATH",
-        "RELEASE",
-        "CICD_NS",
-        "DEPLOY_NS",
-        "MAX_RETRIES",
-        "GIT_TOKEN",
-        "REGISTRY_SECRET",
-        "VERIFY_SSL",
-        "GITHUB_API_URL",
-        "KANIKO_IMAGE",
-        "BUILD_TIMEOUT",
-        "HELM_TIMEOUT",
-        "STATE_CONFIGMAP",
-        "LOG_FORMAT",
-    ):
-        assert f"[env: {env}" in result.output, env  # fmt: skip
+@pytest.mark.parametrize(("command", "kind"), [("run", Settings), ("status", StateSettings)])
+def test_every_setting_has_its_option_type_variable_and_default_in_help(
+    command: str, kind: type[StateSettings]
+) -> None:
+    params = {p.name: p for p in main.commands[command].params}
+    shown = CliRunner().invoke(main, [command, "--help"], terminal_width=1000).output
+    for f, spec in table(kind):
+        option = params[f.name]
+        assert isinstance(option, click.Option)
+        assert spec.option in option.opts
+        if spec.is_flag:
+            assert f"--no-{spec.option[2:]}" in option.secondary_opts
+        else:
+            assert f"{spec.option} {spec.metavar}" in shown
+        assert f"[env: {spec.env}" in str(option.help)
+        if spec.required:
+            assert "required" in str(option.help)
+        elif spec.shown_default is not None:
+            assert f"default: {spec.shown_default}]" in str(option.help)
+        assert f"[env: {spec.env}" in shown
+
+
+def test_status_takes_only_what_finds_the_state() -> None:
+    result = CliRunner().invoke(main, ["status", "--repo", "acme/shop"])
+    assert result.exit_code == 2
+    assert "No such option '--repo'" in result.output
 
 
 def test_missing_settings_exit_2_with_one_line_naming_each() -> None:

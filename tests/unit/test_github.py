@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from ci_runner.errors import GitHubError
+from ci_runner.errors import ConfigError, GitHubError
 from ci_runner.github import GitHub
-from ci_runner.settings import load
+from ci_runner.settings import Settings, load
 
 from tests.support.github_fake import GitHubFake
 
@@ -15,7 +15,7 @@ TOKEN = "fake-unit-token-0123456789"
 def client(github: GitHubFake | str, **extra: str) -> GitHub:
     raw = {"REPO": "acme/shop", "IMAGE": "r.io/a/s", "CHART_PATH": "c", "RELEASE": "shop"}
     url = github if isinstance(github, str) else github.url
-    return GitHub(load({**raw, "GITHUB_API_URL": url, "API_TIMEOUT": "2", **extra}))
+    return GitHub(load(Settings, {}, {**raw, "GITHUB_API_URL": url, "API_TIMEOUT": "2", **extra}))
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_branch_with_a_slash(github: GitHubFake, repo: str) -> None:
         ("500", "GitHub answered 500"),
         ("rate", "rate limit exhausted"),
         ("401", "refused the token"),
-        ("missing", "found nothing"),
+        ("missing", "no such commit or branch"),
         ("slow", "did not answer within 2s"),
     ],
 )
@@ -71,7 +71,8 @@ def test_failures_are_one_clear_line_without_the_token(
         branch = "no-such-branch"
     else:
         github.slow_next("/commits/")
-    with client(github, GIT_TOKEN=TOKEN) as gh, pytest.raises(GitHubError, match=message) as e:
+    expected = ConfigError if fault == "missing" else GitHubError
+    with client(github, GIT_TOKEN=TOKEN) as gh, pytest.raises(expected, match=message) as e:
         gh.head(branch)
     assert TOKEN not in str(e.value)
     assert "\n" not in str(e.value)
@@ -100,3 +101,27 @@ def test_not_a_sha_is_refused(github: GitHubFake, repo: str) -> None:
     github.fail_next("GET", "/commits/", 200, body="<html>proxy login</html>")
     with client(github) as gh, pytest.raises(GitHubError, match="not a commit SHA"):
         gh.head("main")
+
+
+def test_a_repository_github_does_not_show_is_a_configuration_error(github: GitHubFake) -> None:
+    with client(github) as gh, pytest.raises(ConfigError, match="no repository 'acme/shop'") as e:
+        gh.head("main")
+    assert "it may be private and no GIT_TOKEN" in str(e.value)
+
+
+def test_without_a_token_the_shared_rate_limit_is_named_once(
+    github: GitHubFake, repo: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with client(github) as gh:
+        gh.head("main")
+        gh.head("main")
+    warnings = [r for r in caplog.records if "60-per-hour" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_a_trickling_tarball_ends_at_the_deadline_not_when_it_finishes(
+    github: GitHubFake, repo: str
+) -> None:
+    github.trickle_next(r"legacy\.tar\.gz", bytes_per_second=50)
+    with client(github) as gh, pytest.raises(GitHubError, match="took longer than 2s"):
+        gh.tarball(repo)

@@ -10,7 +10,7 @@ B = "b" * 40
 
 
 def test_first_run_builds_and_deploys() -> None:
-    plan = decide(A, State(), max_retries=3)
+    plan = decide(A, State(), max_attempts=3)
     assert (plan.action, plan.attempt) == (Action.BUILD_AND_DEPLOY, 1)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ci_runner.errors import ConfigError
-from ci_runner.settings import DEFAULT_KANIKO_IMAGE, load
+from ci_runner.settings import DEFAULT_KANIKO_IMAGE, Settings, StateSettings, load, table
 
 GOOD = {
     "REPO": "acme/shop",
@@ -14,10 +14,14 @@ GOOD = {
 }
 
 
+def settings(**env: str) -> Settings:
+    return load(Settings, {}, {**GOOD, **env})
+
+
 def test_defaults() -> None:
-    s = load(GOOD)
+    s = settings()
     assert (s.branch, s.cicd_namespace, s.deploy_namespace) == ("main", "cicd", "default")
-    assert (s.max_retries, s.build_timeout, s.helm_timeout) == (3, 1800, 300)
+    assert (s.max_attempts, s.build_timeout, s.helm_timeout) == (3, 1800, 300)
     assert s.state_configmap == "ci-runner-shop"
     assert s.kaniko_image == DEFAULT_KANIKO_IMAGE
     assert s.verify_ssl is True
@@ -26,22 +30,24 @@ def test_defaults() -> None:
 
 
 def test_github_enterprise_host_and_token_secret() -> None:
-    s = load({**GOOD, "GITHUB_API_URL": "https://ghe.example.com/api/v3/", "GIT_TOKEN": "t"})
+    s = settings(GITHUB_API_URL="https://ghe.example.com/api/v3/", GIT_TOKEN="t")
     assert s.github_api_url == "https://ghe.example.com/api/v3"
     assert s.github_host == "ghe.example.com"
     assert s.token_secret_name == "ci-runner-shop-git"
-    assert load({**GOOD, "GIT_TOKEN": "t", "GIT_TOKEN_SECRET": "mine"}).token_secret_name == "mine"
+    assert settings(GIT_TOKEN="t", GIT_TOKEN_SECRET="mine").token_secret_name == "mine"
 
 
 def test_branch_with_slash_gives_a_dashed_latest_tag() -> None:
-    assert load({**GOOD, "BRANCH": "feature/new-ui"}).latest_tag == "feature-new-ui-latest"
-    assert load({**GOOD, "BRANCH": "fix+1@x"}).latest_tag == "fix-1-x-latest"
-    assert len(load({**GOOD, "BRANCH": "b" * 200}).latest_tag) == 128
+    assert settings(BRANCH="feature/new-ui").latest_tag == "feature-new-ui-latest"
+    assert settings(BRANCH="fix+1@x").latest_tag == "fix-1-x-latest"
+    assert len(settings(BRANCH="b" * 200).latest_tag) == 128
 
 
 def test_every_problem_is_named_at_once() -> None:
     with pytest.raises(ConfigError) as caught:
         load(
+            Settings,
+            {},
             {
                 "REPO": "not-a-repo",
                 "MAX_RETRIES": "0",
@@ -50,7 +56,7 @@ def test_every_problem_is_named_at_once() -> None:
                 "LOG_FORMAT": "xml",
                 "DEPLOY_NS": "Bad_NS",
                 "GITHUB_API_URL": "ftp://x",
-            }
+            },
         )
     problems = caught.value.problems
     for expected in (
@@ -85,11 +91,48 @@ def test_every_problem_is_named_at_once() -> None:
 )
 def test_bad_values_are_refused(name: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        load({**GOOD, name: value})
+        settings(**{name: value})
 
 
 def test_status_needs_only_the_release() -> None:
-    s = load({"RELEASE": "shop"}, require=("RELEASE",))
+    s = load(StateSettings, {}, {"RELEASE": "shop"})
     assert s.state_configmap == "ci-runner-shop"
     with pytest.raises(ConfigError, match="RELEASE is required"):
-        load({}, require=("RELEASE",))
+        load(StateSettings, {}, {})
+
+
+def test_an_option_wins_over_the_environment() -> None:
+    s = load(Settings, {"branch": "next", "verify_ssl": False}, {**GOOD, "BRANCH": "main"})
+    assert (s.branch, s.verify_ssl) == ("next", False)
+
+
+def test_every_default_parses_as_its_own_setting_would() -> None:
+    """The default a user reads (help, README) is one the parser accepts, giving the default."""
+    defaults = settings()
+    for f, spec in table(Settings):
+        if spec.shown_default is None or spec.shown_default.startswith("ci-runner-<"):
+            continue
+        shown = spec.shown_default
+        assert getattr(settings(**{spec.env: shown}), f.name) == getattr(defaults, f.name), f.name
+
+
+def test_every_setting_refuses_nonsense_by_name_or_takes_it_as_text() -> None:
+    for f, spec in table(Settings):
+        if spec.secret:
+            continue
+        try:
+            value = getattr(settings(**{spec.env: "../Not Valid!"}), f.name)
+        except ConfigError as e:
+            (problem,) = e.problems
+            assert problem.startswith(f"{spec.env} "), problem
+            assert problem.endswith(", got '../Not Valid!'"), problem
+        else:  # free text (a branch-like name, an image reference) is taken as given
+            assert value == "../Not Valid!", f.name
+
+
+def test_a_secret_setting_is_never_echoed() -> None:
+    for f, spec in table(Settings):
+        if spec.secret:
+            s = settings(**{spec.env: "ghp_fake_secret_0123"})
+            assert getattr(s, f.name) == "ghp_fake_secret_0123"
+            assert "ghp_fake_secret_0123" not in repr(s), f"{f.name} shows in repr(Settings)"

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-from ci_runner.settings import load
-from ci_runner.state import ATTEMPTS, PENDING_SHA, State, from_configmap, to_configmap
-from kubernetes import client
+import pytest
+from ci_runner.settings import Settings, load
+from ci_runner.state import (
+    ATTEMPTS,
+    BUILT_SHA,
+    ETAG,
+    ETAG_SHA,
+    PENDING_SHA,
+    State,
+    from_configmap,
+    status_report,
+    to_configmap,
+)
 
 A = "a" * 40
-SETTINGS = load({"REPO": "o/r", "IMAGE": "r.io/o/r", "CHART_PATH": "c", "RELEASE": "r"})
+SETTINGS = load(
+    Settings, {}, {"REPO": "o/r", "IMAGE": "r.io/o/r", "CHART_PATH": "c", "RELEASE": "r"}
+)
 
 
 def roundtrip(state: State) -> State:
     body = to_configmap(state, SETTINGS)
-    meta = body["metadata"]
-    cm = client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(
-            annotations=meta["annotations"], resource_version=meta["resourceVersion"]
-        ),
-        data=body["data"],
-    )
-    return from_configmap(cm)
+    body["metadata"]["resourceVersion"] = state.resource_version
+    return from_configmap(body)
 
 
 def test_failures_count_and_success_clears() -> None:
@@ -35,7 +41,7 @@ def test_a_built_image_survives_a_failed_deploy() -> None:
 
 
 def test_configmap_roundtrip_keeps_attempts_in_annotations() -> None:
-    state = State().seen(A, '"etag"').failed(A, "x")
+    state = State(resource_version="7").seen(A, '"etag"').failed(A, "x")
     body = to_configmap(state, SETTINGS)
     assert body["metadata"]["annotations"][PENDING_SHA] == A
     assert body["metadata"]["annotations"][ATTEMPTS] == "1"
@@ -44,4 +50,43 @@ def test_configmap_roundtrip_keeps_attempts_in_annotations() -> None:
 
 
 def test_long_errors_are_cut() -> None:
-    assert len(State().failed(A, "x" * 5000).last_error or "") <= 500
+    assert len(State().failed(A, "x" * 5000).last_error or "") <= 1000
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("data", {"lastDeployedSha": "not-a-sha"}),
+        ("data", {"lastRevision": "-3"}),
+        ("annotations", {PENDING_SHA: "main", ATTEMPTS: "2"}),
+        ("annotations", {PENDING_SHA: A, ATTEMPTS: "-1"}),
+        ("annotations", {PENDING_SHA: A, ATTEMPTS: "many"}),
+        ("annotations", {BUILT_SHA: A.upper()}),
+        ("annotations", {ETAG: '"x"', ETAG_SHA: "HEAD"}),
+    ],
+)
+def test_a_field_the_runner_did_not_write_is_ignored_with_a_warning(
+    where: str, value: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    cm = {"metadata": {"annotations": {}}, "data": {}}
+    cm["data" if where == "data" else "metadata"].update(
+        value if where == "data" else {"annotations": value}
+    )
+    state = from_configmap(cm)
+    assert state.attempts == 0 or state.pending_sha is None
+    assert state.attempts >= 0
+    assert state.deployed_sha is None and state.built_sha is None and state.etag is None
+    assert state.revision is None
+    assert "is not what the runner writes" in caplog.text
+
+
+def test_status_phases() -> None:
+    def phase(state: State) -> str:
+        cm = to_configmap(state, SETTINGS)
+        return str(status_report(cm, SETTINGS)["phase"])
+
+    assert status_report(None, SETTINGS)["phase"] == "none"
+    assert phase(State()) == "none"
+    assert phase(State().deployed(A, "t", 1)) == "deployed"
+    assert phase(State().failed(A, "x")) == "failing"
+    assert phase(State().failed(A, "x").failed(A, "x").failed(A, "x")) == "given-up"

@@ -28,15 +28,65 @@ app.kubernetes.io/part-of: ci-runner
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
-{{/* One runner setting for an app: apps[].runner.<key> when given, else runner.<key>.
-     Call with (dict "root" $ "app" $app "key" "maxRetries"). hasKey keeps false and 0 overrides. */}}
+{{/* One chart-side setting for an app (timeZone, activeDeadlineSeconds, tmpSizeLimit: values.yaml
+     holds their defaults): apps[].runner.<key> when given, else runner.<key>.
+     Call with (dict "root" $ "app" $app "key" "timeZone"). hasKey keeps false and 0 overrides. */}}
 {{- define "ci-runner.setting" -}}
 {{- $own := .app.runner | default dict -}}
 {{- if hasKey $own .key -}}
-{{- index $own .key -}}
+{{- include "ci-runner.plain" (index $own .key) -}}
 {{- else -}}
-{{- index .root.Values.runner .key -}}
+{{- include "ci-runner.plain" (index .root.Values.runner .key) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* A value as text: null as nothing, a whole number as one (helm reads 2000000 from a values
+     file as a float, which prints as 2e+06 and reads back as 2 or 0). */}}
+{{- define "ci-runner.plain" -}}
+{{- if kindIs "invalid" . -}}
+{{- else if and (kindIs "float64" .) (eq . (floor .)) -}}
+{{- int64 . -}}
+{{- else -}}
+{{- . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The runner's settings the chart exposes: values key -> the runner's environment variable
+     (a row of job/ci_runner/settings.py). The runner owns their defaults: the chart renders one
+     only when the user set it (see ci-runner.userSetting). Exposing one more setting is one line
+     here plus its entry in values.schema.json (under runner and apps[].runner, or apps[]);
+     tests/ship/test_ship_settings.py checks every name against the settings table. */}}
+{{- define "ci-runner.settingEnv" -}}
+branch: BRANCH
+dockerfile: DOCKERFILE
+buildContext: BUILD_CONTEXT
+imageRepositoryKey: IMAGE_REPOSITORY_KEY
+imageTagKey: IMAGE_TAG_KEY
+kanikoImage: KANIKO_IMAGE
+maxRetries: MAX_RETRIES
+buildTimeout: BUILD_TIMEOUT
+helmTimeout: HELM_TIMEOUT
+logFormat: LOG_FORMAT
+verifySsl: VERIFY_SSL
+githubApiUrl: GITHUB_API_URL
+{{- end -}}
+
+{{/* What the user set for one runner setting of an app, as its environment value: apps[].<key>,
+     else apps[].runner.<key>, else runner.<key> (the schema says which of these a key may use).
+     Renders nothing when none is set (or it is null or ""): the runner's default applies. false
+     and 0 are kept.
+     Call with (dict "root" $ "app" $app "key" "maxRetries"). */}}
+{{- define "ci-runner.userSetting" -}}
+{{- $own := .app.runner | default dict -}}
+{{- $value := "" -}}
+{{- if hasKey .app .key -}}
+{{- $value = index .app .key -}}
+{{- else if hasKey $own .key -}}
+{{- $value = index $own .key -}}
+{{- else if hasKey .root.Values.runner .key -}}
+{{- $value = index .root.Values.runner .key -}}
+{{- end -}}
+{{- include "ci-runner.plain" $value -}}
 {{- end -}}
 
 {{/* The runner image reference: repository@digest, else repository:tag (tag defaults to appVersion). */}}

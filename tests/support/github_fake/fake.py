@@ -62,6 +62,7 @@ class GitHubFake:
         self._commit_counter = 0
         self._faults: list[_Fault] = []
         self._slow: list[_Fault] = []
+        self._trickle: list[tuple[_Fault, float]] = []
         self._requests: list[Request] = []
         self._api_server: Server | None = None
         self._download_server: Server | None = None
@@ -178,6 +179,12 @@ class GitHubFake:
         with self._lock:
             self._api.exhaustions.append(Exhaustion(times, status, reset))
 
+    def trickle_next(self, path_regex: str, bytes_per_second: float, times: int = 1) -> None:
+        """Send the body of the next ``times`` matching answers (on either host; a tarball's
+        is on the download host) slowly, in small writes, until done or ``stop()``."""
+        with self._lock:
+            self._trickle.append((_Fault("*", re.compile(path_regex), times), bytes_per_second))
+
     def slow_next(self, path_regex: str, times: int = 1) -> None:
         """Hold the answer to the next ``times`` matching requests until ``stop()`` (or for
         at most ``SLOW_HOLD_SECONDS``), so that the client's timeout fires."""
@@ -219,6 +226,12 @@ class GitHubFake:
             else:
                 reply = self._api.answer_download(incoming)
             self._requests.append(_as_request(host, incoming, reply.status))
+            for pending in self._trickle:
+                if reply.status == 200 and pending[0].matches(incoming):
+                    reply.trickle, reply.stopping = pending[1], self._stopping
+                    pending[0].times -= 1
+                    self._trickle = [t for t in self._trickle if t[0].times > 0]
+                    break
         return reply
 
     def _record(self, host: Literal["api", "download"], incoming: Incoming, status: int) -> None:

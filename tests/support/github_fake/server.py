@@ -6,6 +6,7 @@ shared ``tests.support.httpserver.LocalHTTPServer``.
 
 from __future__ import annotations
 
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,10 @@ class Reply:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    trickle: float = 0.0
+    """Bytes per second to send the body at (0: all at once), as a bad link would."""
+    stopping: threading.Event | None = None
+    """Ends a trickle early when the fake stops."""
 
 
 Handle = Callable[[Incoming], Reply | None]
@@ -99,6 +104,18 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.send_header("Content-Length", str(len(reply.body)))
             self.end_headers()
             if has_body and self.command != "HEAD":
-                self.wfile.write(reply.body)
+                self._write(reply)
         except ConnectionError:  # the client gave up (e.g. its timeout fired)
             self.close_connection = True
+
+    def _write(self, reply: Reply) -> None:
+        if not reply.trickle:
+            self.wfile.write(reply.body)
+            return
+        # Ten small writes a second at the given rate, until the body or the fake ends.
+        step = max(1, int(reply.trickle / 10))
+        for start in range(0, len(reply.body), step):
+            self.wfile.write(reply.body[start : start + step])
+            self.wfile.flush()
+            if reply.stopping is not None and reply.stopping.wait(0.1):
+                return

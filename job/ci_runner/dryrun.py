@@ -1,0 +1,37 @@
+"""What ``ci-runner run --dry-run`` prints: the commit, the build Job and the helm command."""
+
+from __future__ import annotations
+
+import shutil
+
+import yaml
+
+from . import helm
+from .build import build_job
+from .helm import Deploy
+from .plan import Action, Plan
+from .settings import Settings
+from .state import State
+
+
+def describe(s: Settings, state: State, plan: Plan, deploy: Deploy | None) -> str:
+    """The --dry-run report: the Job and the helm command with the very values a run would
+    deploy (``deploy`` is the checked chart of the head, None when nothing would be done)."""
+    lines = [
+        f"commit:  {plan.sha} ({s.repo} branch {s.branch})",
+        f"state:   deployed {state.deployed_sha or 'nothing yet'}; "
+        f"{state.attempts_for(plan.sha)}/{s.max_attempts} attempts on this commit",
+        f"plan:    {plan.reason}",
+    ]
+    if plan.action is Action.BUILD_AND_DEPLOY:
+        job = yaml.safe_dump(build_job(s, plan.sha, plan.attempt), sort_keys=False)
+        lines.append("job:\n" + "\n".join("  " + line for line in job.splitlines()))
+    if deploy is not None:
+        executable = shutil.which("helm")
+        helm4 = executable is not None and helm.helm_major(executable) >= 4
+        chart = f"<{s.chart_path} of {plan.sha[:7]}>"
+        lines.append("helm:    " + helm.command_line(s, chart, helm4))
+        values = yaml.safe_dump(deploy.values, sort_keys=False)
+        lines.append("values:\n" + "\n".join("  " + line for line in values.splitlines()))
+    lines.append("dry run: nothing was written")
+    return "\n".join(lines)

@@ -1,0 +1,198 @@
+"""How a setting is declared (``setting``) and parsed.
+
+A parser takes the text given and returns the value, or raises ``ValueError("must ...")``;
+``settings.load`` adds the variable's name and the text, so a message reads
+"MAX_RETRIES must be at least 1, got '0'". The table itself is in ``settings.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# A DNS-1123 label: namespaces, and helm release names (which helm caps at 53 characters).
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# A DNS-1123 subdomain: ConfigMap and Secret names.
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+# An image repository without tag or digest: registry/path, lowercase path components.
+IMAGE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$")
+# git check-ref-format, roughly: no spaces, control characters, '..', '~^:?*[\' or leading '-';
+# and no '#', which separates the ref from the commit in Kaniko's git context.
+_BRANCH_BAD = re.compile(r"[\x00-\x20~^:?*\[\\#]|\.\.|@\{|^-|^/|/$|\.lock$|//")
+
+
+def matching(pattern: re.Pattern[str], must: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if not pattern.match(text):
+            raise ValueError(must)
+        return text
+
+    return parse
+
+
+def dns_label(limit: int) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if len(text) > limit or not _DNS_LABEL.match(text):
+            raise ValueError(f"must be a lowercase DNS label of at most {limit} characters")
+        return text
+
+    return parse
+
+
+def object_name(what: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if len(text) > 253 or not _DNS_SUBDOMAIN.match(text):
+            raise ValueError(f"must be a valid {what} name")
+        return text
+
+    return parse
+
+
+def positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
+def boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def directory(text: str) -> str:
+    text = text.strip("/") or "."
+    if ".." in text.split("/"):
+        raise ValueError("must be a relative path inside the repository")
+    return text
+
+
+def chart_path(text: str) -> str:
+    text = text.strip("/")
+    if not text or ".." in text.split("/"):
+        raise ValueError("must be a relative path in the repository")
+    return text
+
+
+def file_path(text: str) -> str:
+    if text.startswith("/") or ".." in text.split("/"):
+        raise ValueError("must be a relative path inside the repository")
+    return text
+
+
+def branch(text: str) -> str:
+    if _BRANCH_BAD.search(text):
+        raise ValueError("is not a valid git branch name")
+    return text
+
+
+def url(text: str) -> str:
+    text = text.rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("must be an http(s) URL")
+    return text
+
+
+def choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.lower() not in choices:
+            raise ValueError("must be " + " or ".join(choices))
+        return text.lower()
+
+    return parse
+
+
+def values_key(text: str) -> str:
+    if any(not part for part in text.split(".")):
+        raise ValueError("must be a dotted values key like image.tag")
+    return text
+
+
+def values_files(text: str) -> tuple[str, ...]:
+    files = tuple(f.strip() for f in text.split(",") if f.strip())
+    if any(f.startswith("/") or ".." in f.split("/") for f in files):
+        raise ValueError("entries must be paths in the chart")
+    return files
+
+
+repo = matching(REPO, "must look like owner/name")
+image = matching(IMAGE, "must be a registry/repository without tag or digest")
+release = dns_label(53)
+namespace = dns_label(63)
+secret_name = object_name("Secret")
+configmap_name = object_name("ConfigMap")
+log_format = choice("text", "json")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one setting is given and checked (the metadata of its dataclass field)."""
+
+    env: str
+    """Environment variable (the names of the earlier loop-based runner)."""
+    option: str
+    """Command-line option; a ``bool`` setting also gets ``--no-...``."""
+    parse: Callable[[str], Any]
+    help: str
+    metavar: str
+    """The type shown in ``--help`` (INTEGER, BOOLEAN, TEXT, ...)."""
+    shown_default: str | None
+    """The default as the help and the README show it; None: no default."""
+    required: bool = False
+    secret: bool = False
+    """Never echoed: masked in logs and messages."""
+
+    @property
+    def is_flag(self) -> bool:
+        """A true/false setting: ``--x/--no-x`` on the command line."""
+        return self.parse is boolean
+
+
+def setting(
+    env: str,
+    help: str,
+    *,
+    default: Any = MISSING,
+    parse: Callable[[str], Any] = str,
+    metavar: str = "TEXT",
+    option: str | None = None,
+    shown: str | None = None,
+    secret: bool = False,
+) -> Any:
+    """One row of the settings table, declared as a dataclass field.
+
+    No ``default`` makes the setting required. ``shown`` replaces the printed default when the
+    real one is derived from other settings (see ``_derived``).
+    """
+    required = default is MISSING
+    if shown is None and not required and default is not None:
+        if isinstance(default, tuple):
+            shown = ",".join(default) or None
+        else:
+            shown = str(default).lower() if isinstance(default, bool) else str(default)
+    spec = Spec(
+        env=env,
+        option=option or "--" + env.lower().replace("_", "-"),
+        parse=parse,
+        help=help,
+        metavar=metavar,
+        shown_default=shown,
+        required=required,
+        secret=secret,
+    )
+    # A secret stays out of repr(settings), so no traceback or debug line can show it.
+    if required:
+        return field(metadata={"setting": spec}, repr=not secret)
+    return field(default=default, metadata={"setting": spec}, repr=not secret)
