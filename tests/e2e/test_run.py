@@ -214,8 +214,8 @@ def test_a_bad_commit_costs_max_retries_tries_then_nothing(
     assert f"gave up on {sha[:7]} after 3 failed attempt(s)" in runs[4].stderr
     downloads = [r for r in app.github.requests if "/tarball/" in r.path]
     assert len(downloads) == 3  # MAX_RETRIES, and none once it is given up
-    assert annotations(app)[ATTEMPTS] == "3"
-    assert message in annotations(app)[LAST_ERROR]
+    assert state_annotations(app)[ATTEMPTS] == "3"
+    assert message in state_annotations(app)[LAST_ERROR]
     assert app.build_jobs() == []
     # While it is given up on, each run is a conditional read GitHub answers 304.
     heads = [r for r in app.github.requests if "/commits/" in r.path]
@@ -242,7 +242,7 @@ def test_a_hostile_archive_is_a_failed_attempt_and_deploys_nothing(app: App, emu
     written = {(r.verb, r.resource) for r in emulator.requests if r.verb in WRITES}
     assert {resource for _, resource in written} <= {"configmaps", "leases", "events"}
     assert app.build_jobs() == []
-    assert "link or special file" in annotations(app)[LAST_ERROR]
+    assert "link or special file" in state_annotations(app)[LAST_ERROR]
 
 
 @pytest.mark.parametrize(
