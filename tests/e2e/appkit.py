@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -108,7 +109,7 @@ class App:
     def deploy_ns(self) -> str:
         return self.env["DEPLOY_NS"]
 
-    def push(self, files: dict[str, str | None], message: str = "change") -> str:
+    def push(self, files: Mapping[str, str | None], message: str = "change") -> str:
         sha = self.github.push(REPO, self.env.get("BRANCH", "main"), files, message=message)
         self.heads.append(sha)
         return sha
@@ -188,14 +189,16 @@ class App:
                 if e.status == 404:
                     return None
                 raise
-            return api.sanitize_for_serialization(cm)  # type: ignore[no-any-return]
+            state: dict[str, Any] = api.sanitize_for_serialization(cm)
+            return state
 
     def build_jobs(self) -> list[dict[str, Any]]:
         with self.api() as api:
             jobs = client.BatchV1Api(api).list_namespaced_job(
                 self.cicd, label_selector=f"ci-runner.io/release={RELEASE}"
             )
-            return api.sanitize_for_serialization(jobs)["items"]  # type: ignore[no-any-return]
+            items: list[dict[str, Any]] = api.sanitize_for_serialization(jobs)["items"]
+            return items
 
     def deployed_image(self) -> str:
         with self.api() as api:
@@ -215,4 +218,5 @@ class App:
     def status(self) -> dict[str, Any]:
         done = self.cli("status", "--output", "json")
         assert done.code == 0, done.output
-        return json.loads(done.stdout)  # type: ignore[no-any-return]
+        status: dict[str, Any] = json.loads(done.stdout)
+        return status

@@ -21,10 +21,11 @@ def wait_for_build_job(app: App) -> str:
     return app.wait_for_job(app.cicd, f"ci-runner.io/release={RELEASE}")
 
 
-def annotations(app: App) -> dict[str, str]:
+def state_annotations(app: App) -> dict[str, str]:
     state = app.state()
     assert state is not None
-    return state["metadata"].get("annotations", {})  # type: ignore[no-any-return]
+    found: dict[str, str] = state["metadata"].get("annotations", {})
+    return found
 
 
 # -- the happy path --------------------------------------------------------------------------
@@ -113,7 +114,7 @@ def test_build_failures_count_attempts_until_the_runner_gives_up(app: App, emula
     assert first.code == 1, first.output
     assert "attempt 1/2" in first.stderr
     assert "COPY failed: no such file app" in first.stderr  # the build pod's log is shown
-    assert annotations(app)["ci-runner.io/attempts"] == "1"
+    assert state_annotations(app)["ci-runner.io/attempts"] == "1"
 
     second = app.run()
     assert second.code == 1
@@ -212,8 +213,8 @@ def test_a_bad_commit_costs_max_retries_tries_then_nothing(
     assert f"gave up on {sha[:7]} after 3 failed attempt(s)" in runs[4].stderr
     downloads = [r for r in app.github.requests if "/tarball/" in r.path]
     assert len(downloads) == 3  # MAX_RETRIES, and none once it is given up
-    assert annotations(app)[ATTEMPTS] == "3"
-    assert message in annotations(app)[LAST_ERROR]
+    assert state_annotations(app)[ATTEMPTS] == "3"
+    assert message in state_annotations(app)[LAST_ERROR]
     assert app.build_jobs() == []
     # While it is given up on, each run is a conditional read GitHub answers 304.
     heads = [r for r in app.github.requests if "/commits/" in r.path]
@@ -240,7 +241,7 @@ def test_a_hostile_archive_is_a_failed_attempt_and_deploys_nothing(app: App, emu
     written = {(r.verb, r.resource) for r in emulator.requests if r.verb in WRITES}
     assert {resource for _, resource in written} <= {"configmaps", "leases", "events"}
     assert app.build_jobs() == []
-    assert "link or special file" in annotations(app)[LAST_ERROR]
+    assert "link or special file" in state_annotations(app)[LAST_ERROR]
 
 
 @pytest.mark.parametrize(
@@ -448,4 +449,4 @@ def test_a_conflicting_state_write_is_reread_not_overwritten(app: App, emulator:
     done = app.run()
     assert done.code == 1, done.output
     assert [r for r in emulator.requests if r.verb == "update" and r.status == 409]
-    assert annotations(app)["ci-runner.io/attempts"] == "2"  # re-read and counted once
+    assert state_annotations(app)["ci-runner.io/attempts"] == "2"  # re-read and counted once

@@ -60,10 +60,16 @@ class Helm:
         )
 
     def history(self, release: str) -> list[dict[str, Any]]:
-        return json.loads(self.run("history", release, "--output", "json").stdout)  # type: ignore[no-any-return]
+        revisions: list[dict[str, Any]] = json.loads(
+            self.run("history", release, "--output", "json").stdout
+        )
+        return revisions
 
     def values(self, release: str) -> dict[str, Any]:
-        return json.loads(self.run("get", "values", release, "--output", "json").stdout)  # type: ignore[no-any-return]
+        values: dict[str, Any] = json.loads(
+            self.run("get", "values", release, "--output", "json").stdout
+        )
+        return values
 
 
 @pytest.fixture

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
+from tests.support.charts import Document
+
 VENV_BIN = Path(sys.executable).parent
 KUBERNETES_VERSIONS = ("1.29.0", "1.35.0")
 """The oldest and the newest Kubernetes minor the chart and manifests are validated against."""
+Render = Callable[..., list[Document]]
+"""The ``render`` fixture: ``render("one-app", "private", release=..., namespace=...)``."""
 
 
-def kubernetes_validate(docs: list[dict], version: str) -> subprocess.CompletedProcess[str]:
+def kubernetes_validate(docs: list[Document], version: str) -> subprocess.CompletedProcess[str]:
     """Feed the documents to ``kubernetes-validate --strict -k VERSION -`` on stdin."""
     return subprocess.run(
         [str(VENV_BIN / "kubernetes-validate"), "--strict", "--quiet", "-k", version, "-"],
@@ -25,14 +30,14 @@ def kubernetes_validate(docs: list[dict], version: str) -> subprocess.CompletedP
     )
 
 
-def one(docs: list[dict], kind: str, name: str) -> dict:
+def one(docs: list[Document], kind: str, name: str) -> Document:
     """The single document of this kind and name."""
     found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
     assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
     return found[0]
 
 
-def container_env(cronjob_or_job: dict) -> dict[str, dict]:
+def container_env(cronjob_or_job: Document) -> dict[str, Document]:
     """The runner container's env of a CronJob or Job, by name (each entry as rendered)."""
     spec = cronjob_or_job["spec"]
     if cronjob_or_job["kind"] == "CronJob":
@@ -41,7 +46,7 @@ def container_env(cronjob_or_job: dict) -> dict[str, dict]:
     return {e["name"]: e for e in container.get("env", [])}
 
 
-def assert_one_restricted_cycle_at_a_time(cronjob: dict) -> dict:
+def assert_one_restricted_cycle_at_a_time(cronjob: Document) -> Document:
     """What the chart's and the manifests' CronJobs both promise: one run at a time, no Job
     retries, the restricted Pod Security profile, and writable /tmp and HOME as emptyDir only.
     Returns the runner container, for further checks."""
@@ -55,6 +60,7 @@ def assert_one_restricted_cycle_at_a_time(cronjob: dict) -> dict:
     assert pod["automountServiceAccountToken"] is True, "the runner talks to the API"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container: Document
     (container,) = pod["containers"]
     sc = container["securityContext"]
     assert sc["allowPrivilegeEscalation"] is False
@@ -64,4 +70,4 @@ def assert_one_restricted_cycle_at_a_time(cronjob: dict) -> dict:
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
     assert "emptyDir" in mounts["/tmp"] and "emptyDir" in mounts["/home/runner"]
-    return container  # type: ignore[no-any-return]
+    return container

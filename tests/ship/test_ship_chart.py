@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.ship.shipkit import (
     KUBERNETES_VERSIONS,
+    Render,
     assert_one_restricted_cycle_at_a_time,
     container_env,
     kubernetes_validate,
@@ -21,7 +21,6 @@ from tests.support.charts import values_file
 
 pytestmark = pytest.mark.helm
 
-Render = Callable[..., list[dict]]
 VALUES_SETS = ["one-app", "three-apps", "private"]
 STANDARD_LABELS = (
     "app.kubernetes.io/name",

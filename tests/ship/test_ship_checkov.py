@@ -7,16 +7,15 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from tests.ship.shipkit import VENV_BIN
+from tests.ship.shipkit import VENV_BIN, Render
 from tests.support import charts
-
-Render = Callable[..., list[dict]]
+from tests.support.charts import Document
 
 # checkov tries to download guidelines and talk to its platform; none of that is needed here.
 OFFLINE = {
@@ -28,7 +27,7 @@ OFFLINE = {
 }
 
 
-def checkov(target: Path, framework: str, home: Path) -> dict:
+def checkov(target: Path, framework: str, home: Path) -> dict[str, Any]:
     """One checkov run over one file; its JSON report for the framework."""
     result = subprocess.run(
         [
@@ -51,11 +50,12 @@ def checkov(target: Path, framework: str, home: Path) -> dict:
     )
     report = json.loads(result.stdout)
     reports = report if isinstance(report, list) else [report]
+    ours: dict[str, Any]
     (ours,) = [r for r in reports if r.get("check_type") == framework]
     return ours
 
 
-def skip_reasons(docs: list[dict]) -> dict[str, str]:
+def skip_reasons(docs: list[Document]) -> dict[str, str]:
     """The ``checkov.io/skipN: CKV_ID=reason`` annotations, as "Kind/name CKV_ID" -> reason."""
     found = {}
     for doc in docs:
@@ -66,7 +66,7 @@ def skip_reasons(docs: list[dict]) -> dict[str, str]:
     return found
 
 
-def assert_clean(report: dict, min_resources: int, skips: dict[str, str]) -> None:
+def assert_clean(report: dict[str, Any], min_resources: int, skips: dict[str, str]) -> None:
     """No failed check; each skip (and only those) has its reason written next to it."""
     summary = report["summary"]
     failed = [
@@ -90,7 +90,7 @@ def test_dockerfile_passes_checkov(tmp_path: Path) -> None:
     assert_clean(report, min_resources=1, skips=skips)
 
 
-def test_manifests_pass_checkov(manifest_docs: list[dict], tmp_path: Path) -> None:
+def test_manifests_pass_checkov(manifest_docs: list[Document], tmp_path: Path) -> None:
     target = tmp_path / "manifests.yaml"
     target.write_text(yaml.safe_dump_all(manifest_docs))
     report = checkov(target, "kubernetes", tmp_path)

@@ -12,20 +12,19 @@ import pytest
 
 from tests.ship.shipkit import container_env
 from tests.support import charts
+from tests.support.kube_target import KubeTarget
 
 pytestmark = pytest.mark.helm
 
 
-def run(cmd: list[str], env: dict[str, str], **kwargs: object) -> str:
-    result = subprocess.run(
-        cmd, env=env, capture_output=True, text=True, timeout=180, check=False, **kwargs
-    )
+def run(cmd: list[str], env: dict[str, str]) -> str:
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, check=False)
     assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
 
 def test_install_then_trigger_a_run_by_hand(
-    kube, helm_bin: str, kubectl_bin: str, tools_path: str, tmp_path: Path
+    kube: KubeTarget, helm_bin: str, kubectl_bin: str, tools_path: str, tmp_path: Path
 ) -> None:
     ns = kube.namespace
     values = tmp_path / "values.yaml"

@@ -16,17 +16,18 @@ from tests.ship.shipkit import (
     one,
 )
 from tests.support import charts, rbac
+from tests.support.charts import Document
 
 KUSTOMIZATION = charts.MANIFESTS / "kustomization.yaml"
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-def test_manifests_are_valid_kubernetes(manifest_docs: list[dict], version: str) -> None:
+def test_manifests_are_valid_kubernetes(manifest_docs: list[Document], version: str) -> None:
     result = kubernetes_validate(manifest_docs, version)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_manifests_install_every_piece(manifest_docs: list[dict]) -> None:
+def test_manifests_install_every_piece(manifest_docs: list[Document]) -> None:
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in manifest_docs)
     settings = [n for k, n in kinds if k == "ConfigMap"]
     assert len(settings) == 1 and settings[0].startswith("ci-runner-settings-")
@@ -46,14 +47,14 @@ def test_manifests_install_every_piece(manifest_docs: list[dict]) -> None:
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
 
 
-def test_cronjob_runs_one_restricted_cycle_at_a_time(manifest_docs: list[dict]) -> None:
+def test_cronjob_runs_one_restricted_cycle_at_a_time(manifest_docs: list[Document]) -> None:
     cronjob = one(manifest_docs, "CronJob", "ci-runner")
     assert_one_restricted_cycle_at_a_time(cronjob)
     pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "ci-runner"
 
 
-def test_cronjob_gets_settings_and_an_optional_token(manifest_docs: list[dict]) -> None:
+def test_cronjob_gets_settings_and_an_optional_token(manifest_docs: list[Document]) -> None:
     cronjob = one(manifest_docs, "CronJob", "ci-runner")
     (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     (source,) = container["envFrom"]

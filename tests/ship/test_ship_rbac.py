@@ -3,14 +3,13 @@ the right namespace, nothing else is, and no wildcard appears anywhere."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
+from tests.ship.shipkit import Render
 from tests.support import rbac
-
-Render = Callable[..., list[dict]]
+from tests.support.charts import Document
 
 ALL = ("get", "list", "watch", "create", "update", "patch", "delete")
 
@@ -77,7 +76,7 @@ def check_runner(grants: list[rbac.Grant], cicd_ns: str, deploy_ns: str, create_
     assert not rbac.allows(grants, "delete", "apps", "deployments", cicd_ns)
 
 
-def test_manifests_grant_exactly_what_the_runner_needs(manifest_docs: list[dict]) -> None:
+def test_manifests_grant_exactly_what_the_runner_needs(manifest_docs: list[Document]) -> None:
     grants = rbac.rules_from_documents(manifest_docs)
     check_runner(grants, "cicd", "example-app", create_ns=True)
 
@@ -123,19 +122,19 @@ def test_chart_has_no_wildcards(render: Render, values: str) -> None:
     assert rbac.wildcards(render(values)) == []
 
 
-def test_manifests_have_no_wildcards(manifest_docs: list[dict]) -> None:
+def test_manifests_have_no_wildcards(manifest_docs: list[Document]) -> None:
     assert rbac.wildcards(manifest_docs) == []
 
 
 # --- the checker itself: it must see through wildcards and binding scopes ---------------------
 
 
-def role(kind: str, name: str, rules: list[dict], namespace: str | None = None) -> dict:
+def role(kind: str, name: str, rules: list[Document], namespace: str | None = None) -> Document:
     meta = {"name": name, **({"namespace": namespace} if namespace else {})}
     return {"kind": kind, "metadata": meta, "rules": rules}
 
 
-def binding(kind: str, name: str, role_kind: str, namespace: str | None = None) -> dict:
+def binding(kind: str, name: str, role_kind: str, namespace: str | None = None) -> Document:
     meta = {"name": name, **({"namespace": namespace} if namespace else {})}
     subject = {"kind": "ServiceAccount", "name": "sa", "namespace": "cicd"}
     return {

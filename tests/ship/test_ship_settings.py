@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,9 @@ import pytest
 import yaml
 from ci_runner.settings import Settings, table
 
-from tests.ship.shipkit import container_env, one
+from tests.ship.shipkit import Render, container_env, one
 from tests.support import charts
+from tests.support.charts import Document
 
 SPECS = {spec.env: spec for _, spec in table(Settings)}
 NOT_SETTINGS = {"HOME", "HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"}
@@ -30,7 +30,6 @@ HELPERS = charts.CHART / "templates" / "_helpers.tpl"
 VALUES_YAML = charts.CHART / "values.yaml"
 SCHEMA = json.loads((charts.CHART / "values.schema.json").read_text())
 KUSTOMIZATION = charts.MANIFESTS / "kustomization.yaml"
-Render = Callable[..., list[dict]]
 
 
 def chart_settings() -> dict[str, str]:
@@ -72,7 +71,7 @@ EXAMPLES: dict[str, tuple[Any, Any]] = {
 }
 
 
-def runner_env(cronjob: dict) -> dict[str, str | None]:
+def runner_env(cronjob: Document) -> dict[str, str | None]:
     """The runner container's environment: name -> literal value (None when from a source)."""
     return {name: entry.get("value") for name, entry in container_env(cronjob).items()}
 
@@ -87,7 +86,7 @@ def helm_template(helm_bin: str, values: Path) -> subprocess.CompletedProcess[st
     )
 
 
-def write_values(tmp_path: Path, values: dict) -> Path:
+def write_values(tmp_path: Path, values: dict[str, Any]) -> Path:
     path = tmp_path / "values.yaml"
     path.write_text(yaml.safe_dump(values))
     return path
@@ -128,7 +127,7 @@ def commented_literals() -> set[str]:
     return set(re.findall(r"^\s*#\s*- ([A-Z][A-Z0-9_]*)=", KUSTOMIZATION.read_text(), re.MULTILINE))
 
 
-def test_every_variable_the_manifests_set_is_a_setting(manifest_docs: list[dict]) -> None:
+def test_every_variable_the_manifests_set_is_a_setting(manifest_docs: list[Document]) -> None:
     cronjob = one(manifest_docs, "CronJob", "ci-runner")
     names = set(container_env(cronjob))
     (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
@@ -142,7 +141,7 @@ def test_every_variable_the_manifests_set_is_a_setting(manifest_docs: list[dict]
     )
 
 
-def test_the_manifests_repeat_no_runner_default(manifest_docs: list[dict]) -> None:
+def test_the_manifests_repeat_no_runner_default(manifest_docs: list[Document]) -> None:
     (settings,) = [d["data"] for d in manifest_docs if d["kind"] == "ConfigMap"]
     repeated = {k: v for k, v in settings.items() if k in SPECS and v == SPECS[k].shown_default}
     assert not repeated, f"{repeated} only repeat the runner's defaults: leave them out"

@@ -11,6 +11,7 @@ import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -19,6 +20,9 @@ CHART = ROOT / "charts" / "ci-runner"
 MANIFESTS = ROOT / "manifests"
 TOOLS = ROOT / ".tools"
 VALUES = Path(__file__).resolve().parent / "chart_values"
+
+Document = dict[str, Any]
+"""One Kubernetes object, as a YAML document of the rendering gives it."""
 
 
 def values_file(name: str) -> str:
@@ -42,7 +46,7 @@ def render_chart(
     release: str = "ci",
     namespace: str = "cicd",
     helm: str | None = None,
-) -> list[dict]:
+) -> list[Document]:
     """``helm template`` the chart with these values files; the documents, empty ones dropped."""
     cmd = [helm or helm_binary(), "template", release, str(CHART), "--namespace", namespace]
     for path in values_files:
@@ -51,7 +55,7 @@ def render_chart(
     return [d for d in yaml.safe_load_all(out) if d]
 
 
-def render_manifests(*, kubectl: str | None = None, path: str | Path = MANIFESTS) -> list[dict]:
+def render_manifests(*, kubectl: str | None = None, path: str | Path = MANIFESTS) -> list[Document]:
     """``kubectl kustomize manifests/``; the documents."""
     cmd = [kubectl or kubectl_binary(), "kustomize", str(path)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120).stdout

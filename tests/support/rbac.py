@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from tests.support.charts import Document
+
 ServiceAccountRef = tuple[str, str]
 """(namespace, name) of a ServiceAccount."""
 
@@ -29,11 +31,11 @@ class Grant:
     """Which binding and role granted it, for error messages."""
 
 
-def _kinds(docs: Iterable[dict], kind: str) -> list[dict]:
+def _kinds(docs: Iterable[Document], kind: str) -> list[Document]:
     return [d for d in docs if d and d.get("kind") == kind]
 
 
-def service_accounts(docs: Sequence[dict]) -> list[ServiceAccountRef]:
+def service_accounts(docs: Sequence[Document]) -> list[ServiceAccountRef]:
     """The ServiceAccounts the documents create, as (namespace, name)."""
     return [
         (sa["metadata"].get("namespace", "default"), sa["metadata"]["name"])
@@ -42,7 +44,7 @@ def service_accounts(docs: Sequence[dict]) -> list[ServiceAccountRef]:
 
 
 def rules_from_documents(
-    docs: Sequence[dict], service_account: ServiceAccountRef | None = None
+    docs: Sequence[Document], service_account: ServiceAccountRef | None = None
 ) -> list[Grant]:
     """Every rule bound to the runner's ServiceAccount by the documents' (Cluster)RoleBindings.
 
@@ -134,7 +136,7 @@ def _resource_matches(granted: Sequence[str], resource: str) -> bool:
     return bool(sub) and (f"{main}/*" in granted or f"*/{sub}" in granted)
 
 
-def wildcards(docs: Sequence[dict]) -> list[str]:
+def wildcards(docs: Sequence[Document]) -> list[str]:
     """Every ``*`` in any Role or ClusterRole, as "Kind name: field" (empty when there is none)."""
     found = []
     for doc in docs:
@@ -157,10 +159,10 @@ class Granted:
     deploy_namespace: str
 
     @classmethod
-    def from_documents(cls, source: str, docs: Sequence[dict], cicd_namespace: str) -> Granted:
+    def from_documents(cls, source: str, docs: Sequence[Document], cicd_namespace: str) -> Granted:
         """Read the runner's grants; the deploy namespace is the other one a Role sits in."""
         grants = rules_from_documents(docs)
-        others = {g.namespace for g in grants} - {cicd_namespace, None}
+        others = {g.namespace for g in grants if g.namespace is not None} - {cicd_namespace}
         if len(others) != 1:
             raise ValueError(f"{source}: expected one deploy namespace, found {sorted(others)}")
         return cls(source, grants, cicd_namespace, others.pop())

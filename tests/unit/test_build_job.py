@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from ci_runner.build import build_job, job_name, token_secret
 from ci_runner.settings import Settings, load
@@ -16,12 +17,13 @@ BASE = {
 }
 
 
-def job(**extra: str) -> dict:  # type: ignore[type-arg]
+def job(**extra: str) -> dict[str, Any]:
     return build_job(load(Settings, {}, {**BASE, **extra}), SHA, 1)
 
 
-def container(manifest: dict) -> dict:  # type: ignore[type-arg]
-    return manifest["spec"]["template"]["spec"]["containers"][0]  # type: ignore[no-any-return]
+def container(manifest: dict[str, Any]) -> dict[str, Any]:
+    first: dict[str, Any] = manifest["spec"]["template"]["spec"]["containers"][0]
+    return first
 
 
 def test_kaniko_clones_the_exact_commit_and_pushes_both_tags() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from ci_runner.settings import Settings, load
 from ci_runner.state import (
@@ -68,7 +70,7 @@ def test_long_errors_are_cut() -> None:
 def test_a_field_the_runner_did_not_write_is_ignored_with_a_warning(
     where: str, value: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    cm = {"metadata": {"annotations": {}}, "data": {}}
+    cm: dict[str, dict[str, Any]] = {"metadata": {"annotations": {}}, "data": {}}
     cm["data" if where == "data" else "metadata"].update(
         value if where == "data" else {"annotations": value}
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from http import HTTPStatus
@@ -120,7 +121,7 @@ class GitHubFake:
         self,
         full_name: str,
         branch: str,
-        files: dict[str, str | bytes | None],
+        files: Mapping[str, str | bytes | None],
         message: str = "commit",
     ) -> str:
         """Commit ``files`` (``None`` deletes a path) on top of ``branch``; return the new sha."""

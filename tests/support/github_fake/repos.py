@@ -9,6 +9,7 @@ import hashlib
 import io
 import re
 import tarfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -60,7 +61,7 @@ class Repository:
         return f"{self.owner}/{self.name}"
 
     def push(
-        self, branch: str, files: dict[str, str | bytes | None], message: str, counter: int
+        self, branch: str, files: Mapping[str, str | bytes | None], message: str, counter: int
     ) -> Commit:
         """Add a commit on ``branch`` (created if absent) on top of its head; return it."""
         if not is_valid_ref(branch):

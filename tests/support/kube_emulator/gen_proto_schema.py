@@ -62,7 +62,10 @@ def go_fields(types_go: Path) -> tuple[set[tuple[str, str]], set[tuple[str, str]
 def parse(path: Path, messages: dict[str, list[list[object]]]) -> None:
     """Add the messages of one generated.proto to ``messages``."""
     text = path.read_text()
-    package = re.search(r"^package ([\w.]+);", text, re.M).group(1)  # type: ignore[union-attr]
+    declared = re.search(r"^package ([\w.]+);", text, re.M)
+    if declared is None:
+        raise ValueError(f"{path}: no package declaration")
+    package = declared.group(1)
     embedded, omit_zero = go_fields(path.with_name("types.go"))
     current: list[list[object]] | None = None
     message = ""

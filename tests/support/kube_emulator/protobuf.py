@@ -39,7 +39,8 @@ class ProtobufError(ValueError):
 @functools.cache
 def _schema() -> dict[str, Any]:
     with Path(__file__).with_name("proto_schema.json").open() as f:
-        return json.load(f)  # type: ignore[no-any-return]
+        schema: dict[str, Any] = json.load(f)
+    return schema
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
