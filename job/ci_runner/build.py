@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
 
-from .errors import Conflict, Gone, KubernetesError, shorten
-from .kube import JOBS, PODS, SECRETS, Kube, Obj
+from .buildwatch import BuildResult, Watcher, finished
+from .errors import ConfigError, Conflict
+from .kube import JOBS, SECRETS, Kube, Obj
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -18,10 +17,6 @@ COMMIT_LABEL = "ci-runner.io/commit"
 TOKEN_KEY = "token"
 # Finished build Jobs stay a day for their logs, then Kubernetes removes them.
 TTL_SECONDS = 86_400
-# Beyond activeDeadlineSeconds (which Kubernetes enforces), how long we wait for the verdict.
-GRACE_SECONDS = 120
-WATCH_SECONDS = 60
-LOG_LINES = 30
 
 
 def job_name(release: str, sha: str, attempt: int, nonce: str = "") -> str:
@@ -120,30 +115,6 @@ def token_secret(settings: Settings) -> Obj:
     }
 
 
-@dataclass(frozen=True)
-class BuildResult:
-    """How a build Job ended."""
-
-    succeeded: bool
-    reason: str = ""
-    """Why it failed: the Job's condition reason and message, the container's message."""
-    log_tail: str = ""
-    """The last lines of the build pod's log, when it failed."""
-
-
-def finished(job: Obj) -> tuple[bool, str] | None:
-    """(succeeded, reason) once the Job has a Complete or Failed condition, else None."""
-    for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("status") != "True":
-            continue
-        if condition.get("type") == "Complete":
-            return True, ""
-        if condition.get("type") == "Failed":
-            detail = ": ".join(p for p in (condition.get("reason"), condition.get("message")) if p)
-            return False, detail or "Failed"
-    return None
-
-
 class Builder:
     """Creates (or adopts) the build Job of a commit and waits for its end."""
 
@@ -185,63 +156,26 @@ class Builder:
         return name
 
     def wait(self, name: str) -> BuildResult:
-        """Watch the Job until it is Complete or Failed."""
-        deadline = time.monotonic() + self._settings.build_timeout + GRACE_SECONDS
-        while True:
-            job = self._kube.read(JOBS, self._ns, name)
-            verdict = finished(job) if job is not None else (False, "the build Job was deleted")
-            if verdict is None:
-                assert job is not None
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    verdict = (False, f"no verdict within {self._settings.build_timeout}s")
-                else:
-                    verdict = self._watch(name, job["metadata"]["resourceVersion"], remaining)
-            if verdict is not None:
-                succeeded, reason = verdict
-                if succeeded:
-                    return BuildResult(True)
-                message, tail = self._pod_report(name)
-                reason = "; ".join(p for p in (reason, message) if p)
-                return BuildResult(False, reason, tail)
+        """Wait for the Job's verdict (see buildwatch)."""
+        return Watcher(self._kube, self._settings, name).wait()
 
-    def _watch(self, name: str, since: str, remaining: float) -> tuple[bool, str] | None:
-        """Watch from ``since`` until a verdict or the watch ends (the caller re-reads)."""
-        seconds = max(1, int(min(remaining, WATCH_SECONDS)))
-        try:
-            for kind, job in self._kube.watch(JOBS, self._ns, name, since, seconds):
-                if kind in {"ADDED", "MODIFIED"}:
-                    verdict = finished(job)
-                    if verdict is not None:
-                        return verdict
-                elif kind == "DELETED":
-                    return False, "the build Job was deleted"
-        except Gone:  # our resourceVersion is too old: the caller re-reads and watches again
-            pass
-        return None
 
-    def _pod_report(self, name: str) -> tuple[str, str]:
-        """The build pod's termination message and log tail (best effort: for the user's eyes)."""
-        try:
-            pods = self._pods(name)
-            if not pods:
-                return "", ""
-            pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
-            message = ""
-            for status in (pod.get("status") or {}).get("containerStatuses") or []:
-                terminated = (status.get("state") or {}).get("terminated") or {}
-                if terminated.get("message"):
-                    message = shorten(terminated["message"], 200)
-            tail = self._kube.log(self._ns, pod["metadata"]["name"], LOG_LINES)
-            return message, tail
-        except KubernetesError as e:
-            log.warning("could not read the build pod of %s: %s", name, e)
-            return "", ""
-
-    def _pods(self, name: str) -> list[Obj]:
-        # batch.kubernetes.io/job-name since Kubernetes 1.27; job-name on older clusters.
-        for label in ("batch.kubernetes.io/job-name", "job-name"):
-            pods = self._kube.select(PODS, self._ns, f"{label}={name}")
-            if pods:
-                return pods
-        return []
+def check_secrets(kube: Kube, settings: Settings) -> None:
+    """The Secrets a build Job will reference exist with their keys: ConfigError naming each
+    missing one, before anything is created (else the pod would wait forever for them)."""
+    s = settings
+    wanted = []
+    if s.registry_secret:
+        wanted.append(("REGISTRY_SECRET", s.registry_secret, ".dockerconfigjson"))
+    if s.git_token_secret:
+        wanted.append(("GIT_TOKEN_SECRET", s.git_token_secret, TOKEN_KEY))
+    problems = []
+    for setting, name, key in wanted:
+        secret = kube.read(SECRETS, s.cicd_namespace, name)
+        where = f"{setting} Secret {name!r} in namespace {s.cicd_namespace!r}"
+        if secret is None:
+            problems.append(f"{where} does not exist")
+        elif key not in (secret.get("data") or {}):
+            problems.append(f"{where} has no key {key!r}")
+    if problems:
+        raise ConfigError(problems)

@@ -62,7 +62,9 @@ def _load(kind: type[S], options: dict[str, Any], masked: list[str]) -> S:
     try:
         return load(kind, options, os.environ)
     except CiRunnerError as e:
-        _fail(e, masked)
+        # Even settings that did not validate say how errors should look.
+        wanted = options.get("log_format") or os.environ.get("LOG_FORMAT") or ""
+        _fail(e, masked, as_json=wanted.strip().lower() == "json")
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -76,11 +78,15 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-def _fail(error: CiRunnerError, masked: list[str]) -> NoReturn:
+def _fail(error: CiRunnerError, masked: list[str], as_json: bool = False) -> NoReturn:
     message = str(error)
     for secret in masked:
         message = message.replace(secret, logs.REDACTED)
-    click.echo(f"Error: {message}", err=True)
+    if as_json:  # log pipelines get every stderr line as one JSON object
+        entry = {"level": "error", "message": message, "exitCode": error.exit_code}
+        click.echo(json.dumps(entry), err=True)
+    else:
+        click.echo(f"Error: {message}", err=True)
     sys.exit(error.exit_code)
 
 
@@ -111,15 +117,12 @@ def run(dry_run: bool, force: bool, verbose: bool, **options: Any) -> None:
     try:
         outcome = cycle.run(settings, dry_run=dry_run, force=force)
     except CiRunnerError as e:
-        if settings.log_format == "json":  # log pipelines get the error as a record too
-            log.error("%s", e)
-        _fail(e, masked)
+        _fail(e, masked, as_json=settings.log_format == "json")
     if dry_run:
         click.echo(outcome.message)
-    elif outcome.exit_code:
-        log.error("%s", outcome.message)
-    else:
-        log.info("%s", outcome.message)
+    level = logging.ERROR if outcome.exit_code else logging.INFO
+    message = "dry run: nothing was written" if dry_run else outcome.message
+    log.log(level, "%s", message, extra={"exitCode": outcome.exit_code})
     sys.exit(outcome.exit_code)
 
 
@@ -135,7 +138,7 @@ def status(output: str, **options: Any) -> None:
         with kube.connect(where.verify_ssl, where.api_timeout) as api:
             configmap = read_configmap(api, where)
     except CiRunnerError as e:
-        _fail(e, [])
+        _fail(e, [], as_json=where.log_format == "json")
     report = status_report(configmap, where)
     if output == "json":
         click.echo(json.dumps(report, indent=2))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from . import kube
 from .archive import extract_chart
-from .build import Builder
+from .build import Builder, check_secrets
 from .errors import BadCommit, ConfigError, CycleFailed, KubernetesError
 from .events import Recorder
 from .github import GitHub
@@ -86,8 +86,9 @@ class Cycle:
                 error = str(e)
                 return self.holding_lease(lambda plan: self.fail(plan, "BadCommit", error))
             if dry_run:
-                from .dryrun import describe
+                from .dryrun import check_cluster, describe
 
+                check_cluster(self.kube, s)  # what a real run would refuse, refused now
                 return Outcome(describe(s, state, plan, deploy))
             assert deploy is not None
             return self.holding_lease(lambda plan: self.act(plan, deploy))
@@ -139,6 +140,7 @@ class Cycle:
     def build(self, plan: Plan) -> str | None:
         """Build and push the head's image; the error when the build failed."""
         s = self.settings
+        check_secrets(self.kube, s)
         builder = Builder(self.kube, s)
         builder.ensure_token_secret()
         # The nonce makes a fresh Job name for a forced build, or when a failed Job of the same

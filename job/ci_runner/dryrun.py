@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 
 import yaml
 
 from . import helm
-from .build import build_job
+from .build import build_job, check_secrets
 from .helm import Deploy
+from .kube import Kube, missing_namespace
 from .plan import Action, Plan
 from .settings import Settings
 from .state import State
+
+log = logging.getLogger(__name__)
 
 
 def describe(s: Settings, state: State, plan: Plan, deploy: Deploy | None) -> str:
@@ -35,3 +39,15 @@ def describe(s: Settings, state: State, plan: Plan, deploy: Deploy | None) -> st
         lines.append("values:\n" + "\n".join("  " + line for line in values.splitlines()))
     lines.append("dry run: nothing was written")
     return "\n".join(lines)
+
+
+def check_cluster(kube: Kube, s: Settings) -> None:
+    """Both namespaces and the referenced Secrets: ConfigError for what a run would refuse."""
+    for setting, namespace in (("CICD_NS", s.cicd_namespace), ("DEPLOY_NS", s.deploy_namespace)):
+        exists = kube.namespace_exists(namespace)
+        if exists is None:
+            log.warning("cannot tell whether %s %s exists: no permission to read namespaces",
+                        setting, namespace)  # fmt: skip
+        elif not exists and (setting == "CICD_NS" or not s.create_namespace):
+            raise missing_namespace(setting, namespace)
+    check_secrets(kube, s)

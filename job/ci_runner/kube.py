@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ SECRETS = Kind("Secret", "v1", "secrets")
 PODS = Kind("Pod", "v1", "pods")
 EVENTS = Kind("Event", "v1", "events")
 JOBS = Kind("Job", "batch/v1", "jobs")
+NAMESPACES_PATH = "/api/v1/namespaces"
 LEASES = Kind("Lease", "coordination.k8s.io/v1", "leases")
 
 
@@ -74,9 +76,11 @@ def connect(verify_ssl: bool, timeout: float) -> Kube:
         try:
             config.load_kube_config(client_configuration=configuration)
         except (ConfigException, OSError) as e:
+            path = os.environ.get("KUBECONFIG") or "~/.kube/config"
             raise ConfigError(
-                [f"no Kubernetes configuration: not in a cluster and no usable kubeconfig ({e})"]
-            ) from e
+                [f"no Kubernetes configuration: not in a cluster, and no usable kubeconfig at "
+                 f"{path} ({shorten(str(e), 200)})"]
+            ) from e  # fmt: skip
     configuration.verify_ssl = verify_ssl
     # No silent urllib3 retries: they would repeat a request the server may have acted on.
     # Kube retries only what never reached the server (see _NOT_SENT).
@@ -87,6 +91,19 @@ def connect(verify_ssl: bool, timeout: float) -> Kube:
     # Our own name in the API server's audit log, and how the tests tell our requests apart.
     api.user_agent = f"ci-runner/{__version__}"
     return Kube(api, timeout)
+
+
+def missing_namespace(setting: str, namespace: str) -> ConfigError:
+    """The configuration error for a namespace that does not exist."""
+    hint = (
+        " (with the label pod-security.kubernetes.io/enforce=baseline: Kaniko runs as root)"
+        if setting == "CICD_NS"
+        else ""
+    )
+    return ConfigError(
+        [f"{setting} namespace {namespace!r} does not exist: create it with "
+         f"`kubectl create namespace {namespace}`{hint}"]
+    )  # fmt: skip
 
 
 def _message(status: int, body: bytes | str | None, reason: str | None) -> str:
@@ -140,6 +157,18 @@ class Kube:
         except NotFound:
             return None
 
+    def namespace_exists(self, name: str) -> bool | None:
+        """Whether namespace ``name`` exists; None when we may not read namespaces."""
+        try:
+            self.request("GET", f"{NAMESPACES_PATH}/{name}", f"reading namespace {name}")
+        except NotFound:
+            return False
+        except KubernetesError as e:
+            if e.status == 403:
+                return None
+            raise
+        return True
+
     def create(self, kind: Kind, body: Obj) -> Obj:
         """Create ``body``; Conflict when it exists already."""
         meta = body["metadata"]
@@ -155,12 +184,14 @@ class Kube:
         doing = f"writing {kind.name} {meta['namespace']}/{meta['name']}"
         return self.request("PUT", kind.path(meta["namespace"], meta["name"]), doing, body=body)
 
-    def select(self, kind: Kind, namespace: str, label_selector: str) -> list[Obj]:
-        """The objects of ``kind`` in ``namespace`` that match ``label_selector``."""
-        doing = f"listing {kind.name}s in {namespace} ({label_selector})"
-        answer = self.request(
-            "GET", kind.path(namespace), doing, query=[("labelSelector", label_selector)]
-        )
+    def query(
+        self, kind: Kind, namespace: str, *, label_selector: str = "", field_selector: str = ""
+    ) -> list[Obj]:
+        """The objects of ``kind`` in ``namespace`` that match the selectors."""
+        query = [("labelSelector", label_selector), ("fieldSelector", field_selector)]
+        query = [(key, value) for key, value in query if value]
+        doing = f"listing {kind.name}s in {namespace} ({', '.join(v for _, v in query)})"
+        answer = self.request("GET", kind.path(namespace), doing, query=query)
         return list(answer.get("items") or [])
 
     def log(self, namespace: str, pod: str, tail_lines: int) -> str:

@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .errors import Conflict, KubernetesError
-from .kube import LEASES, Kube, Obj
+from .errors import Conflict, KubernetesError, NotFound
+from .kube import LEASES, Kube, Obj, missing_namespace
 from .settings import StateSettings
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,8 @@ class Lease:
             self._write(now)
         except Conflict:  # another run took it between our read and our write
             return Holder("another run", now, LEASE_SECONDS)
+        except NotFound as e:  # the first write of a run: only a missing namespace says 404
+            raise missing_namespace("CICD_NS", self._namespace) from e
         return None
 
     def _body(self, now: datetime, holding: bool) -> Obj:

@@ -36,6 +36,9 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        exit_code = getattr(record, "exitCode", None)
+        if exit_code is not None:  # the run's last line
+            entry["exitCode"] = exit_code
         return json.dumps(entry)
 
 
