@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -71,6 +72,41 @@ def kill_helm_after_grace() -> None:
         threading.Timer(HELM_GRACE_SECONDS, kill).start()
 
 
+class HelmYAML(yaml.SafeLoader):
+    """YAML read as helm reads values files: sigs.k8s.io/yaml's YAMLToJSON over its go-yaml v2
+    fork (goyaml.v2 resolve.go). Unlike PyYAML's YAML 1.1, that takes ``y``/``n`` for booleans,
+    keeps timestamps as strings and has no base-60 numbers; a value a chart renders must come
+    out as helm itself would have read it."""
+
+    bool_values: ClassVar[dict[str, bool]] = {
+        **yaml.SafeLoader.bool_values,
+        "y": True,
+        "n": False,
+    }
+
+
+_REDEFINED = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+HelmYAML.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _REDEFINED]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+HelmYAML.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+# PyYAML's int pattern without its base-60 (1:20) form; go-yaml's float pattern.
+HelmYAML.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+HelmYAML.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+
+
 def require_helm() -> str:
     """The helm executable on PATH, or ConfigError."""
     found = shutil.which("helm")
@@ -115,7 +151,7 @@ def chart_values(settings: Settings, chart_dir: Path, sha: str) -> dict[str, Any
         if not path.is_file():
             raise BadCommit(f"VALUES_FILES entry {name!r} does not exist in the chart")
         try:
-            loaded = yaml.safe_load(path.read_text())
+            loaded = yaml.load(path.read_text(), Loader=HelmYAML)
         except yaml.YAMLError as e:
             problem = shorten(str(e), 120)
             raise BadCommit(f"VALUES_FILES entry {name!r} is not valid YAML: {problem}") from e

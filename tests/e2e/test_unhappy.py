@@ -1,0 +1,195 @@
+"""The unhappy paths a real cluster has on an ordinary day: each ends quickly, with the
+documented exit code, a clear line, and state the next run can trust."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.appkit import APP_FILES, IMAGE, MIGRATION, RELEASE, App
+
+BUILD = {"app.kubernetes.io/component": "build"}
+WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+
+VALUES_CONFIGMAP = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: {{ .Release.Name }}-settings}
+data:
+  settings: {{ toJson .Values.settings | quote }}
+"""
+
+
+@pytest.mark.helm
+def test_values_files_are_layered_exactly_as_helm_layers_them(app: App, tmp_path: Path) -> None:
+    files = {
+        **APP_FILES,
+        "deploy/chart/values.yaml": (
+            "image: {repository: nginx, tag: latest}\n"
+            "settings: {hosts: [a, b], replicas: 1, debug: true, nested: {x: 1, w: 2}}\n"
+        ),
+        "deploy/chart/templates/settings.yaml": VALUES_CONFIGMAP,
+        # A list replaces (never concatenates), a null removes the chart's default.
+        "deploy/chart/values-a.yaml": "settings: {hosts: [c], debug: null, nested: {w: 3}}\n",
+        # YAML as helm reads it (go-yaml v2): y and on are true, a date stays a string.
+        "deploy/chart/values-b.yaml": (
+            "settings: {replicas: 2, nested: {z: 4}, flags: [y, n, on, off, yes],"
+            " since: 2026-01-01, mode: 0755, time: '1:20', hex: 0x1F}\n"
+        ),
+    }
+    sha = app.push(files)
+    done = app.run(VALUES_FILES="values-a.yaml,values-b.yaml")
+    assert done.code == 0, done.output
+
+    chart = tmp_path / "chart"
+    for name, text in files.items():
+        if name.startswith("deploy/chart/"):
+            path = chart / name.removeprefix("deploy/chart/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    template = subprocess.run(
+        ["helm", "template", RELEASE, str(chart), "-f", str(chart / "values-a.yaml"),
+         "-f", str(chart / "values-b.yaml"), "--set", f"image.repository={IMAGE}",
+         "--set", f"image.tag={sha}"],
+        env=app.env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    deployed = subprocess.run(
+        ["helm", "get", "manifest", RELEASE, "--namespace", app.deploy_ns],
+        env=app.env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+    def settings(manifest: str) -> Any:
+        docs = [d for d in yaml.safe_load_all(manifest) if d and d["kind"] == "ConfigMap"]
+        return json.loads(docs[0]["data"]["settings"])
+
+    assert settings(deployed) == settings(template)
+    assert settings(deployed)["hosts"] == ["c"]
+    assert settings(deployed)["nested"] == {"x": 1, "w": 3, "z": 4}
+    assert "debug" not in settings(deployed)
+
+
+@pytest.mark.helm
+def test_a_deploy_whose_record_fails_says_so_and_the_next_run_completes_it(
+    app: App, emulator: Any
+) -> None:
+    sha = app.heads[0]
+    # The first record (image built) creates the ConfigMap; the second (deployed) replaces it.
+    emulator.faults.add("PUT", "/configmaps/ci-runner-shop$", 500)
+    done = app.run()
+    assert done.code == 3, done.output
+    assert f"deployed {sha[:7]} as {app.deploy_ns}/{RELEASE} revision 1" in done.stderr
+    assert "but the state was not recorded" in done.stderr
+    assert app.helm("status", RELEASE)["info"]["status"] == "deployed"
+
+    again = app.run()
+    assert again.code == 0, again.output
+    assert app.status()["lastDeployedSha"] == sha
+    assert len(app.build_jobs()) == 1  # completed by a no-change redeploy, not a rebuild
+
+
+def test_removing_the_attempts_annotation_builds_afresh(app: App, emulator: Any) -> None:
+    emulator.jobs.behave("fail", labels=BUILD)
+    assert [app.run().code for _ in range(4)] == [1, 1, 1, 0]  # given up after three
+    with app.api() as api:
+        from kubernetes import client
+
+        client.CoreV1Api(api).patch_namespaced_config_map(
+            f"ci-runner-{RELEASE}",
+            app.cicd,
+            {"metadata": {"annotations": {"ci-runner.io/attempts": None}}},
+        )
+    failed_jobs = {j["metadata"]["name"] for j in app.build_jobs()}
+    emulator.jobs.behave("succeed", labels=BUILD)
+    done = app.run()
+    assert done.code == 0, done.output
+    new = {j["metadata"]["name"] for j in app.build_jobs()} - failed_jobs
+    assert len(new) == 1  # the failed attempt-1 Job was not adopted again
+
+
+def test_a_missing_cicd_namespace_is_a_configuration_error(app: App, emulator: Any) -> None:
+    emulator.clear_requests()
+    done = app.run(CICD_NS="no-such-ns")
+    assert done.code == 2, done.output
+    assert "CICD_NS namespace 'no-such-ns' does not exist" in done.stderr
+    assert "kubectl create namespace no-such-ns" in done.stderr
+    assert not [r for r in emulator.requests if r.verb in WRITES and r.status < 400]
+    # RBAC cannot name a namespace that does not exist: nothing to replay against the Roles.
+    emulator.clear_requests()
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_missing_registry_secret_is_named_before_any_job(
+    app: App, emulator: Any, dry_run: bool
+) -> None:
+    done = app.run(*(["--dry-run"] if dry_run else []), REGISTRY_SECRET="registry-push")
+    assert done.code == 2, done.output
+    assert f"REGISTRY_SECRET Secret 'registry-push' in namespace '{app.cicd}' does not exist" in (
+        done.stderr
+    )
+    assert app.build_jobs() == []
+    assert app.state() is None or "ci-runner.io/attempts" not in (app.state() or {}).get(
+        "metadata", {}
+    ).get("annotations", {})
+
+
+def test_dry_run_refuses_what_a_run_would_refuse(app: App) -> None:
+    app.push({"deploy/chart/Chart.yaml": None})
+    done = app.run("--dry-run")
+    assert done.code == 2, done.output
+    assert "holds no Chart.yaml" in done.stderr
+    assert app.state() is None
+
+
+def test_json_logs_mean_every_stderr_line_is_one_object(app: App) -> None:
+    refused = app.run(LOG_FORMAT="json", IMAGE="")
+    assert refused.code == 2
+    lines = [json.loads(line) for line in refused.stderr.strip().splitlines()]
+    assert lines[-1]["exitCode"] == 2 and "IMAGE is required" in lines[-1]["message"]
+
+    done = app.run(LOG_FORMAT="json")
+    records = [json.loads(line) for line in done.stderr.strip().splitlines()]
+    assert records and all({"level", "message"} <= r.keys() for r in records)
+    assert records[-1]["exitCode"] == done.code
+
+
+def helm_processes(namespace: str) -> list[str]:
+    """Command lines of live helm processes working on ``namespace``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if words and words[0].endswith(b"helm") and namespace.encode() in words:
+            found.append(b" ".join(words).decode(errors="replace"))
+    return found
+
+
+@pytest.mark.helm
+def test_sigterm_during_a_slow_upgrade_stops_helm_too(app: App, emulator: Any) -> None:
+    assert app.run().code == 0
+    emulator.jobs.behave("hold", name=f"{RELEASE}-migrate")
+    newer = app.push({"deploy/chart/templates/migrate.yaml": MIGRATION}, message="migrate")
+    running = app.start()
+    held = app.wait_for_job(app.deploy_ns)  # helm is waiting for the chart's Job
+    assert helm_processes(app.deploy_ns)
+    os.kill(running.pid, signal.SIGTERM)
+    _, err = running.communicate(timeout=60)
+    assert running.returncode == 128 + signal.SIGTERM, err
+    assert helm_processes(app.deploy_ns) == []  # helm got the signal; none is left behind
+
+    with contextlib.suppress(KeyError):  # helm's rollback may have removed the Job already
+        emulator.jobs.release(app.deploy_ns, held, "succeed")
+    emulator.jobs.behave("succeed", name=f"{RELEASE}-migrate")
+    done = app.run()
+    assert done.code == 0, done.output
+    assert app.deployed_image() == f"{IMAGE}:{newer}"
+    assert app.helm("status", RELEASE)["info"]["status"] == "deployed"
