@@ -11,6 +11,13 @@ ruff check .
 ruff format --check .
 mypy
 echo "== pytest, all tests, helm $(.tools/helm3/helm version --short) =="
-CI_RUNNER_HELM=3 pytest -n 2 -v "$@"
+# The end-to-end tests write down what the runner used; every grant must have been used.
+usage="$(mktemp -d)"
+trap 'rm -rf "$usage"' EXIT
+CI_RUNNER_HELM=3 CI_RUNNER_RBAC_USAGE="$usage" pytest -n 2 -v "$@"
+if [[ $# -eq 0 ]]; then  # only the whole suite can tell that a grant is never used
+  echo "== RBAC: every grant in the CICD namespace is used =="
+  PATH="$PWD/.tools/helm3:$PWD/.tools/bin:$PATH" python -m tests.support.rbac_exact "$usage"
+fi
 echo "== pytest, helm-touching tests, helm $(.tools/helm4/helm version --short) =="
 CI_RUNNER_HELM=4 pytest -n 2 -v -m helm "$@"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.appkit import APP_FILES, IMAGE, RELEASE, REPO, App
-from tests.support import charts, rbac
+from tests.support import charts, rbac, rbac_exact
 from tests.support.github_fake import GitHubFake
 from tests.support.kube_target import KubeTarget
 
@@ -80,6 +80,8 @@ def app(
             for line in rbac.refused(ours, granted, env["CICD_NS"], env["DEPLOY_NS"])
         ]
         assert not refused, "the runner used what RBAC does not grant:\n" + "\n".join(refused)
+        if os.environ.get("CI_RUNNER_RBAC_USAGE"):  # and what is granted must be used
+            rbac_exact.record(os.environ["CI_RUNNER_RBAC_USAGE"], ours, env["CICD_NS"])
     if kube.emulator is None:  # a real cluster: remove what helm created
         subprocess.run(
             ["kubectl", "delete", "namespace", env["DEPLOY_NS"], "--wait=false"],
