@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+LAST_LOG_LINES = 5
+"""Build log lines kept in the recorded last error (the whole error is cut at 1000 chars)."""
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -148,9 +151,13 @@ class Cycle:
         job = builder.start(plan.sha, plan.attempt, self.lease.identity[-5:], fresh=self.force)
         result = builder.wait(job)
         if not result.succeeded:
+            error = f"build Job {job} failed: {result.reason}"
             if result.log_tail:
                 log.error("build pod log (last lines):\n%s", result.log_tail.rstrip())
-            return f"build Job {job} failed: {result.reason}"
+                # The recorded error keeps the log's end too, so `status` tells the story.
+                last = " | ".join(result.log_tail.strip().splitlines()[-LAST_LOG_LINES:])
+                error += f"; log: {last}"
+            return error
         self.record(lambda current: current.built(plan.sha))
         log.info("built %s:%s and %s:%s", s.image, plan.sha, s.image, s.latest_tag)
         return None

@@ -124,8 +124,10 @@ def test_build_failures_count_attempts_until_the_runner_gives_up(app: App, emula
     assert third.code == 0, third.output
     assert "gave up" in third.stderr
     assert len(app.build_jobs()) == 2  # giving up creates no Job
-    assert app.status()["lastDeployedSha"] is None
-    assert "COPY failed" in (app.status()["lastError"] or "")
+    status = app.status()
+    assert (status["phase"], status["maxRetries"]) == ("given-up", 2)
+    assert status["lastDeployedSha"] is None
+    assert "log: step 3/5: COPY app /app | error: COPY failed" in (status["lastError"] or "")
 
     emulator.jobs.behave("succeed", labels=BUILD)
     forced = app.run("--force")
