@@ -90,7 +90,39 @@ def _fail(error: CiRunnerError, masked: list[str], as_json: bool = False) -> NoR
     sys.exit(error.exit_code)
 
 
-@click.group(epilog=EXIT_CODES)
+def _json_wanted(argv: list[str]) -> bool:
+    """Whether the user asked for JSON logs, read before any validation."""
+    for i, word in enumerate(argv):
+        if word == "--log-format" and i + 1 < len(argv):
+            return argv[i + 1].lower() == "json"
+        if word.startswith("--log-format="):
+            return word.partition("=")[2].lower() == "json"
+    return os.environ.get("LOG_FORMAT", "").strip().lower() == "json"
+
+
+class _Group(click.Group):
+    """A group whose own usage errors (an unknown option, a bad choice) are one JSON object
+    too when JSON logs were asked for, like every other line the runner writes."""
+
+    def main(self, args: Any = None, **extra: Any) -> NoReturn:  # type: ignore[override]
+        extra.pop("standalone_mode", None)
+        try:
+            code = super().main(args=args, standalone_mode=False, **extra)
+        except click.ClickException as e:
+            argv = list(args) if args is not None else sys.argv[1:]
+            if _json_wanted(argv):
+                entry = {"level": "error", "message": e.format_message(), "exitCode": e.exit_code}
+                click.echo(json.dumps(entry), err=True)
+            else:
+                e.show()
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_Group, epilog=EXIT_CODES)
 @click.version_option(__version__, prog_name="ci-runner")
 def main() -> None:
     """Keep a Helm release on the head of a GitHub branch, one cycle per run."""

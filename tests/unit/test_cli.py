@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 import pytest
 from ci_runner.cli import main
@@ -62,3 +64,18 @@ def test_missing_settings_exit_2_with_one_line_naming_each() -> None:
 
 def test_unknown_option_is_a_usage_error() -> None:
     assert CliRunner().invoke(main, ["run", "--no-such-option"]).exit_code == 2
+
+
+def test_with_json_logs_even_a_usage_error_is_one_json_object() -> None:
+    result = CliRunner().invoke(main, ["run", "--no-such-option"], env={"LOG_FORMAT": "json"})
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    entry = json.loads(line)
+    assert entry["exitCode"] == 2 and "--no-such-option" in entry["message"]
+
+
+def test_with_json_logs_a_configuration_error_is_one_json_object() -> None:
+    result = CliRunner().invoke(main, ["run", "--log-format", "json"], env={})
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert json.loads(line)["message"].startswith("RELEASE is required")
