@@ -62,8 +62,15 @@ def pod_spec(settings: Settings, sha: str) -> Obj:
         "containers": [container],
     }
     if s.token_secret_name:
+        # Kaniko's pkg/buildcontext/git.go (osscontainertools/kaniko) sends GIT_USERNAME and
+        # GIT_PASSWORD as HTTP basic auth, but GIT_TOKEN as the user name with no password,
+        # which GitHub refuses for App installation tokens; "x-access-token" with the token
+        # as password works for classic, fine-grained and installation tokens alike.
         secret = {"secretKeyRef": {"name": s.token_secret_name, "key": TOKEN_KEY}}
-        container["env"] = [{"name": "GIT_TOKEN", "valueFrom": secret}]
+        container["env"] = [
+            {"name": "GIT_USERNAME", "value": "x-access-token"},
+            {"name": "GIT_PASSWORD", "valueFrom": secret},
+        ]
     if s.registry_secret:
         items = [{"key": ".dockerconfigjson", "path": "config.json"}]
         spec["volumes"] = [

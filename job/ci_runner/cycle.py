@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import kube
+from .appauth import authenticate
 from .archive import extract_chart
 from .build import Builder, check_secrets
 from .errors import BadCommit, ConfigError, CycleFailed, KubernetesError
@@ -23,6 +24,7 @@ from .events import Recorder
 from .github import GitHub
 from .lock import Lease
 from .plan import Action, Plan, decide
+from .report import Reporter
 from .settings import Settings
 from .state import State, StateStore
 
@@ -63,6 +65,7 @@ class Cycle:
         self.store = StateStore(api, settings)
         self.lease = Lease(api, settings)
         self.events = Recorder(api, settings)
+        self.report = Reporter(settings, github)
         self.head = ""
         self.etag: str | None = None
         self.uid: str | None = None
@@ -72,6 +75,7 @@ class Cycle:
         """The README's seven steps."""
         s = self.settings
         state = self.store.read()  # 1. the state
+        authenticate(self.kube, self.github, s, store=not dry_run)  # as the App, if one
         self.head, self.etag = self.ask_head(state)  # 2. the head, asked conditionally
         plan = decide(self.head, state, s.max_attempts, self.force)  # 3. decide
         log.info("%s/%s head is %s: %s", s.repo, s.branch, self.head[:7], plan.reason)
@@ -148,6 +152,7 @@ class Cycle:
         builder.ensure_token_secret()
         # The nonce makes a fresh Job name for a forced build, or when a failed Job of the same
         # name exists: such a Job's failure was counted already and is never adopted again.
+        self.report.building(plan.sha)
         job = builder.start(plan.sha, plan.attempt, self.lease.identity[-5:], fresh=self.force)
         result = builder.wait(job)
         if not result.succeeded:
@@ -168,6 +173,7 @@ class Cycle:
 
         s = self.settings
         self.lease.check()
+        self.report.deploying(plan.sha)
         try:
             revision = deploy.run()
         except DeployError as e:
@@ -184,6 +190,7 @@ class Cycle:
             # and records it then.
             raise KubernetesError(f"{message}, but the state was not recorded: {e}") from e
         self.events.emit(self.uid, "Deployed", message)
+        self.report.deployed(plan.sha, revision)
         return Outcome(message)
 
     def record(self, change: Callable[[State], State]) -> State:
@@ -200,4 +207,5 @@ class Cycle:
         then = f"{n - used} attempt(s) left" if used < n else "giving up on it"
         message = f"attempt {used}/{n} on {plan.sha[:7]} failed: {error}; {then}"
         self.events.emit(self.uid, reason, message, warning=True)
+        self.report.failed(plan.sha, used, n, error)
         return Outcome(message, CycleFailed.exit_code)

@@ -42,6 +42,15 @@ class GitHubError(ServiceError):
     """GitHub was unreachable, refused us, rate limited us or answered something unusable."""
 
 
+class GitHubRefused(GitHubError):
+    """GitHub answered 403 or 404 to a write: the credentials lack the permission for it."""
+
+    def __init__(self, message: str, wanted: str | None) -> None:
+        super().__init__(message)
+        self.wanted = wanted
+        """What GitHub says would be needed (its x-accepted-github-permissions header)."""
+
+
 class KubernetesError(ServiceError):
     """The Kubernetes API was unreachable or refused a request."""
 

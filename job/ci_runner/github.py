@@ -1,16 +1,19 @@
-"""Everything the runner asks of GitHub: the head of a branch, and a commit's tarball."""
+"""Everything the runner asks of GitHub: the head of a branch, a commit's tarball, the App
+installation token, and what it reports back (commit statuses, deployments)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 import requests
 import urllib3
 
-from .errors import ArchiveError, ConfigError, GitHubError, shorten
+from .errors import ArchiveError, ConfigError, GitHubError, GitHubRefused, shorten
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,7 +46,7 @@ class GitHub:
         self._session.headers["X-GitHub-Api-Version"] = "2022-11-28"
         if settings.git_token:
             self._session.headers["Authorization"] = f"Bearer {settings.git_token}"
-        else:
+        elif not settings.uses_app:  # an App's token comes with authorize()
             # GitHub waives the rate limit for a 304 only when the request is authorised.
             log.warning(
                 "no GIT_TOKEN: every GitHub request, 304s included, spends the 60-per-hour "
@@ -106,6 +109,98 @@ class GitHub:
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
                 raise GitHubError(f"GitHub {doing} failed: {type(e).__name__}") from e
             return b"".join(chunks)
+
+    def authorize(self, token: str) -> None:
+        """Send ``token`` (an App installation's) with every request from now on."""
+        self._session.headers["Authorization"] = f"Bearer {token}"
+
+    def installation_token(self, jwt: str, installation: int) -> tuple[str, datetime]:
+        """Exchange the App's ``jwt`` for a token of ``installation``, and its expiry.
+
+        POST /app/installations/{id}/access_tokens answers 201 with ``token`` and ``expires_at``
+        (an hour later): GitHub's "Generating an installation access token for a GitHub App"
+        (docs.github.com)."""
+        doing = f"exchanging the App's JWT for a token of installation {installation}"
+        path = f"/app/installations/{installation}/access_tokens"
+        response = self._post(path, None, headers={"Authorization": f"Bearer {jwt}"})
+        with response:
+            if response.status_code == 401:
+                raise GitHubError(
+                    f"GitHub refused the App's JWT while {doing} (401 {_message(response)}): "
+                    "GITHUB_APP_PRIVATE_KEY is not the key of App GITHUB_APP_ID, or the clock "
+                    "is off"
+                )
+            if response.status_code == 404:
+                raise ConfigError(
+                    [f"GitHub has no installation {installation} of this App while {doing} "
+                     "(404): check GITHUB_APP_INSTALLATION_ID"]
+                )  # fmt: skip
+            self._raise_for_status(response, doing)
+            try:
+                body = response.json()
+                token, expires = str(body["token"]), str(body["expires_at"])
+                return token, datetime.fromisoformat(expires)
+            except (ValueError, KeyError, TypeError) as e:
+                raise GitHubError(f"GitHub answered no token while {doing}") from e
+
+    def post_status(self, sha: str, state: str, context: str, description: str) -> None:
+        """Set commit status ``context`` of ``sha`` (POST /repos/{o}/{r}/statuses/{sha})."""
+        fields = {"state": state, "context": context, "description": description}
+        self._write(f"/repos/{self._repo}/statuses/{sha}", fields, "posting a commit status")
+
+    def create_deployment(self, sha: str, environment: str, description: str) -> int:
+        """Create a deployment of ``sha`` to ``environment``; its id.
+
+        ``auto_merge: false``: deploy this commit, never a merge GitHub would make;
+        ``required_contexts: []``: our own pending status must not block it (GitHub checks
+        every context by default), docs.github.com/en/rest/deployments/deployments."""
+        fields = {
+            "ref": sha,
+            "environment": environment,
+            "description": description,
+            "auto_merge": False,
+            "required_contexts": [],
+        }
+        body = self._write(f"/repos/{self._repo}/deployments", fields, "creating a deployment")
+        if not isinstance(body.get("id"), int):
+            raise GitHubError(f"GitHub created no deployment of {sha[:7]}: {shorten(str(body))}")
+        return int(body["id"])
+
+    def post_deployment_status(self, deployment: int, state: str, description: str) -> None:
+        """Add status ``state`` (in_progress, success, failure) to ``deployment``."""
+        path = f"/repos/{self._repo}/deployments/{deployment}/statuses"
+        fields = {"state": state, "description": description}
+        self._write(path, fields, "posting a deployment status")
+
+    def _write(self, path: str, fields: dict[str, Any], doing: str) -> dict[str, Any]:
+        """POST ``fields``; GitHubRefused for 403/404 (a missing permission), else GitHubError."""
+        with self._post(path, fields) as response:
+            limited = response.headers.get("x-ratelimit-remaining") == "0"
+            if response.status_code in {403, 404} and not limited:
+                wanted = response.headers.get("x-accepted-github-permissions")
+                raise GitHubRefused(
+                    f"GitHub refused {doing} ({response.status_code} {_message(response)})",
+                    wanted,
+                )
+            if response.status_code == 422:  # _raise_for_status reads a 422 as a bad branch
+                raise GitHubError(
+                    f"GitHub answered {response.status_code} while {doing}: {_message(response)}"
+                )
+            self._raise_for_status(response, doing)
+            try:
+                body = response.json()
+            except ValueError:
+                return {}
+            return body if isinstance(body, dict) else {}
+
+    def _post(self, path: str, fields: object, **kwargs: Any) -> requests.Response:
+        url = f"{self._api}{path}"
+        try:
+            return self._session.post(url, json=fields, timeout=self._timeout, **kwargs)
+        except requests.Timeout as e:
+            raise GitHubError(f"GitHub did not answer within {self._timeout}s ({self._api})") from e
+        except requests.RequestException as e:
+            raise GitHubError(f"GitHub is unreachable at {self._api}: {type(e).__name__}") from e
 
     def _get(self, path: str, **kwargs: object) -> requests.Response:
         url = f"{self._api}{path}"

@@ -8,6 +8,30 @@ import sys
 from datetime import UTC, datetime
 
 REDACTED = "***"
+# A line of a multi-line secret (a PEM key's base64 lines) is masked on its own too, when it is
+# long enough not to mask ordinary words.
+_MIN_LINE = 16
+_masked: list[str] = []
+
+
+def mask(*secrets: str | None) -> None:
+    """Mask ``secrets`` from now on in every log line and error message, including ones that
+    become known during the run (an App's installation token)."""
+    for secret in secrets:
+        if not secret:
+            continue
+        lines = [line.strip() for line in secret.splitlines()]
+        for value in [secret, *(line for line in lines if len(line) >= _MIN_LINE)]:
+            if value not in _masked:
+                _masked.append(value)
+    _masked.sort(key=len, reverse=True)  # the whole before its parts
+
+
+def redact(text: str) -> str:
+    """``text`` with every masked secret replaced by ``***``."""
+    for secret in _masked:
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 class Redact(logging.Filter):
@@ -15,14 +39,11 @@ class Redact(logging.Filter):
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
-        self._secrets = [s for s in secrets if s]
+        mask(*secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._secrets:
-            message = record.getMessage()
-            for secret in self._secrets:
-                message = message.replace(secret, REDACTED)
-            record.msg, record.args = message, None
+        if _masked:
+            record.msg, record.args = redact(record.getMessage()), None
         return True
 
 

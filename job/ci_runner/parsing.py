@@ -127,6 +127,13 @@ def values_files(text: str) -> tuple[str, ...]:
     return files
 
 
+def app_id(text: str) -> str:
+    # GitHub takes the numeric App ID or the App's client ID ("Iv1.…", "Iv23…") as the JWT's iss.
+    if not (text.isdigit() or re.fullmatch(r"Iv[0-9A-Za-z.]+", text)):
+        raise ValueError("must be the App's numeric ID or its client ID (Iv...)")
+    return text
+
+
 repo = matching(REPO, "must look like owner/name")
 image = matching(IMAGE, "must be a registry/repository without tag or digest")
 release = dns_label(53)

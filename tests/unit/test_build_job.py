@@ -50,8 +50,11 @@ def test_labels_name_release_and_commit() -> None:
 def test_token_only_as_a_secret_reference() -> None:
     manifest = job(GIT_TOKEN="fake-super-secret")
     assert "fake-super-secret" not in json.dumps(manifest)
-    (env,) = container(manifest)["env"]
-    assert env["valueFrom"]["secretKeyRef"] == {"name": "ci-runner-shop-git", "key": "token"}
+    # Kaniko's basic auth: x-access-token and the token as password suits every token kind.
+    user, password = container(manifest)["env"]
+    assert user == {"name": "GIT_USERNAME", "value": "x-access-token"}
+    assert password["name"] == "GIT_PASSWORD"
+    assert password["valueFrom"]["secretKeyRef"] == {"name": "ci-runner-shop-git", "key": "token"}
     secret = token_secret(load(Settings, {}, {**BASE, "GIT_TOKEN": "fake-super-secret"}))
     assert secret["metadata"]["name"] == "ci-runner-shop-git"
 
