@@ -370,7 +370,8 @@ def load(kind: type[S], options: Mapping[str, Any], environ: Mapping[str, str]) 
     problems += _derived(values)
     if problems:
         raise ConfigError(problems)
-    return kind(**values)
+    names = {f.name for f in fields(kind)}  # _derived may add what only Settings has
+    return kind(**{name: value for name, value in values.items() if name in names})
 
 
 def secrets(options: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]:

@@ -6,12 +6,21 @@ import pytest
 from ci_runner.errors import ConfigError
 from ci_runner.settings import DEFAULT_KANIKO_IMAGE, Settings, StateSettings, load, table
 
+from tests.support.appkeys import ec_pem, rsa_pem
+
 GOOD = {
     "REPO": "acme/shop",
     "IMAGE": "registry.example.com/acme/shop",
     "CHART_PATH": "deploy/chart",
     "RELEASE": "shop",
 }
+
+APP = {"GITHUB_APP_ID": "12345", "GITHUB_APP_INSTALLATION_ID": "678"}
+
+
+@pytest.fixture(scope="module")
+def app_key() -> str:
+    return rsa_pem()
 
 
 def settings(**env: str) -> Settings:
@@ -110,8 +119,8 @@ def test_every_default_parses_as_its_own_setting_would() -> None:
     """The default a user reads (help, README) is one the parser accepts, giving the default."""
     defaults = settings()
     for f, spec in table(Settings):
-        if spec.shown_default is None or spec.shown_default.startswith("ci-runner-<"):
-            continue
+        if spec.shown_default is None or "<" in spec.shown_default:
+            continue  # derived from other settings, shown as a pattern
         shown = spec.shown_default
         assert getattr(settings(**{spec.env: shown}), f.name) == getattr(defaults, f.name), f.name
 
@@ -130,9 +139,57 @@ def test_every_setting_refuses_nonsense_by_name_or_takes_it_as_text() -> None:
             assert value == "../Not Valid!", f.name
 
 
-def test_a_secret_setting_is_never_echoed() -> None:
+def test_a_secret_setting_is_never_echoed(app_key: str) -> None:
+    secrets = {
+        "GIT_TOKEN": ({}, "ghp_fake_secret_0123"),
+        "NOTIFY_URL": ({}, "https://hooks.example.com/services/fake_secret_0123"),
+        "GITHUB_APP_PRIVATE_KEY": (APP, app_key),
+    }
     for f, spec in table(Settings):
         if spec.secret:
-            s = settings(**{spec.env: "ghp_fake_secret_0123"})
-            assert getattr(s, f.name) == "ghp_fake_secret_0123"
-            assert "ghp_fake_secret_0123" not in repr(s), f"{f.name} shows in repr(Settings)"
+            others, value = secrets[spec.env]
+            s = settings(**others, **{spec.env: value})
+            assert getattr(s, f.name) == value.strip()  # as given, less surrounding space
+            assert value not in repr(s), f"{f.name} shows in repr(Settings)"
+
+
+def test_reporting_defaults_follow_the_release_and_namespace() -> None:
+    s = settings(DEPLOY_NS="web")
+    assert (s.github_status, s.github_deployments) == (True, False)
+    assert (s.status_context, s.environment) == ("ci-runner/shop", "web/shop")
+    assert s.notify_url is None and not s.has_credentials
+
+
+def test_a_github_app_instead_of_a_token(app_key: str) -> None:
+    s = settings(**APP, GITHUB_APP_PRIVATE_KEY=app_key)
+    assert (s.github_app_id, s.github_app_installation_id) == ("12345", 678)
+    assert s.uses_app and s.has_credentials
+    assert s.token_secret_name == "ci-runner-shop-git"  # the runner keeps the installation token
+    client_id = {**APP, "GITHUB_APP_ID": "Iv23liClientId", "GITHUB_APP_PRIVATE_KEY": app_key}
+    assert settings(**client_id).github_app_id == "Iv23liClientId"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GIT_TOKEN": "t"}, "GIT_TOKEN and GITHUB_APP_* are both set"),
+        ({"GIT_TOKEN_SECRET": "mine"}, "GIT_TOKEN_SECRET and GITHUB_APP_* are both set"),
+        (
+            {"GITHUB_APP_INSTALLATION_ID": ""},
+            "GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY given without GITHUB_APP_INSTALLATION_ID",
+        ),
+        ({"GITHUB_APP_PRIVATE_KEY": "not a key"}, "GITHUB_APP_PRIVATE_KEY is not a PEM private"),
+        ({"GITHUB_APP_PRIVATE_KEY": "EC"}, "GITHUB_APP_PRIVATE_KEY is not an RSA key"),
+        ({"GITHUB_APP_ID": "my-app"}, "GITHUB_APP_ID must be the App's numeric ID"),
+    ],
+)
+def test_app_credentials_that_cannot_work_are_refused(
+    app_key: str, env: dict[str, str], message: str
+) -> None:
+    given = {**APP, "GITHUB_APP_PRIVATE_KEY": app_key, **env}
+    if given["GITHUB_APP_PRIVATE_KEY"] == "EC":
+        given["GITHUB_APP_PRIVATE_KEY"] = ec_pem()
+    with pytest.raises(ConfigError) as caught:
+        settings(**given)
+    assert any(p.startswith(message) for p in caught.value.problems), caught.value.problems
+    assert "PRIVATE KEY" not in str(caught.value)  # the key itself is never echoed

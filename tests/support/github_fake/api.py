@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from .apps import ACCESS_TOKENS, Apps
+from .deployments import Deployments
 from .repos import Commit, Repository
 from .server import Incoming, Reply
 
@@ -75,6 +77,10 @@ class Api:
         self.exhaustions: list[Exhaustion] = []
         self._buckets: dict[str | None, RateBucket] = {}
         self.last_bucket: RateBucket | None = None
+        self.apps = Apps()
+        self.deployments = Deployments()
+        self.refused: set[str] = set()
+        """Kinds of write ("statuses", "deployments") the credentials lack permission for."""
         self._signing_key = secrets.token_bytes(32)
         self._status_ids = iter(range(1, 1 << 62))
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Reply]]] = [
@@ -83,6 +89,18 @@ class Api:
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/branches/(.+)"), self._branch),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/tarball(?:/(.+))?"), self._tarball),
             ("POST", re.compile(r"/repos/([^/]+)/([^/]+)/statuses/([^/]+)"), self._create_status),
+            ("POST", re.compile(r"/repos/([^/]+)/([^/]+)/deployments"), self._deployment),
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/deployments"), self._deployment),
+            (
+                "POST",
+                re.compile(r"/repos/([^/]+)/([^/]+)/deployments/([0-9]+)/statuses"),
+                self._deployment,
+            ),
+            (
+                "GET",
+                re.compile(r"/repos/([^/]+)/([^/]+)/deployments/([0-9]+)/statuses"),
+                self._deployment,
+            ),
         ]
 
     # -- rate limits and credentials ------------------------------------------------------
@@ -101,8 +119,12 @@ class Api:
 
     def answer(self, request: Incoming) -> Reply:
         """Answer one API request; every answer carries the x-ratelimit-* headers."""
+        app_tokens = ACCESS_TOKENS.fullmatch(request.path)
+        if app_tokens and request.method == "POST":  # authorised by the App's JWT instead
+            return self.apps.exchange(request, int(app_tokens.group(1)))
         ok, token = _credential(request)
-        if not ok or (self.required_token is not None and token != self.required_token):
+        required = self.required_token is not None and token != self.required_token
+        if not ok or (required and not self.apps.valid(token)) or self.apps.expired(token):
             reply = error_reply(401, "Bad credentials")
             reply.headers.update(self.bucket(None).headers())
             return reply
@@ -214,6 +236,8 @@ class Api:
         docs = f"{DOCS}/commits/statuses#create-a-commit-status"
         if token is None:
             return error_reply(401, "Requires authentication", docs)
+        if "statuses" in self.refused:
+            return _refusal("statuses", docs)
         try:
             fields = json.loads(request.body or b"{}")
         except ValueError:
@@ -250,6 +274,22 @@ class Api:
         }
         repo.statuses.setdefault(sha, []).append(created)
         return json_reply(201, created, {"Location": url})
+
+    def _deployment(
+        self, request: Incoming, token: str | None, repo: Repository, deployment: str = ""
+    ) -> Reply:
+        if token is None and request.method == "POST":
+            return error_reply(401, "Requires authentication")
+        if "deployments" in self.refused:
+            return _refusal("deployments", f"{DOCS}/deployments")
+        self.deployments.api_url = self.api_url
+        if request.method == "POST":
+            if deployment:
+                return self.deployments.create_status(request, repo, deployment)
+            return self.deployments.create(request, repo)
+        if deployment:
+            return self.deployments.list_statuses(request, repo, deployment)
+        return self.deployments.list(request, repo)
 
     # -- representations ------------------------------------------------------------------
 
@@ -348,6 +388,14 @@ def _credential(request: Incoming) -> tuple[bool, str | None]:
     if scheme.lower() in ("token", "bearer") and token.strip():
         return True, token.strip()
     return False, None
+
+
+def _refusal(kind: str, docs: str) -> Reply:
+    """What GitHub answers an App or fine-grained token without the ``kind: write`` permission:
+    403 with x-accepted-github-permissions (github.blog changelog, 2023-08-10)."""
+    reply = error_reply(403, "Resource not accessible by integration", docs)
+    reply.headers["x-accepted-github-permissions"] = f"{kind}=write"
+    return reply
 
 
 def _status_problem(fields: dict[str, object]) -> tuple[str, str] | None:

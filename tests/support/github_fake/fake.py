@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from http import HTTPStatus
-from typing import Literal
+from typing import Any, Literal
 
 from .api import Api, Exhaustion
+from .apps import App
 from .repos import Repository
 from .server import Incoming, Reply, Server
 
@@ -141,6 +142,50 @@ class GitHubFake:
         """The commit statuses posted for ``sha``, oldest first."""
         with self._lock:
             return [dict(s) for s in self._repo(full_name).statuses.get(sha, [])]
+
+    def deployments(self, full_name: str) -> list[dict[str, Any]]:
+        """The deployments created in ``full_name``, oldest first, each with its ``statuses``
+        (oldest first) added."""
+        with self._lock:
+            made = self._api.deployments.made.get(full_name, [])
+            statuses = self._api.deployments.statuses
+            return [{**d, "statuses": [dict(s) for s in statuses.get(d["id"], [])]} for d in made]
+
+    # -- GitHub Apps ----------------------------------------------------------------------
+
+    def register_app(
+        self, app_id: str, public_pem: str, installation: int, client_id: str = ""
+    ) -> None:
+        """Register App ``app_id`` (and ``client_id``) with the public half of its key and one
+        installation; its JWTs may then be exchanged for installation tokens."""
+        with self._lock:
+            self._api.apps.apps.append(
+                App(app_id, client_id or f"Iv1.{app_id}", public_pem, {installation})
+            )
+
+    def set_app_token_lifetime(self, seconds: int) -> None:
+        """Installation tokens issued from now on live ``seconds`` (GitHub's: 3600)."""
+        with self._lock:
+            self._api.apps.token_lifetime = seconds
+
+    def expire_app_tokens(self) -> None:
+        """Every installation token issued so far expires now (GitHub then answers 401)."""
+        with self._lock:
+            now = self._api.apps.now()
+            for issued in self._api.apps.issued.values():
+                issued.expires = min(issued.expires, now)
+
+    @property
+    def app_tokens(self) -> list[str]:
+        """Every installation token issued, oldest first."""
+        with self._lock:
+            return list(self._api.apps.issued)
+
+    def refuse(self, *kinds: str) -> None:
+        """From now on, writes of ``kinds`` ("statuses", "deployments") answer 403, as for a
+        token without that permission."""
+        with self._lock:
+            self._api.refused.update(kinds)
 
     # -- behaviour controls ---------------------------------------------------------------
 
