@@ -19,6 +19,7 @@ from tests.support.charts import TOOLS
 from tests.support.github_fake import GitHubFake
 from tests.support.kube_emulator import Emulator
 from tests.support.kube_target import KubeTarget
+from tests.support.notify_server import NotifyServer
 
 REAL_KUBECONFIG = os.environ.get("CI_RUNNER_TEST_KUBECONFIG")
 
@@ -98,3 +99,14 @@ def github() -> Iterator[GitHubFake]:
         yield fake
     finally:
         fake.stop()
+
+
+@pytest.fixture
+def notified() -> Iterator[NotifyServer]:
+    """A NOTIFY_URL on 127.0.0.1 that keeps the JSON bodies it receives."""
+    server = NotifyServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -3,12 +3,7 @@ fake and a NOTIFY_URL server on 127.0.0.1."""
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from ci_runner import report
@@ -17,6 +12,7 @@ from ci_runner.report import Reporter
 from ci_runner.settings import Settings, load
 
 from tests.support.github_fake import GitHubFake
+from tests.support.notify_server import NotifyServer
 
 BASE = {"REPO": "acme/shop", "IMAGE": "r.io/a/s", "CHART_PATH": "c", "RELEASE": "shop"}
 
@@ -43,45 +39,6 @@ def test_a_failed_attempt_and_the_last_one() -> None:
     assert last.event == "given-up"
     assert last.description.startswith("given up after 3 attempts: helm upgrade failed")
     assert len(last.description) == report.MAX_DESCRIPTION
-
-
-class Notified(BaseHTTPRequestHandler):
-    """A NOTIFY_URL: records each JSON body; answers the status the server is told."""
-
-    server: NotifyServer
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.server.bodies.append(json.loads(self.rfile.read(length)))
-        self.send_response(self.server.status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class NotifyServer(ThreadingHTTPServer):
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Notified)
-        self.bodies: list[dict[str, Any]] = []
-        self.status = 200
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-
-@pytest.fixture
-def notified() -> Iterator[NotifyServer]:
-    server = NotifyServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

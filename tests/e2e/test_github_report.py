@@ -1,0 +1,221 @@
+"""GitHub and the operator know what happened: commit statuses, GitHub Deployments, NOTIFY_URL,
+and GitHub App authentication, end to end (``ci-runner run`` against the emulator, the GitHub
+fake and real helm)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from ci_runner.appauth import EXPIRES
+
+from tests.e2e.appkit import RELEASE, REPO, App, Run
+from tests.support.appkeys import public_pem, rsa_pem
+from tests.support.github_fake import GitHubFake
+from tests.support.notify_server import NotifyServer
+
+BUILD = {"app.kubernetes.io/component": "build"}
+TOKEN = "fake-e2e-token-0123456789abcdefABCDEF"
+APP_ID, INSTALLATION = "4242", 77
+CONTEXT = f"ci-runner/{RELEASE}"
+
+
+def statuses(app: App, sha: str) -> list[tuple[str, str]]:
+    found = app.github.statuses(REPO, sha)
+    assert all(s["context"] == CONTEXT for s in found), found
+    return [(str(s["state"]), str(s["description"])) for s in found]
+
+
+def warnings(run: Run) -> list[str]:
+    return [line for line in run.stderr.splitlines() if " WARNING " in line]
+
+
+def with_token(app: App) -> None:
+    app.github.require_token(TOKEN)
+    app.env["GIT_TOKEN"] = TOKEN
+
+
+def with_app(app: App, key: str | None = None) -> None:
+    """Authenticate as a GitHub App installation; ``key``: sign with another key than the
+    one GitHub knows."""
+    app.github.register_app(APP_ID, public_pem(rsa_pem()), INSTALLATION)
+    app.github.require_token("only-installation-tokens-get-in")
+    app.env.update(
+        GITHUB_APP_ID=APP_ID,
+        GITHUB_APP_INSTALLATION_ID=str(INSTALLATION),
+        GITHUB_APP_PRIVATE_KEY=key or rsa_pem(),
+    )
+
+
+def kept_secret(emulator: Any, app: App) -> dict[str, Any]:
+    secret: dict[str, Any] = emulator.get("v1", "secrets", app.cicd, f"ci-runner-{RELEASE}-git")
+    assert secret is not None
+    return secret
+
+
+def kept_token(secret: dict[str, Any]) -> str:
+    return base64.b64decode(secret["data"]["token"]).decode()
+
+
+# -- commit statuses and notifications -------------------------------------------------------
+
+
+@pytest.mark.helm
+def test_a_deploy_posts_statuses_and_notifies_and_a_no_op_run_posts_nothing(
+    app: App, notified: NotifyServer
+) -> None:
+    with_token(app)
+    sha = app.heads[0]
+    done = app.run(NOTIFY_URL=notified.url)
+    assert done.code == 0, done.output
+    assert statuses(app, sha) == [
+        ("pending", "building"),
+        ("pending", "deploying"),
+        ("success", f"deployed as {app.deploy_ns}/{RELEASE} revision 1"),
+    ]
+    (body,) = notified.bodies
+    assert (body["event"], body["sha"], body["repo"]) == ("deployed", sha, REPO)
+    assert body["text"].startswith(f"ci-runner {RELEASE}: {REPO}@{sha[:7]} (main) deployed")
+
+    asked = len(app.github.requests)
+    again = app.run(NOTIFY_URL=notified.url)
+    assert again.code == 0, again.output
+    (head,) = app.github.requests[asked:]  # one free 304, no status
+    assert head.status == 304
+    assert len(statuses(app, sha)) == 3 and len(notified.bodies) == 1
+
+
+@pytest.mark.helm
+def test_failures_then_giving_up_are_posted_once_and_later_runs_stay_silent(
+    app: App, emulator: Any, notified: NotifyServer
+) -> None:
+    with_token(app)
+    emulator.jobs.behave("fail", labels=BUILD, termination_message="COPY failed")
+    app.env.update(MAX_RETRIES="2", NOTIFY_URL=notified.url)
+    sha = app.heads[0]
+    assert [app.run().code for _ in range(2)] == [1, 1]
+    posted = statuses(app, sha)
+    assert [state for state, _ in posted] == ["pending", "failure", "pending", "failure"]
+    assert posted[1][1].startswith("attempt 1/2 failed: build Job shop-build-")
+    assert posted[3][1].startswith("given up after 2 attempts: build Job shop-build-")
+    assert notified.events == ["failed", "given-up"]
+    assert "COPY failed" in notified.bodies[1]["error"]
+
+    later = app.run()
+    assert later.code == 0 and "gave up" in later.stderr
+    assert len(statuses(app, sha)) == 4 and notified.events == ["failed", "given-up"]
+
+
+@pytest.mark.helm
+def test_a_token_without_the_status_permission_warns_once_and_deploys(app: App) -> None:
+    with_token(app)
+    app.github.refuse("statuses")
+    done = app.run()
+    assert done.code == 0, done.output
+    (warning,) = warnings(done)
+    assert "GitHub refused posting a commit status (403" in warning
+    assert "'Commit statuses: write' (classic token: repo:status)" in warning
+    assert app.status()["lastDeployedSha"] == app.heads[0]
+
+
+def test_statuses_can_be_turned_off(app: App, emulator: Any) -> None:
+    with_token(app)
+    emulator.jobs.behave("fail", labels=BUILD)
+    assert app.run(GITHUB_STATUS="false").code == 1
+    assert statuses(app, app.heads[0]) == []
+
+
+# -- GitHub Deployments -----------------------------------------------------------------------
+
+
+@pytest.mark.helm
+def test_deployments_show_what_runs_where(app: App) -> None:
+    with_token(app)
+    app.env["GITHUB_DEPLOYMENTS"] = "true"
+    assert app.run().code == 0
+    newer = app.push({"README.md": "v2"})
+    assert app.run().code == 0
+
+    first, second = app.github.deployments(REPO)
+    assert (second["sha"], second["environment"]) == (newer, f"{app.deploy_ns}/{RELEASE}")
+    assert [s["state"] for s in second["statuses"]] == ["in_progress", "in_progress", "success"]
+    assert second["statuses"][-1]["description"] == (
+        f"deployed as {app.deploy_ns}/{RELEASE} revision 2"
+    )
+    # GitHub marks the earlier deployment to the environment inactive.
+    assert first["statuses"][-1]["state"] == "inactive"
+
+
+# -- GitHub App authentication ---------------------------------------------------------------
+
+
+@pytest.mark.helm
+def test_the_app_flow_from_jwt_to_kanikos_secret(app: App, emulator: Any) -> None:
+    with_app(app)
+    done = app.run()
+    assert done.code == 0, done.output
+    (token,) = app.github.app_tokens
+    secret = kept_secret(emulator, app)
+    assert kept_token(secret) == token
+    assert EXPIRES in secret["metadata"]["annotations"]
+    (job,) = app.build_jobs()
+    assert job["spec"]["template"]["spec"]["containers"][0]["env"] == [
+        {"name": "GIT_USERNAME", "value": "x-access-token"},
+        {
+            "name": "GIT_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": f"ci-runner-{RELEASE}-git", "key": "token"}},
+        },
+    ]
+    api_calls = [r for r in app.github.requests if r.host == "api" and "/app/" not in r.path]
+    assert {r.header("Authorization") for r in api_calls} == {f"Bearer {token}"}
+    assert statuses(app, app.heads[0])[-1][0] == "success"
+
+    asked = len(app.github.requests)
+    again = app.run()  # the kept token is reused: the ETag still matches, a free 304
+    assert again.code == 0, again.output
+    (head,) = app.github.requests[asked:]
+    assert head.status == 304 and app.github.app_tokens == [token]
+
+
+@pytest.mark.helm
+def test_an_installation_token_about_to_expire_is_renewed(app: App, emulator: Any) -> None:
+    with_app(app)
+    app.github.set_app_token_lifetime(240)  # within the five minutes kept tokens are renewed
+    assert app.run().code == 0
+    newer = app.push({"README.md": "v2"})
+    app.github.expire_app_tokens()  # as four minutes would
+    done = app.run()
+    assert done.code == 0, done.output
+    first, second = app.github.app_tokens  # renewed, not reused
+    assert first != second and kept_token(kept_secret(emulator, app)) == second
+    assert app.status()["lastDeployedSha"] == newer
+
+
+def test_a_key_github_rejects_is_exit_3_with_a_clear_message(app: App) -> None:
+    with_app(app, key=rsa_pem("not the app's key"))
+    done = app.run()
+    assert done.code == 3, done.output
+    assert "GitHub refused the App's JWT" in done.stderr
+    assert "A JSON web token could not be decoded" in done.stderr
+    assert app.github.app_tokens == [] and app.state() is None
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GIT_TOKEN": TOKEN}, "GIT_TOKEN and GITHUB_APP_* are both set"),
+        ({"GITHUB_APP_ID": ""}, "given without GITHUB_APP_ID: a GitHub App needs all three"),
+        ({"GITHUB_APP_PRIVATE_KEY": "ghp_not_a_key"}, "GITHUB_APP_PRIVATE_KEY is not a PEM"),
+    ],
+)
+def test_credentials_that_cannot_work_are_exit_2(
+    app: App, github: GitHubFake, emulator: Any, env: dict[str, str], message: str
+) -> None:
+    with_app(app)
+    emulator.clear_requests()
+    done = app.run(**env)
+    assert done.code == 2, done.output
+    assert message in done.stderr
+    assert "PRIVATE KEY" not in done.output and "ghp_not_a_key" not in done.output
+    assert emulator.requests == [] and github.requests == []
