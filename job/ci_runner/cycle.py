@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import kube
+from . import kube, logs
 from .appauth import authenticate
 from .archive import extract_chart
 from .build import Builder, check_secrets
@@ -203,6 +203,7 @@ class Cycle:
     def fail(self, plan: Plan, reason: str, error: str) -> Outcome:
         """Count the failed attempt in the state and tell the user how many are left."""
         n = self.settings.max_attempts
+        error = logs.redact(error)  # a build log can echo the token it was given
         used = self.record(lambda current: current.failed(plan.sha, error)).attempts_for(plan.sha)
         then = f"{n - used} attempt(s) left" if used < n else "giving up on it"
         message = f"attempt {used}/{n} on {plan.sha[:7]} failed: {error}; {then}"

@@ -3,8 +3,6 @@ fake and real helm. Each test is a situation a user meets."""
 
 from __future__ import annotations
 
-import base64
-import json
 import signal
 from typing import Any
 
@@ -12,6 +10,8 @@ import pytest
 from ci_runner.state import ATTEMPTS, LAST_ERROR
 
 from tests.e2e.appkit import APP_FILES, IMAGE, MIGRATION, RELEASE, REPO, App
+from tests.e2e.secretscan import assert_nowhere
+from tests.support.appkeys import public_pem, rsa_pem
 
 BUILD = {"app.kubernetes.io/component": "build"}
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
@@ -377,7 +377,6 @@ TOKEN = "fake-e2e-token-0123456789abcdefABCDEF"  # shaped unlike real ones: no s
 def test_the_token_appears_nowhere(app: App, emulator: Any) -> None:
     app.github.require_token(TOKEN)
     app.env["GIT_TOKEN"] = TOKEN
-    encoded = base64.b64encode(TOKEN.encode()).decode()
 
     ok = app.run("--verbose")
     assert ok.code == 0, ok.output
@@ -387,34 +386,46 @@ def test_the_token_appears_nowhere(app: App, emulator: Any) -> None:
     build_failed = app.run("--force", "--log-format=json")
     assert failed.code == 3 and build_failed.code == 1
 
-    for run in (ok, failed, build_failed):
-        assert TOKEN not in run.output
     (job, *_) = app.build_jobs()
     env = job["spec"]["template"]["spec"]["containers"][0]["env"]
     assert env == [
+        {"name": "GIT_USERNAME", "value": "x-access-token"},
         {
-            "name": "GIT_TOKEN",
+            "name": "GIT_PASSWORD",
             "valueFrom": {"secretKeyRef": {"name": f"ci-runner-{RELEASE}-git", "key": "token"}},
-        }
+        },
     ]
-    token_secret = emulator.get("v1", "secrets", app.cicd, f"ci-runner-{RELEASE}-git")
-    assert token_secret is not None
-    for api_version, resource in [
-        ("v1", "configmaps"),
-        ("v1", "events"),
-        ("events.k8s.io/v1", "events"),
-        ("v1", "pods"),
-        ("batch/v1", "jobs"),
-        ("coordination.k8s.io/v1", "leases"),
-        ("v1", "secrets"),
-    ]:
-        for obj in emulator.list(api_version, resource):
-            if obj["metadata"]["name"] == f"ci-runner-{RELEASE}-git":
-                continue  # the one place it belongs
-            text = json.dumps(obj)
-            assert TOKEN not in text and encoded not in text, (resource, obj["metadata"]["name"])
-    downloads = [r for r in app.github.requests if r.host == "download"]
-    assert downloads and all(TOKEN not in json.dumps(r.headers) for r in downloads)
+    assert emulator.get("v1", "secrets", app.cicd, f"ci-runner-{RELEASE}-git") is not None
+    assert_nowhere(app, emulator, [TOKEN], [ok, failed, build_failed], kept=[TOKEN])
+    assert [r for r in app.github.requests if r.host == "download"]
+
+
+@pytest.mark.helm
+def test_the_app_key_and_installation_tokens_appear_nowhere(app: App, emulator: Any) -> None:
+    key = rsa_pem()
+    app.github.register_app("4242", public_pem(key), 77)
+    app.github.require_token("only-installation-tokens-get-in")
+    app.env.update(GITHUB_APP_ID="4242", GITHUB_APP_INSTALLATION_ID="77")
+    app.env["GITHUB_APP_PRIVATE_KEY"] = key
+
+    app.github.set_app_token_lifetime(240)  # renewed by the next run: two tokens to look for
+    ok = app.run("--verbose")
+    app.github.set_app_token_lifetime(3600)
+    app.github.fail_next("GET", "/commits/", 401)
+    failed = app.run("--verbose", "--force")
+    first, kept = app.github.app_tokens
+    emulator.jobs.behave("fail", labels=BUILD, log=f"git clone failed for {kept}")
+    build_failed = app.run("--force", "--log-format=json")  # with the kept token
+    assert (ok.code, failed.code, build_failed.code) == (0, 3, 1), build_failed.output
+
+    jwts = [
+        str(r.header("Authorization")).removeprefix("Bearer ")
+        for r in app.github.requests
+        if r.path.startswith("/app/")
+    ]
+    assert len(jwts) == 2 and app.github.app_tokens == [first, kept]
+    runs = [ok, failed, build_failed]
+    assert_nowhere(app, emulator, [key, *jwts, first, kept], runs, kept=[kept])
 
 
 @pytest.mark.helm

@@ -1,0 +1,54 @@
+"""Where a secret must never show: the runner's output, every object it could write to, and
+what it tells GitHub (statuses, deployments) or a download host."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from tests.e2e.appkit import RELEASE, REPO, App, Run
+
+# Everything the runner could write a secret into (the Secret it keeps is the one exception).
+WRITTEN = [
+    ("v1", "configmaps"),
+    ("v1", "events"),
+    ("events.k8s.io/v1", "events"),
+    ("v1", "pods"),
+    ("batch/v1", "jobs"),
+    ("coordination.k8s.io/v1", "leases"),
+    ("v1", "secrets"),
+]
+
+
+def forms(secret: str) -> list[str]:
+    """``secret`` as it could leak: itself, base64 (a Secret's data), each long line of a PEM."""
+    lines = [line for line in secret.splitlines() if len(line) >= 16 and "-----" not in line]
+    return [secret, base64.b64encode(secret.encode()).decode(), *lines]
+
+
+def assert_nowhere(
+    app: App, emulator: Any, secrets: Iterable[str], runs: list[Run], kept: Iterable[str] = ()
+) -> None:
+    """None of ``secrets`` is in ``runs``' output, the cluster, or what GitHub was told; only
+    those ``kept`` may be in the runner's token Secret, where they belong."""
+    leaks = [form for secret in secrets for form in forms(secret)]
+    allowed = {form for secret in kept for form in forms(secret)}
+    assert leaks
+    for run in runs:
+        for leak in leaks:
+            assert leak not in run.output, run.output
+    token_secret = f"ci-runner-{RELEASE}-git"
+    for api_version, resource in WRITTEN:
+        for obj in emulator.list(api_version, resource):
+            keeps = resource == "secrets" and obj["metadata"]["name"] == token_secret
+            text = json.dumps(obj)
+            for leak in leaks:
+                if not (keeps and leak in allowed):
+                    assert leak not in text, (resource, obj["metadata"]["name"])
+    told = [app.github.statuses(REPO, sha) for sha in app.heads] + [app.github.deployments(REPO)]
+    downloads = [r.headers for r in app.github.requests if r.host == "download"]
+    text = json.dumps([told, downloads])
+    for leak in leaks:
+        assert leak not in text
