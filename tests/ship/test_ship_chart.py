@@ -21,7 +21,7 @@ from tests.support.charts import values_file
 
 pytestmark = pytest.mark.helm
 
-VALUES_SETS = ["one-app", "three-apps", "private"]
+VALUES_SETS = ["one-app", "three-apps", "private", "github-app"]
 STANDARD_LABELS = (
     "app.kubernetes.io/name",
     "app.kubernetes.io/instance",
@@ -112,6 +112,31 @@ def test_per_app_schedule_suspend_timezone_and_resources(render: Render) -> None
         "deployments",
         "replicasets",
     }
+
+
+def test_a_github_app_and_the_notify_url_come_from_secrets(
+    render: Render, helm_bin: str, tmp_path: Path
+) -> None:
+    env = container_env(one(render("github-app"), "CronJob", "ci-billing"))
+    for name, key in [
+        ("GITHUB_APP_ID", "app-id"),
+        ("GITHUB_APP_INSTALLATION_ID", "installation-id"),
+        ("GITHUB_APP_PRIVATE_KEY", "private-key"),
+    ]:
+        assert env[name]["valueFrom"] == {
+            "secretKeyRef": {"name": "billing-github-app", "key": key}
+        }
+    assert env["NOTIFY_URL"]["valueFrom"] == {
+        "secretKeyRef": {"name": "billing-notify", "key": "url"}
+    }
+    assert "GIT_TOKEN" not in env
+    both = tmp_path / "both.yaml"
+    text = Path(values_file("github-app")).read_text()
+    both.write_text(
+        text.replace("      githubAppSecret:", "      gitTokenSecret: t\n      githubAppSecret:")
+    )
+    refused = helm(helm_bin, "template", str(charts.CHART), "--values", str(both))
+    assert refused.returncode != 0 and "values don't meet the specifications" in refused.stderr
 
 
 def test_private_repo_token_and_registry_come_from_secrets(render: Render) -> None:
