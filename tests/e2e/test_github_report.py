@@ -219,3 +219,14 @@ def test_credentials_that_cannot_work_are_exit_2(
     assert message in done.stderr
     assert "PRIVATE KEY" not in done.output and "ghp_not_a_key" not in done.output
     assert emulator.requests == [] and github.requests == []
+
+
+def test_a_dry_run_as_the_app_keeps_no_token(app: App, emulator: Any) -> None:
+    with_app(app)
+    emulator.clear_requests()
+    done = app.run("--dry-run")
+    assert done.code == 0, done.output
+    assert f"commit:  {app.heads[0]}" in done.stdout
+    assert len(app.github.app_tokens) == 1  # asked GitHub as the App, kept nothing
+    writes = [r for r in emulator.requests if r.verb in {"create", "update", "patch", "delete"}]
+    assert writes == [] and statuses(app, app.heads[0]) == []
