@@ -79,9 +79,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 def _fail(error: CiRunnerError, masked: list[str], as_json: bool = False) -> NoReturn:
-    message = str(error)
-    for secret in masked:
-        message = message.replace(secret, logs.REDACTED)
+    message = logs.mask(str(error), masked)
     if as_json:  # log pipelines get every stderr line as one JSON object
         entry = {"level": "error", "message": message, "exitCode": error.exit_code}
         click.echo(json.dumps(entry), err=True)

@@ -22,6 +22,7 @@ from .errors import BadCommit, ConfigError, CycleFailed, KubernetesError
 from .events import Recorder
 from .github import GitHub
 from .lock import Lease
+from .logs import mask
 from .plan import Action, Plan, decide
 from .settings import Settings
 from .state import State, StateStore
@@ -196,6 +197,8 @@ class Cycle:
     def fail(self, plan: Plan, reason: str, error: str) -> Outcome:
         """Count the failed attempt in the state and tell the user how many are left."""
         n = self.settings.max_attempts
+        # The error may quote a build log or helm's output: no secret is kept or posted.
+        error = mask(error, self.settings.secret_values)
         used = self.record(lambda current: current.failed(plan.sha, error)).attempts_for(plan.sha)
         then = f"{n - used} attempt(s) left" if used < n else "giving up on it"
         message = f"attempt {used}/{n} on {plan.sha[:7]} failed: {error}; {then}"

@@ -10,6 +10,14 @@ from datetime import UTC, datetime
 REDACTED = "***"
 
 
+def mask(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret replaced by ***."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
 class Redact(logging.Filter):
     """Replaces secrets in every record, whatever library logged it."""
 
@@ -19,10 +27,7 @@ class Redact(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self._secrets:
-            message = record.getMessage()
-            for secret in self._secrets:
-                message = message.replace(secret, REDACTED)
-            record.msg, record.args = message, None
+            record.msg, record.args = mask(record.getMessage(), self._secrets), None
         return True
 
 

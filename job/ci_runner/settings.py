@@ -205,6 +205,12 @@ class Settings(StateSettings):
     )
 
     @property
+    def secret_values(self) -> list[str]:
+        """The values of the secret settings given, to mask wherever outside text is kept."""
+        return [str(getattr(self, f.name)) for f, spec in table(Settings)
+                if spec.secret and getattr(self, f.name)]  # fmt: skip
+
+    @property
     def github_host(self) -> str:
         """The git host Kaniko clones from (github.com for the public API)."""
         netloc = urlsplit(self.github_api_url).netloc
