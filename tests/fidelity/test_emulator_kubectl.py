@@ -224,3 +224,49 @@ def test_cluster_scoped_get(kubectl_bin: str, kube: KubeTarget) -> None:
     namespace = get_json(kubectl_bin, kube, "namespace", kube.namespace)
     assert namespace["status"]["phase"] == "Active"
     assert namespace["metadata"]["labels"]["kubernetes.io/metadata.name"] == kube.namespace
+
+
+def event(name: str, involved: dict[str, str], message: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name},
+            "involvedObject": involved,
+            "reason": "Deployed",
+            "message": message,
+            "type": "Normal",
+            "source": {"component": "ci-runner"},
+            "firstTimestamp": "2026-01-02T03:04:05Z",
+            "lastTimestamp": "2026-01-02T03:04:05Z",
+            "count": 1,
+        }
+    )
+
+
+def test_describe_shows_the_events_of_that_very_object(kubectl_bin: str, kube: KubeTarget) -> None:
+    kubectl(kubectl_bin, kube, "create", "configmap", "state", "--from-literal=k=v")
+    uid = get_json(kubectl_bin, kube, "configmap", "state")["metadata"]["uid"]
+    about = {"apiVersion": "v1", "kind": "ConfigMap", "name": "state", "namespace": kube.namespace}
+    kubectl(kubectl_bin, kube, "create", "-f", "-", stdin=event("a", {**about, "uid": uid}, "ours"))
+    # Same kind, namespace and name but no uid: an Event about an earlier object of that name.
+    kubectl(kubectl_bin, kube, "create", "-f", "-", stdin=event("b", about, "not-ours"))
+
+    if kube.emulator is not None:
+        kube.emulator.clear_requests()
+    described = kubectl(kubectl_bin, kube, "describe", "configmap", "state")
+
+    events = described.split("Events:", 1)[1]
+    assert "Deployed" in events and "ours" in events
+    assert "not-ours" not in events
+    if kube.emulator is not None:
+        # What kubectl's describe sends (describe.go searchEvents, client-go's GetFieldSelector,
+        # a Go map: in any order): the uid as well as kind, name and namespace.
+        [search] = [r for r in kube.emulator.requests if r.resource == "events"]
+        assert sorted(search.query["fieldSelector"].split(",")) == [
+            "involvedObject.kind=ConfigMap",
+            "involvedObject.name=state",
+            f"involvedObject.namespace={kube.namespace}",
+            f"involvedObject.uid={uid}",
+        ]
+        assert (search.verb, search.namespace, search.status) == ("list", kube.namespace, 200)
