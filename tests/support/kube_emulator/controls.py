@@ -7,9 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .jobs import OUTCOMES, JobController, JobRule
-
-Outcome = Literal["succeed", "fail", "hold", "image-pull-error", "unschedulable", "pod-forbidden"]
+from .jobs import OUTCOMES, JobController, JobRule, Outcome
 
 
 class JobControls:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import fnmatch
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from .pods import PodStarter
 from .recorder import Recorder
@@ -21,7 +22,8 @@ from .store import Obj, Store, now, random_suffix
 
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 CONTROLLER_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
-OUTCOMES = ("succeed", "fail", "hold", "image-pull-error", "unschedulable", "pod-forbidden")
+Outcome = Literal["succeed", "fail", "hold", "image-pull-error", "unschedulable", "pod-forbidden"]
+OUTCOMES: tuple[str, ...] = get_args(Outcome)
 
 
 def _served(api_version: str, name: str) -> Resource:
