@@ -30,7 +30,7 @@ class Emulator:
         self.store = Store()
         self._controllers = Controllers(self.store)
         self._controllers.install()
-        self.jobs = JobControls(self._controllers)
+        self.jobs = JobControls(self._controllers.jobs)
         """How Jobs run: ``jobs.behave(...)`` and ``jobs.release(...)``."""
         self.faults = Faults()
         """Injected failures: ``faults.add(method, path_regex, status, times, body)``."""

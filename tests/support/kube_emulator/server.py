@@ -20,7 +20,7 @@ from tests.support.httpserver import LocalHTTPServer
 
 from . import protobuf, resources
 from .controls import RequestRecord
-from .filters import SelectorError, field_selector, label_selector
+from .filters import SELECTABLE, SelectorError, field_selector, label_selector
 from .patches import PatchError, json_patch, merge_patch, prune_applied, strategic_merge_patch
 from .resources import Resource
 from .store import ApiError, Obj, not_found
@@ -329,7 +329,9 @@ class Handler(BaseHTTPRequestHandler):
     def _predicate(self) -> Any:
         try:
             labels = label_selector(self.query.get("labelSelector"))
-            fields = field_selector(self.query.get("fieldSelector"))
+            res = self.route.resource
+            selectable = SELECTABLE.get((res.group, res.name)) if res else None
+            fields = field_selector(self.query.get("fieldSelector"), selectable)
         except SelectorError as e:
             raise ApiError(400, str(e)) from e
         return lambda obj: labels(obj) and fields(obj)
