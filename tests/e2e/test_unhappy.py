@@ -226,3 +226,40 @@ def test_kubectl_describe_shows_the_runners_events(app: App, emulator: Any) -> N
     ).stdout  # fmt: skip
     events = described.split("Events:", 1)[1]
     assert "BuildFailed" in events and "attempt 1/3" in events
+
+
+def test_a_state_the_runner_did_not_write_is_handled_not_trusted(app: App) -> None:
+    from kubernetes import client
+
+    sha = app.heads[0]
+    with app.api() as api:
+        client.CoreV1Api(api).create_namespaced_config_map(
+            app.cicd,
+            {
+                "metadata": {
+                    "name": f"ci-runner-{RELEASE}",
+                    "annotations": {
+                        "ci-runner.io/pending-sha": "not-a-sha",
+                        "ci-runner.io/attempts": "-2",
+                        "ci-runner.io/github-etag-sha": "HEAD",
+                        "ci-runner.io/github-etag": '"stale"',
+                    },
+                },
+                "data": {"lastDeployedSha": "main", "lastRevision": "x"},
+            },
+        )
+    done = app.run()
+    assert done.code == 0, done.output
+    assert "Traceback" not in done.stderr
+    assert "is not what the runner writes" in done.stderr
+    assert app.status()["lastDeployedSha"] == sha
+    assert all("not-a-sha" not in r.path for r in app.github.requests)
+    assert all(job["metadata"]["name"].endswith("-1") for job in app.build_jobs())
+
+
+def test_no_usable_kubeconfig_names_the_path_it_tried(app: App, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-kubeconfig"
+    done = app.run(KUBECONFIG=str(missing))
+    assert done.code == 2, done.output
+    (line,) = done.stderr.strip().splitlines()[-1:]
+    assert line.startswith("Error: no Kubernetes configuration") and str(missing) in line
