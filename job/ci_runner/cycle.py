@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 
 from . import kube
 from .archive import extract_chart
-from .build import Builder
+from .build import Builder, pushed_digest
 from .errors import BadCommit, ConfigError, CycleFailed, KubernetesError
 from .events import Recorder
 from .github import GitHub
+from .kube import PODS
 from .lock import Lease
 from .plan import Action, Plan, decide
 from .settings import Settings
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from .helm import Deploy
 
 log = logging.getLogger(__name__)
+
+# The label Kubernetes (1.27+) puts on a Job's pods.
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
 @dataclass(frozen=True)
@@ -129,15 +133,18 @@ class Cycle:
         return Deploy(s, chart_dir, chart_values(s, chart_dir, self.head))
 
     def act(self, plan: Plan, deploy: Deploy) -> Outcome:
-        """Build when needed, then deploy."""
+        """Build when needed, then deploy (by the digest pushed, or recorded by an earlier
+        attempt that built this commit)."""
+        digest = plan.digest
         if plan.action is Action.BUILD_AND_DEPLOY:
-            error = self.build(plan)  # 5. the build
+            error, digest = self.build(plan)  # 5. the build
             if error is not None:
                 return self.fail(plan, "BuildFailed", error)
-        return self.deploy(plan, deploy)  # 6. the deploy, and 7. the record
+        return self.deploy(plan, deploy.pinned(plan.sha, digest), digest)  # 6. and 7.
 
-    def build(self, plan: Plan) -> str | None:
-        """Build and push the head's image; the error when the build failed."""
+    def build(self, plan: Plan) -> tuple[str | None, str | None]:
+        """Build and push the head's image: (the error when the build failed, the digest
+        pushed when it could be read)."""
         s = self.settings
         builder = Builder(self.kube, s)
         builder.ensure_token_secret()
@@ -148,12 +155,34 @@ class Cycle:
         if not result.succeeded:
             if result.log_tail:
                 log.error("build pod log (last lines):\n%s", result.log_tail.rstrip())
-            return f"build Job {job} failed: {result.reason}"
-        self.record(lambda current: current.built(plan.sha))
+            return f"build Job {job} failed: {result.reason}", None
+        digest = self.pushed_digest(job) if s.deploy_by_digest else None
+        self.record(lambda current: current.built(plan.sha, digest))
         log.info("built %s:%s and %s:%s", s.image, plan.sha, s.image, s.latest_tag)
-        return None
+        return None, digest
 
-    def deploy(self, plan: Plan, deploy: Deploy) -> Outcome:
+    def pushed_digest(self, job: str) -> str | None:
+        """The digest the build pod's termination message reports (Kaniko's --digest-file);
+        None, with a warning, when the pod is gone or says none: then the tag is deployed."""
+        s = self.settings
+        try:
+            pods = self.kube.select(PODS, s.cicd_namespace, f"{JOB_NAME_LABEL}={job}")
+        except KubernetesError as e:
+            log.warning("could not read the build pod of %s: %s", job, e)
+            pods = []
+        digests = [d for d in map(pushed_digest, pods) if d]
+        if not digests:
+            log.warning(
+                "build Job %s succeeded but no pod of it reports the pushed digest; "
+                "deploying %s:%s by its tag",
+                job,
+                s.image,
+                self.head,
+            )
+            return None
+        return digests[-1]
+
+    def deploy(self, plan: Plan, deploy: Deploy, digest: str | None = None) -> Outcome:
         """helm upgrade --install, rolled back by helm on failure; then the record."""
         from .errors import DeployError
 
@@ -164,12 +193,14 @@ class Cycle:
         except DeployError as e:
             return self.fail(plan, "DeployFailed", f"{e} (rolled back)")
         now = datetime.now(UTC).isoformat(timespec="seconds")
+        pinned = digest if s.deploy_by_digest else None
+        image = f"{s.image}:{plan.sha}" + (f"@{pinned}" if pinned else "")
         message = (
             f"deployed {plan.sha[:7]} as {s.deploy_namespace}/{s.release} revision {revision} "
-            f"(image {s.image}:{plan.sha})"
+            f"(image {image})"
         )
         try:
-            self.record(lambda current: current.deployed(plan.sha, now, revision))
+            self.record(lambda current: current.deployed(plan.sha, now, revision, pinned))
         except KubernetesError as e:
             # helm's work stands; the next run redeploys the same commit (a no-change upgrade)
             # and records it then.

@@ -25,6 +25,8 @@ class Plan:
     attempt: int
     """The number of the attempt this run would make (1 for a fresh commit)."""
     reason: str
+    digest: str | None = None
+    """For a deploy without rebuild: the digest the earlier build pushed, if it was read."""
 
     @property
     def acts(self) -> bool:
@@ -48,7 +50,6 @@ def decide(head: str, state: State, max_attempts: int, force: bool = False) -> P
         )
     forced = " (forced)" if force else ""
     if state.built_sha == head:
-        return Plan(
-            Action.DEPLOY, head, attempt, f"deploy {head[:7]}, its image is already built{forced}"
-        )
+        reason = f"deploy {head[:7]}, its image is already built{forced}"
+        return Plan(Action.DEPLOY, head, attempt, reason, state.built_digest)
     return Plan(Action.BUILD_AND_DEPLOY, head, attempt, f"build and deploy {head[:7]}{forced}")
