@@ -25,6 +25,7 @@ from .kube import PODS
 from .lock import Lease
 from .plan import Action, Plan, decide
 from .settings import Settings
+from .skip import skip_marker
 from .state import State, StateStore
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ class Cycle:
         self.events = Recorder(api, settings)
         self.head = ""
         self.etag: str | None = None
+        self.message: str | None = None
+        """The head commit's message; None when GitHub answered 304 (unchanged)."""
         self.uid: str | None = None
         """The state ConfigMap's uid, once it exists: Events name it."""
 
@@ -74,6 +77,9 @@ class Cycle:
         s = self.settings
         state = self.store.read()  # 1. the state
         self.head, self.etag = self.ask_head(state)  # 2. the head, asked conditionally
+        skipped = self.skip_check(state, dry_run)  # [skip ci] in its message
+        if skipped is not None:
+            return skipped
         plan = decide(self.head, state, s.max_attempts, self.force)  # 3. decide
         log.info("%s/%s head is %s: %s", s.repo, s.branch, self.head[:7], plan.reason)
         if not plan.acts and not dry_run:
@@ -118,10 +124,37 @@ class Cycle:
         """The branch head, asked with the stored ETag so an unchanged head costs no rate limit."""
         etag = state.etag if state.etag_sha else None
         answer = self.github.head(self.settings.branch, etag)
+        self.message = answer.message
         if answer.sha is None:  # 304: unchanged since the ETag we stored with etag_sha
             assert state.etag_sha is not None
             return state.etag_sha, etag
         return answer.sha, answer.etag
+
+    def skip_check(self, state: State, dry_run: bool) -> Outcome | None:
+        """A new head that asks not to be built is recorded as skipped instead: the Outcome.
+        None: go on (decide() knows a head deployed, skipped or under way; --force builds)."""
+        s = self.settings
+        if self.force or self.head in {state.deployed_sha, state.skipped_sha, state.pending_sha}:
+            return None
+        reason = self.skip_reason()
+        if reason is None:
+            return None
+        message = f"skipped {self.head[:7]} ({reason}): not built or deployed"
+        if dry_run:
+            commit = f"commit:  {self.head} ({s.repo} branch {s.branch})"
+            return Outcome(f"{commit}\nplan:    {message}\ndry run: nothing was written")
+        return self.holding_lease(lambda plan: self.skipped(message))
+
+    def skip_reason(self) -> str | None:
+        """Why the head need not be built, or None."""
+        marker = skip_marker(self.message)
+        return f"its message says {marker}" if marker else None
+
+    def skipped(self, message: str) -> Outcome:
+        """Record the head as skipped: later runs on it are free 304s that do nothing."""
+        self.record(lambda current: current.skipped(self.head))
+        self.events.emit(self.uid, "Skipped", message)
+        return Outcome(message)
 
     def fetch_chart(self, tmp: Path) -> Deploy:
         """Download the head's tarball, extract CHART_PATH safely, read its values files."""

@@ -40,6 +40,9 @@ def decide(head: str, state: State, max_attempts: int, force: bool = False) -> P
     attempt = used + 1
     if not force and head == state.deployed_sha:
         return Plan(Action.NOTHING, head, attempt, f"{head[:7]} is already deployed")
+    if not force and head == state.skipped_sha:
+        reason = f"{head[:7]} was skipped (not to be built); the next commit is considered"
+        return Plan(Action.NOTHING, head, attempt, reason)
     if not force and used >= max_attempts:
         return Plan(
             Action.GIVEN_UP,

@@ -34,6 +34,19 @@ def test_unchanged_head_costs_no_rate_limit(github: GitHubFake, repo: str) -> No
     assert github.rate_limit_remaining == spent
 
 
+def test_the_head_read_brings_the_message_in_the_same_conditional_request(
+    github: GitHubFake, repo: str
+) -> None:
+    with client(github) as gh:
+        first = gh.head("main")
+        unchanged = gh.head("main", first.etag)
+    assert (first.sha, first.message) == (repo, "first")
+    assert (unchanged.sha, unchanged.message) == (None, None)
+    (read, conditional) = github.requests
+    assert read.path == conditional.path == "/repos/acme/shop/commits/main"
+    assert conditional.status == 304
+
+
 def test_a_new_commit_is_seen_despite_the_etag(github: GitHubFake, repo: str) -> None:
     with client(github) as gh:
         etag = gh.head("main").etag
