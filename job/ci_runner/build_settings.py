@@ -1,4 +1,5 @@
-"""The build's rows of the settings table: the Kaniko image, its flags and its pod.
+"""The build's rows of the settings table: which commits are built (WATCH_PATHS), the Kaniko
+image, its flags and its pod.
 
 ``BuildSettings`` is a group of ``Settings`` (mixed into it), not a table of its own: the CLI,
 the README and the chart see one table. Its parsers live here because only the build uses them.
@@ -110,7 +111,7 @@ def parse_build_pod(text: str) -> dict[str, Any]:
 
 @dataclass(frozen=True, kw_only=True)
 class BuildSettings:
-    """How the image is built: Kaniko's image, flags, cache and pod."""
+    """Which commits are built, and how: Kaniko's image, flags, cache and pod."""
 
     kaniko_image: str = setting(
         "KANIKO_IMAGE",
@@ -189,6 +190,15 @@ class BuildSettings:
         default=False,
         parse=p.boolean,
         metavar="BOOLEAN",
+    )
+
+    watch_paths: tuple[str, ...] = setting(
+        "WATCH_PATHS",
+        "Comma-separated globs (** spans directories); a commit that changes none of them (nor "
+        "CHART_PATH) since the deployed one is not built.",
+        default=(),
+        parse=p.patterns,
+        metavar="GLOBS",
     )
 
     def cache_repository(self, image: str) -> str:

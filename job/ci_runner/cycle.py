@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 from . import kube
 from .archive import extract_chart
 from .build import Builder, pushed_digest
-from .errors import BadCommit, ConfigError, CycleFailed, KubernetesError
+from .errors import BadCommit, ConfigError, CycleFailed, GitHubError, KubernetesError
 from .events import Recorder
 from .github import GitHub
 from .kube import PODS
 from .lock import Lease
 from .plan import Action, Plan, decide
 from .settings import Settings
-from .skip import skip_marker
+from .skip import skip_marker, unwatched
 from .state import State, StateStore
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ class Cycle:
         s = self.settings
         if self.force or self.head in {state.deployed_sha, state.skipped_sha, state.pending_sha}:
             return None
-        reason = self.skip_reason()
+        reason = self.skip_reason(state)
         if reason is None:
             return None
         message = f"skipped {self.head[:7]} ({reason}): not built or deployed"
@@ -145,10 +145,28 @@ class Cycle:
             return Outcome(f"{commit}\nplan:    {message}\ndry run: nothing was written")
         return self.holding_lease(lambda plan: self.skipped(message))
 
-    def skip_reason(self) -> str | None:
-        """Why the head need not be built, or None."""
+    def skip_reason(self, state: State) -> str | None:
+        """Why the head need not be built, or None: a skip marker in its message, or (with
+        WATCH_PATHS) no watched change since the deployed commit. With nothing deployed yet, or
+        when GitHub cannot compare, it is built: never skipped on a doubt."""
         marker = skip_marker(self.message)
-        return f"its message says {marker}" if marker else None
+        if marker:
+            return f"its message says {marker}"
+        s = self.settings
+        if not s.watch_paths or state.deployed_sha is None:
+            return None
+        try:
+            changes = self.github.compare(state.deployed_sha, self.head)
+        except GitHubError as e:
+            log.warning("%s; building %s, as WATCH_PATHS cannot be checked", e, self.head[:7])
+            return None
+        log.info(
+            "since %s the head is %s with %d changed file(s) listed",
+            changes.base[:7],
+            changes.status,
+            changes.listed,
+        )
+        return unwatched(s.watch_paths, s.chart_path, changes)
 
     def skipped(self, message: str) -> Outcome:
         """Record the head as skipped: later runs on it are free 304s that do nothing."""

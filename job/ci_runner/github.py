@@ -33,6 +33,19 @@ class Head:
     """The commit message; None when GitHub answered 304."""
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What GitHub's compare of two commits says changed."""
+
+    base: str
+    status: str
+    """ahead, behind, diverged or identical: how the head stands to ``base``."""
+    paths: tuple[str, ...]
+    """Every path the listed files touch (a rename's old name too)."""
+    listed: int
+    """How many files GitHub listed (it lists at most 300)."""
+
+
 class GitHub:
     """A small GitHub REST client over one requests Session."""
 
@@ -88,6 +101,28 @@ class GitHub:
                     f"{shorten(response.text, 80)!r}"
                 )
             return Head(sha=sha, etag=response.headers.get("ETag"), message=message)
+
+    def compare(self, base: str, head: str) -> Changes:
+        """The files changed from ``base`` to ``head``: ``GET /repos/{o}/{r}/compare/{base}...
+        {head}`` (docs.github.com/rest/commits/commits#compare-two-commits), whose ``files``
+        (``filename``, ``status``, ``previous_filename`` for a rename) GitHub cuts at 300."""
+        doing = f"comparing {base[:7]}...{head[:7]}"
+        response = self._get(f"/repos/{self._repo}/compare/{base}...{head}")
+        with response:
+            if response.status_code in {404, 422}:  # a base the branch no longer has, say
+                answer = f"{response.status_code} {_message(response)}"
+                raise GitHubError(f"GitHub could not compare while {doing} ({answer})")
+            self._raise_for_status(response, doing)
+            try:
+                body = response.json()
+                files = body.get("files") or []
+                paths = [f["filename"] for f in files] + [
+                    f["previous_filename"] for f in files if f.get("previous_filename")
+                ]
+                status = str(body["status"])
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise GitHubError(f"GitHub answered no comparison while {doing}") from e
+            return Changes(base, status, tuple(str(p) for p in paths), len(files))
 
     def tarball(self, sha: str) -> bytes:
         """The gzip tarball of commit ``sha`` (GitHub redirects to a download host).

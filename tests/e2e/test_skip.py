@@ -99,3 +99,76 @@ def test_force_builds_and_deploys_a_skipped_head(app: App) -> None:
     assert forced.code == 0, forced.output
     assert app.deployed_image() == f"{IMAGE}:{sha}"
     assert len(app.build_jobs()) == 1
+
+
+# -- WATCH_PATHS ----------------------------------------------------------------------------
+
+WATCH = {"WATCH_PATHS": "src/**,Dockerfile"}
+
+
+def compares(app: App) -> list[Any]:
+    return [r for r in app.github.requests if "/compare/" in r.path]
+
+
+@pytest.mark.helm
+def test_watch_paths_skip_a_docs_only_commit_and_build_a_matching_one(
+    app: App, emulator: Any
+) -> None:
+    app.env.update(WATCH)
+    first = app.heads[0]
+    nothing_deployed = app.run()  # nothing deployed yet: built, without a comparison
+    assert nothing_deployed.code == 0, nothing_deployed.output
+    assert compares(app) == []
+
+    docs = app.push({"docs/guide.md": "how to", "README.md": "more"}, message="Document it")
+    skipped = app.run()
+    assert skipped.code == 0, skipped.output
+    assert f"skipped {docs[:7]} (no file under WATCH_PATHS or CHART_PATH changed" in skipped.stderr
+    (compare,) = compares(app)
+    assert compare.path == f"/repos/acme/shop/compare/{first}...{docs}"
+    assert len(app.build_jobs()) == 1
+    assert app.status()["lastSkippedSha"] == docs
+
+    emulator.clear_requests()
+    assert app.run().code == 0
+    assert not [r for r in emulator.requests if r.verb in WRITES]
+    assert len(compares(app)) == 1  # a skipped head is not compared again
+
+    code = app.push({"src/app/main.py": "print('hi')"}, message="Greet")
+    built = app.run()
+    assert built.code == 0, built.output
+    assert app.deployed_image() == f"{IMAGE}:{code}"
+    assert len(app.build_jobs()) == 2
+    (_, again) = compares(app)
+    assert again.path == f"/repos/acme/shop/compare/{first}...{code}"  # from the deployed one
+
+
+@pytest.mark.helm
+def test_a_change_to_the_chart_always_counts(app: App) -> None:
+    app.env.update(WATCH)
+    assert app.run().code == 0
+    chart = app.push({"deploy/chart/values.yaml": "image: {repository: x, tag: y}\nreplicas: 1\n"})
+    done = app.run()
+    assert done.code == 0, done.output
+    assert app.deployed_image() == f"{IMAGE}:{chart}"
+
+
+@pytest.mark.helm
+@pytest.mark.parametrize("doubt", ["300 files", "compare fails", "base gone"])
+def test_a_comparison_in_doubt_builds(app: App, emulator: Any, doubt: str) -> None:
+    app.env.update(WATCH)
+    assert app.run().code == 0
+    if doubt == "300 files":
+        head = app.push({f"docs/generated/{i:03}.md": str(i) for i in range(300)})
+    else:
+        head = app.push({"docs/guide.md": "how to"})
+    if doubt == "compare fails":
+        app.github.fail_next("GET", "/compare/", 500)
+    if doubt == "base gone":  # as after a force push: GitHub no longer has the deployed commit
+        app.github.fail_next("GET", "/compare/", 404, body={"message": "Not Found"})
+    done = app.run()
+    assert done.code == 0, done.output
+    assert app.deployed_image() == f"{IMAGE}:{head}"
+    assert len(compares(app)) == 1
+    if doubt != "300 files":
+        assert "cannot be checked" in done.stderr

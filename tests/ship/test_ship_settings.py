@@ -80,6 +80,7 @@ EXAMPLES: dict[str, tuple[Any, Any]] = {
     "registryInsecure": (True, False),
     "imageDigestKey": (None, "app.image.digest"),
     "deployByDigest": (False, True),
+    "watchPaths": (None, ["src/**", "Dockerfile"]),
 }
 
 

@@ -83,6 +83,7 @@ build: BUILD_POD
 registryInsecure: REGISTRY_INSECURE
 imageDigestKey: IMAGE_DIGEST_KEY
 deployByDigest: DEPLOY_BY_DIGEST
+watchPaths: WATCH_PATHS
 {{- end -}}
 
 {{/* What the user set for one runner setting of an app, as its environment value: apps[].<key>,
