@@ -77,7 +77,7 @@ class Cycle:
         s = self.settings
         state = self.store.read()  # 1. the state
         self.head, self.etag = self.ask_head(state)  # 2. the head, asked conditionally
-        skipped = self.skip_check(state, dry_run)  # [skip ci] in its message
+        skipped = self.check_head(state, dry_run)  # its ETag kept; [skip ci], WATCH_PATHS
         if skipped is not None:
             return skipped
         plan = decide(self.head, state, s.max_attempts, self.force)  # 3. decide
@@ -129,6 +129,25 @@ class Cycle:
             assert state.etag_sha is not None
             return state.etag_sha, etag
         return answer.sha, answer.etag
+
+    def check_head(self, state: State, dry_run: bool) -> Outcome | None:
+        """What GitHub's answer asks before deciding: a new ETag for the head we know is kept
+        (dry runs write nothing); a head that asks not to be built is skipped (the Outcome)."""
+        if not dry_run:
+            self.keep_etag(state)
+        return self.skip_check(state, dry_run)
+
+    def keep_etag(self, state: State) -> None:
+        """GitHub answered 200 for the very head the stored ETag stands for (its answer changed
+        shape: the runner used to ask for the bare SHA): store the new ETag, else no run would
+        write it while the head stays and none would get a free 304 again."""
+        fresh = self.message is not None and self.etag and self.etag != state.etag
+        if not fresh or self.head != state.etag_sha:
+            return
+        try:
+            self.store.update(lambda current: current.seen(self.head, self.etag))
+        except KubernetesError as e:  # the next run tries again; nothing else depends on it
+            log.warning("could not store GitHub's new ETag for %s: %s", self.head[:7], e)
 
     def skip_check(self, state: State, dry_run: bool) -> Outcome | None:
         """A new head that asks not to be built is recorded as skipped instead: the Outcome.

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from tests.e2e.appkit import IMAGE, RELEASE, App
 
@@ -99,6 +100,36 @@ def test_force_builds_and_deploys_a_skipped_head(app: App) -> None:
     assert forced.code == 0, forced.output
     assert app.deployed_image() == f"{IMAGE}:{sha}"
     assert len(app.build_jobs()) == 1
+
+
+@pytest.mark.helm
+def test_an_etag_of_the_old_bare_sha_read_is_replaced_once_then_runs_are_free(
+    app: App, emulator: Any
+) -> None:
+    """The runner used to read the head as a bare SHA; that answer's stored ETag never matches
+    the JSON read's, so the first run after an upgrade stores the new one (one write)."""
+    assert app.run().code == 0
+    with app.api() as api:
+        client.CoreV1Api(api).patch_namespaced_config_map(
+            f"ci-runner-{RELEASE}",
+            app.cicd,
+            {"metadata": {"annotations": {"ci-runner.io/github-etag": '"from-the-sha-read"'}}},
+        )
+    upgraded = app.run()
+    assert upgraded.code == 0, upgraded.output
+    assert app.github.requests[-1].status == 200
+    state = app.state()
+    assert state is not None
+    assert state["metadata"]["annotations"]["ci-runner.io/github-etag"] != '"from-the-sha-read"'
+
+    emulator.clear_requests()
+    remaining = app.github.rate_limit_remaining
+    again = app.run()
+    assert again.code == 0, again.output
+    assert app.github.requests[-1].status == 304
+    assert app.github.rate_limit_remaining == remaining
+    assert len(emulator.requests) <= 2, emulator.requests
+    assert not [r for r in emulator.requests if r.verb in WRITES]
 
 
 # -- WATCH_PATHS ----------------------------------------------------------------------------
