@@ -12,8 +12,10 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import unquote
 
+from .diffs import MAX_FILES, changed_files, comparison, stats
 from .repos import Commit, Repository
 from .server import Incoming, Reply
 
@@ -80,6 +82,7 @@ class Api:
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Reply]]] = [
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)"), self._repository),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/(.+)"), self._commit),
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/compare/(.+)"), self._compare),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/branches/(.+)"), self._branch),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/tarball(?:/(.+))?"), self._tarball),
             ("POST", re.compile(r"/repos/([^/]+)/([^/]+)/statuses/([^/]+)"), self._create_status),
@@ -172,8 +175,26 @@ class Api:
             return self._cacheable(
                 request, token, commit.sha.encode(), "application/vnd.github.sha"
             )
-        body = json.dumps(self._commit_payload(repo, commit)).encode()
+        payload = self._commit_payload(repo, commit)
+        parent = repo.commits[commit.parent] if commit.parent else None
+        files = changed_files(repo, self.api_url, parent, commit)
+        payload["stats"] = stats(files)
+        payload["files"] = files[:MAX_FILES]  # GitHub pages the rest (Link headers): not faked
+        body = json.dumps(payload).encode()
         return self._cacheable(request, token, body, "application/json")
+
+    def _compare(
+        self, request: Incoming, token: str | None, repo: Repository, basehead: str
+    ) -> Reply:
+        docs = f"{DOCS}/commits/commits#compare-two-commits"
+        base_ref, dots, head_ref = basehead.partition("...")
+        base, head = repo.resolve(base_ref), repo.resolve(head_ref)
+        if not dots or base is None or head is None:
+            return error_reply(404, "Not Found", docs)
+        payload = comparison(repo, self.api_url, base, head, partial(self._commit_payload, repo))
+        if payload is None:
+            return error_reply(404, f"No common ancestor between {base_ref} and {head_ref}.", docs)
+        return self._cacheable(request, token, json.dumps(payload).encode(), "application/json")
 
     def _branch(self, request: Incoming, token: str | None, repo: Repository, name: str) -> Reply:
         if name not in repo.branches:
