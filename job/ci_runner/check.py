@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import kube
 from .build import check_secrets
@@ -252,7 +252,7 @@ def check_kubernetes(s: Settings) -> list[Result]:
         except KubernetesError as e:
             result = failed(item, e)
             skipped = "; namespaces, permissions and Secrets were not checked"
-            return [Result(item, False, result.message + skipped, result.exit_code)]
+            return [replace(result, message=result.message + skipped)]
         host = api.api.configuration.host
         results = [passed(item, f"{version.get('gitVersion', 'unknown version')} at {host}")]
         results += [

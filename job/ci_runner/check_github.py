@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import tempfile
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -136,7 +137,8 @@ def check_github(s: Settings, helm: str | None) -> list[Result]:
         try:
             results = [rate_limit_line(s, github.rate_limit())]
         except (ConfigError, GitHubError) as e:
-            return [failed("GitHub credentials", f"{e}; the repository was not checked")]
+            result = failed("GitHub credentials", e)
+            return [replace(result, message=f"{result.message}; the repository was not checked")]
         if not results[-1].ok:
             return results
         try:
