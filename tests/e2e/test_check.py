@@ -43,6 +43,8 @@ class Installed:
     env: dict[str, str]
     head: str = ""
     """The head commit of the example's repository."""
+    notes: str = ""
+    """What helm printed when it installed the chart (NOTES.txt)."""
 
     @property
     def cicd(self) -> str:
@@ -129,11 +131,11 @@ def installed(
                       "secrets": {"gitTokenSecret": "demo-git-token",
                                   "registrySecret": "registry-push"}}],
         }))  # fmt: skip
-        subprocess.run(
+        it.notes = subprocess.run(
             [helm_bin, "upgrade", "--install", "ci", str(charts.CHART), "-n", it.cicd,
              "-f", str(values)],
             env={**kube.env(), **env}, capture_output=True, text=True, check=True, timeout=180,
-        )  # fmt: skip
+        ).stdout  # fmt: skip
         identity = service_account_kubeconfig(kube, kubectl_bin, it.cicd, ACCOUNT,
                                                tmp_path / "runner")  # fmt: skip
         it.env.update(_cronjob_settings(it), KUBECONFIG=identity)
@@ -171,6 +173,17 @@ def test_all_green_as_the_charts_service_account(installed: Installed) -> None:
         assert "permissions cluster-wide" not in lines
         assert lines[f"DEPLOY_NS {deploy}"].startswith("✔ cannot be read")
     assert TOKEN not in done.output
+
+
+def test_notes_say_who_creates_the_deploy_namespace(installed: Installed) -> None:
+    notes = " ".join(installed.notes.split())
+    assert "or helm creates them" not in notes
+    assert "Each deploy namespace must exist before this chart is installed" in notes
+    if installed.env["CREATE_NAMESPACE"] == "true":
+        assert "may get and create namespaces only because helm's --create-namespace" in notes
+    else:
+        assert "CREATE_NAMESPACE=false and may not read or create namespaces" in notes
+    assert "`ci-runner check`" in notes
 
 
 def test_check_writes_nothing_and_answers_json(installed: Installed) -> None:
