@@ -291,3 +291,30 @@ def test_kubernetes_api_unreachable_is_exit_3(installed: Installed, tmp_path: Pa
     assert lines["Kubernetes API"].startswith("✘ Kubernetes API unreachable")
     assert f"Secrets in {installed.cicd}" not in lines  # skipped
     assert lines["repository acme/hello"] == "✔ visible (private)"  # GitHub still checked
+
+
+def test_the_readmes_runner_kubeconfig_asks_as_the_service_account(
+    installed: Installed, tmp_path: Path
+) -> None:
+    # README "Check as the runner", run as written (the names are this test's).
+    readme = (charts.ROOT / "README.md").read_text()
+    section = readme[readme.index("### Check as the runner") :]
+    block = section[section.index("```sh\n") + 6 : section.index("```\n", section.index("```sh"))]
+    script = block.replace("ci-runner-hello", ACCOUNT).replace("-n cicd", f"-n {installed.cicd}")
+    script = script.replace(" ci-runner check", f" {sys.executable} -m ci_runner check")
+    assert script.count("ci_runner check") == 1
+    role = json.loads(installed.kubectl("get", "role", ACCOUNT, "-n", installed.cicd,
+                                        "-o", "json"))  # fmt: skip
+    (leases,) = [i for i, r in enumerate(role["rules"]) if r["resources"] == ["leases"]]
+    patch = [{"op": "replace", "path": f"/rules/{leases}/verbs", "value": ["get", "create"]}]
+    installed.kubectl("patch", "role", ACCOUNT, "-n", installed.cicd, "--type=json",
+                      "-p", json.dumps(patch))  # fmt: skip
+
+    env = {**installed.env, "KUBECONFIG": installed.kube.kubeconfig}
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+
+    # As the ServiceAccount: the permission taken away is refused (the admin has them all).
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "✘ permissions in CICD_NS" in done.stdout
+    assert "update leases.coordination.k8s.io" in done.stdout
