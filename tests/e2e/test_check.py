@@ -318,3 +318,16 @@ def test_the_readmes_runner_kubeconfig_asks_as_the_service_account(
     assert done.returncode == 2, done.stdout + done.stderr
     assert "✘ permissions in CICD_NS" in done.stdout
     assert "update leases.coordination.k8s.io" in done.stdout
+
+
+def test_a_cicd_namespace_that_refuses_kaniko(installed: Installed) -> None:
+    installed.kubectl("label", "namespace", installed.cicd, "--overwrite",
+                      "pod-security.kubernetes.io/enforce=restricted")  # fmt: skip
+    done = installed.check()
+    line = installed.lines(done)[f"CICD_NS {installed.cicd}"]
+    if installed.env["CREATE_NAMESPACE"] == "false":  # the runner may not read namespaces
+        assert line.startswith("✔ cannot be read"), done.stdout
+        return
+    assert done.code == 2, done.output
+    assert line.startswith("✘ Pod Security level 'restricted' refuses the Kaniko build pod")
+    assert "pod-security.kubernetes.io/enforce=baseline" in line
