@@ -25,17 +25,11 @@ SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 def _token_path(path: str) -> tuple[str, str] | None:
     """(namespace, name) of a TokenRequest path."""
     parts = path.strip("/").split("/")
-    if (
-        len(parts) == 7
-        and parts[:3] == ["api", "v1", "namespaces"]
-        and parts[4:7:2]
-        == [
-            "serviceaccounts",
-            "token",
-        ]
-    ):
-        return parts[3], parts[5]
-    return None
+    if len(parts) != 7 or parts[:3] != ["api", "v1", "namespaces"]:
+        return None
+    if (parts[4], parts[6]) != ("serviceaccounts", "token"):
+        return None
+    return parts[3], parts[5]
 
 
 def is_review(method: str, path: str) -> bool:
