@@ -46,6 +46,16 @@ class Changes:
     """How many files GitHub listed (it lists at most 300)."""
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """The primary (``core``) rate limit of the credentials in use."""
+
+    limit: int
+    remaining: int
+    reset: int
+    """When it is full again, in seconds since the epoch."""
+
+
 class GitHub:
     """A small GitHub REST client over one requests Session."""
 
@@ -152,6 +162,40 @@ class GitHub:
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
                 raise GitHubError(f"GitHub {doing} failed: {type(e).__name__}") from e
             return b"".join(chunks)
+
+    def rate_limit(self) -> RateLimit | None:
+        """The core rate limit left to these credentials (``GET /rate_limit``, which costs
+        nothing); None when the server does not limit (GitHub Enterprise Server answers 404
+        then). ConfigError when GitHub refuses the credentials."""
+        doing = "reading the rate limit"
+        with self._get("/rate_limit") as response:
+            if response.status_code == 404:
+                return None
+            self._refuse_credentials(response, doing)
+            self._raise_for_status(response, doing)
+            try:
+                core = response.json()["resources"]["core"]
+                return RateLimit(int(core["limit"]), int(core["remaining"]), int(core["reset"]))
+            except (ValueError, KeyError, TypeError) as e:
+                raise GitHubError(f"GitHub answered something unusable while {doing}") from e
+
+    def repository(self) -> dict[str, object]:
+        """``GET /repos/{repo}``: ConfigError when GitHub does not show it to these credentials."""
+        doing = f"reading repository {self._repo}"
+        with self._get(f"/repos/{self._repo}") as response:
+            self._refuse_credentials(response, doing)
+            self._raise_for_status(response, doing)
+            try:
+                answer = response.json()
+            except ValueError as e:
+                raise GitHubError(f"GitHub answered something unusable while {doing}") from e
+            return answer if isinstance(answer, dict) else {}
+
+    def _refuse_credentials(self, response: requests.Response, doing: str) -> None:
+        # A token GitHub refuses is a misconfiguration (exit 2) for `check`.
+        if response.status_code == 401:
+            raise ConfigError([f"GitHub refused the credentials while {doing} (401 "
+                               f"{_message(response)}): check GIT_TOKEN"])  # fmt: skip
 
     def _get(self, path: str, **kwargs: object) -> requests.Response:
         url = f"{self._api}{path}"

@@ -416,3 +416,32 @@ def test_compare_and_a_commit_list_at_most_300_files_without_saying_so(
     assert compare["status"] == "ahead"
     commit = session.get(f"{github.url}/repos/acme/app/commits/{head}", headers=JSON_MEDIA).json()
     assert len(commit["files"]) == 300
+
+
+def test_rate_limit_endpoint_as_github_documents_it(github: GitHubFake, repo: str) -> None:
+    # docs.github.com/rest/rate-limit "Get rate limit status for the authenticated user":
+    # resources.core and resources.search (limit, remaining, reset, used), the deprecated
+    # `rate` equal to core; asking does not count against the limit; bad credentials are 401.
+    github.push(repo, "main", {"a.txt": "1"})
+    with requests.Session() as s:
+        s.headers["Authorization"] = f"Bearer {TOKEN}"
+        head(s, github, "main")
+        first = s.get(f"{github.url}/rate_limit")
+        second = s.get(f"{github.url}/rate_limit").json()
+    assert first.status_code == 200
+    payload = first.json()
+    for bucket in ("core", "search"):
+        fields = payload["resources"][bucket]
+        assert {"limit", "remaining", "reset", "used"} <= set(fields)
+        assert all(isinstance(fields[k], int) for k in ("limit", "remaining", "reset", "used"))
+    core = payload["resources"]["core"]
+    assert (core["limit"], core["remaining"], core["used"]) == (5000, 4999, 1)
+    assert core["reset"] > time.time()
+    assert payload["rate"] == core
+    assert second["resources"]["core"]["remaining"] == 4999  # asking spent nothing
+    assert first.headers["x-ratelimit-remaining"] == "4999"
+
+    github.require_token(TOKEN)
+    refused = requests.get(f"{github.url}/rate_limit", headers={"Authorization": "token nope"})
+    assert refused.status_code == 401
+    assert refused.json()["message"] == "Bad credentials"

@@ -384,14 +384,25 @@ def _status_problem(fields: dict[str, object]) -> tuple[str, str] | None:
 
 
 def _rate_limit_payload(bucket: RateBucket) -> dict[str, object]:
+    """GET /rate_limit as GitHub answers it ("Get rate limit status for the authenticated user",
+    docs.github.com/rest/rate-limit; schema rate-limit-overview: ``resources`` with at least
+    ``core`` and ``search``, each limit/remaining/reset/used, and the deprecated ``rate``, a copy
+    of ``core``). Only ``core`` is counted here; the other buckets stay full."""
     core = {
         "limit": bucket.limit,
+        "used": bucket.limit - bucket.remaining,
         "remaining": bucket.remaining,
         "reset": bucket.reset,
-        "used": bucket.limit - bucket.remaining,
-        "resource": "core",
     }
-    return {"resources": {"core": core}, "rate": core}
+    minute = int(time.time()) + 60
+    search = {"limit": 30 if bucket.limit > 60 else 10, "used": 0, "reset": minute}
+    graphql = {"limit": 5000 if bucket.limit > 60 else 0, "used": 0, "reset": bucket.reset}
+    resources = {
+        "core": core,
+        "search": {**search, "remaining": search["limit"]},
+        "graphql": {**graphql, "remaining": graphql["limit"]},
+    }
+    return {"resources": resources, "rate": core}
 
 
 def _iso(commit: Commit) -> str:
