@@ -105,9 +105,9 @@ def authenticate(kube: Kube, github: GitHub, settings: Settings, store: bool = T
     token = kept_token(current, now)
     if token is None:
         jwt = app_jwt(s.github_app_id, s.github_app_private_key, now)
-        logs.mask(jwt)
+        logs.learn(jwt)
         token, expires = github.installation_token(jwt, s.github_app_installation_id)
-        logs.mask(token)
+        logs.learn(token)
         log.info(
             "new installation token for App %s (installation %s), valid until %s",
             s.github_app_id,
@@ -123,5 +123,5 @@ def authenticate(kube: Kube, github: GitHub, settings: Settings, store: bool = T
             except Conflict:
                 # Another run kept its own token meanwhile; ours stays good for this run.
                 log.info("another run renewed the installation token first")
-    logs.mask(token)  # a kept one too: a build log may echo it
+    logs.learn(token)  # a kept one too: a build log may echo it
     github.authorize(token)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+import re
 
 from .buildwatch import BuildResult, Watcher, finished
 from .errors import ConfigError, Conflict
@@ -17,6 +19,9 @@ COMMIT_LABEL = "ci-runner.io/commit"
 TOKEN_KEY = "token"
 # Finished build Jobs stay a day for their logs, then Kubernetes removes them.
 TTL_SECONDS = 86_400
+TERMINATION_LOG = "/dev/termination-log"
+# What Kaniko writes to --digest-file: the pushed image's digest (pkg/executor/push.go).
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 def job_name(release: str, sha: str, attempt: int, nonce: str = "") -> str:
@@ -30,7 +35,13 @@ def job_name(release: str, sha: str, attempt: int, nonce: str = "") -> str:
 
 
 def kaniko_args(settings: Settings, sha: str) -> list[str]:
-    """Kaniko's arguments: clone the exact commit, push ``<sha>`` and ``<branch>-latest``."""
+    """Kaniko's arguments: clone the exact commit, push ``<sha>`` and ``<branch>-latest``, write
+    the pushed digest where the runner reads it; then the user's build arguments and flags.
+
+    Flags as the maintained fork documents them (osscontainertools/kaniko README, "Additional
+    Flags"; cmd/executor/cmd/root.go). Each is one ``--name=value`` word: no shell is involved,
+    so a value with spaces needs no quoting.
+    """
     s = settings
     args = [
         f"--context=git://{s.github_host}/{s.repo}.git#refs/heads/{s.branch}#{sha}",
@@ -38,28 +49,47 @@ def kaniko_args(settings: Settings, sha: str) -> list[str]:
         f"--destination={s.image}:{sha}",
         f"--destination={s.image}:{s.latest_tag}",
         # The digest lands in the pod's termination message, visible in its status.
-        "--digest-file=/dev/termination-log",
+        f"--digest-file={TERMINATION_LOG}",
         "--push-retry=2",
     ]
     if s.build_context != ".":
         args.insert(1, f"--context-sub-path={s.build_context}")
-    return args
+    build_args = (("CI_RUNNER_SHA", sha), ("CI_RUNNER_BRANCH", s.branch), *s.build_args)
+    args += [f"--build-arg={key}={value}" for key, value in build_args]
+    if s.build_cache:
+        # --cache-ttl is a Go duration (pflag DurationVar); the fork's default is two weeks.
+        repo = s.cache_repository(s.image)
+        args += ["--cache=true", f"--cache-repo={repo}", f"--cache-ttl={s.build_cache_ttl}"]
+    if s.registry_insecure:
+        # --insecure: push over plain HTTP; --skip-tls-verify: push without checking TLS.
+        args += ["--insecure", "--skip-tls-verify"]
+    # Last, so that a user's flag wins over a default of ours (pflag keeps the last value);
+    # the flags the runner depends on are refused when the settings are loaded.
+    return [*args, *s.kaniko_args]
 
 
 def pod_spec(settings: Settings, sha: str) -> Obj:
-    """The Kaniko pod. The token only ever appears as a Secret reference."""
+    """The Kaniko pod. The token only ever appears as a Secret reference. BUILD_POD's fields
+    (resources for the Kaniko container, scheduling and identity for the pod) replace ours."""
     s = settings
+    chosen = copy.deepcopy(dict(s.build_pod or {}))
     container: Obj = {
         "name": "kaniko",
         "image": s.kaniko_image,
         "args": kaniko_args(s, sha),
-        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
+        "resources": chosen.pop("resources", None)
+        or {"requests": {"cpu": "500m", "memory": "1Gi"}},
+        # On success the message is the digest Kaniko wrote; on a failure that wrote nothing
+        # there, the kubelet puts the log's tail there instead.
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     spec: Obj = {
         "restartPolicy": "Never",
         # Kaniko needs no Kubernetes API access.
         "automountServiceAccountToken": False,
         "containers": [container],
+        **chosen,
     }
     if s.token_secret_name:
         # Kaniko's pkg/buildcontext/git.go (osscontainertools/kaniko) sends GIT_USERNAME and
@@ -120,6 +150,17 @@ def token_secret(settings: Settings) -> Obj:
         },
         "stringData": {TOKEN_KEY: settings.git_token},
     }
+
+
+def pushed_digest(pod: Obj) -> str | None:
+    """The digest Kaniko pushed, from the build pod's termination message (``--digest-file``
+    is the termination log); None unless the Kaniko container ended well and left one."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated") or {}
+        if status.get("name") == "kaniko" and terminated.get("exitCode") == 0:
+            message = str(terminated.get("message") or "").strip()
+            return message if _DIGEST.match(message) else None
+    return None
 
 
 class Builder:

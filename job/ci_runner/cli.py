@@ -1,4 +1,4 @@
-"""The command line: ``ci-runner run`` and ``ci-runner status``. Thin: parse, then one call.
+"""The command line: ``ci-runner run``, ``check`` and ``status``. Thin: parse, then one call.
 
 Every setting's option comes from the settings table; click only collects strings, and
 ``settings.load`` validates them all at once, so a user sees every problem in one go.
@@ -79,8 +79,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 def _fail(error: CiRunnerError, masked: list[str], as_json: bool = False) -> NoReturn:
-    logs.mask(*masked)
-    message = logs.redact(str(error))
+    message = logs.mask(str(error), masked)
     if as_json:  # log pipelines get every stderr line as one JSON object
         entry = {"level": "error", "message": message, "exitCode": error.exit_code}
         click.echo(json.dumps(entry), err=True)
@@ -155,6 +154,40 @@ def run(dry_run: bool, force: bool, verbose: bool, **options: Any) -> None:
     message = "dry run: nothing was written" if dry_run else outcome.message
     log.log(level, "%s", message, extra={"exitCode": outcome.exit_code})
     sys.exit(outcome.exit_code)
+
+
+CHECK_EXIT_CODES = """\b
+Exit codes:
+  0  every check passed
+  2  something is misconfigured or missing (credentials GitHub refuses included)
+  3  a service cannot be reached (GitHub, the Kubernetes API) and nothing is misconfigured
+"""
+
+
+@main.command(epilog=CHECK_EXIT_CODES)
+@setting_options(Settings)
+@click.option(
+    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def check(output: str, **options: Any) -> None:
+    """Check the setup before a first run, writing nothing: the Kubernetes API, both
+    namespaces, every permission the runner needs, the Secrets, helm, GitHub and the
+    credentials, the repository and branch, and the head commit's chart (helm lint).
+
+    Takes the same settings as run; prints one line per item, with what to do when it fails.
+    """
+    from . import check as checks
+
+    masked = secrets(options, os.environ)
+    settings = _load(Settings, options, masked)
+    logs.setup(settings.log_format, masked)
+    logging.getLogger("ci_runner.github").setLevel(logging.ERROR)  # the report says it all
+    results = checks.run_checks(settings)
+    report = checks.render(results, output)
+    for secret in masked:
+        report = report.replace(secret, logs.REDACTED)
+    click.echo(report)
+    sys.exit(checks.exit_code(results))
 
 
 @main.command(epilog=EXIT_CODES)

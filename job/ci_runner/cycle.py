@@ -15,17 +15,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import kube, logs
+from . import kube
 from .appauth import authenticate
 from .archive import extract_chart
-from .build import Builder, check_secrets
-from .errors import BadCommit, ConfigError, CycleFailed, KubernetesError
+from .build import Builder, check_secrets, pushed_digest
+from .errors import BadCommit, ConfigError, CycleFailed, GitHubError, KubernetesError
 from .events import Recorder
 from .github import GitHub
+from .kube import PODS
 from .lock import Lease
+from .logs import mask
 from .plan import Action, Plan, decide
 from .report import Reporter
 from .settings import Settings
+from .skip import skip_marker, unwatched
 from .state import State, StateStore
 
 if TYPE_CHECKING:
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 
 LAST_LOG_LINES = 5
 """Build log lines kept in the recorded last error (the whole error is cut at 1000 chars)."""
+# The label Kubernetes (1.27+) puts on a Job's pods.
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class Cycle:
         self.report = Reporter(settings, github)
         self.head = ""
         self.etag: str | None = None
+        self.message: str | None = None
+        """The head commit's message; None when GitHub answered 304 (unchanged)."""
         self.uid: str | None = None
         """The state ConfigMap's uid, once it exists: Events name it."""
 
@@ -77,6 +84,9 @@ class Cycle:
         state = self.store.read()  # 1. the state
         authenticate(self.kube, self.github, s, store=not dry_run)  # as the App, if one
         self.head, self.etag = self.ask_head(state)  # 2. the head, asked conditionally
+        skipped = self.check_head(state, dry_run)  # its ETag kept; [skip ci], WATCH_PATHS
+        if skipped is not None:
+            return skipped
         plan = decide(self.head, state, s.max_attempts, self.force)  # 3. decide
         log.info("%s/%s head is %s: %s", s.repo, s.branch, self.head[:7], plan.reason)
         if not plan.acts and not dry_run:
@@ -122,10 +132,74 @@ class Cycle:
         """The branch head, asked with the stored ETag so an unchanged head costs no rate limit."""
         etag = state.etag if state.etag_sha else None
         answer = self.github.head(self.settings.branch, etag)
+        self.message = answer.message
         if answer.sha is None:  # 304: unchanged since the ETag we stored with etag_sha
             assert state.etag_sha is not None
             return state.etag_sha, etag
         return answer.sha, answer.etag
+
+    def check_head(self, state: State, dry_run: bool) -> Outcome | None:
+        """What GitHub's answer asks before deciding: a new ETag for the head we know is kept
+        (dry runs write nothing); a head that asks not to be built is skipped (the Outcome)."""
+        if not dry_run:
+            self.keep_etag(state)
+        return self.skip_check(state, dry_run)
+
+    def keep_etag(self, state: State) -> None:
+        """GitHub answered 200 for the very head the stored ETag stands for (its answer changed
+        shape: the runner used to ask for the bare SHA): store the new ETag, else no run would
+        write it while the head stays and none would get a free 304 again."""
+        fresh = self.message is not None and self.etag and self.etag != state.etag
+        if not fresh or self.head != state.etag_sha:
+            return
+        try:
+            self.store.update(lambda current: current.seen(self.head, self.etag))
+        except KubernetesError as e:  # the next run tries again; nothing else depends on it
+            log.warning("could not store GitHub's new ETag for %s: %s", self.head[:7], e)
+
+    def skip_check(self, state: State, dry_run: bool) -> Outcome | None:
+        """A new head that asks not to be built is recorded as skipped instead: the Outcome.
+        None: go on (decide() knows a head deployed, skipped or under way; --force builds)."""
+        s = self.settings
+        if self.force or self.head in {state.deployed_sha, state.skipped_sha, state.pending_sha}:
+            return None
+        reason = self.skip_reason(state)
+        if reason is None:
+            return None
+        message = f"skipped {self.head[:7]} ({reason}): not built or deployed"
+        if dry_run:
+            commit = f"commit:  {self.head} ({s.repo} branch {s.branch})"
+            return Outcome(f"{commit}\nplan:    {message}\ndry run: nothing was written")
+        return self.holding_lease(lambda plan: self.skipped(message))
+
+    def skip_reason(self, state: State) -> str | None:
+        """Why the head need not be built, or None: a skip marker in its message, or (with
+        WATCH_PATHS) no watched change since the deployed commit. With nothing deployed yet, or
+        when GitHub cannot compare, it is built: never skipped on a doubt."""
+        marker = skip_marker(self.message)
+        if marker:
+            return f"its message says {marker}"
+        s = self.settings
+        if not s.watch_paths or state.deployed_sha is None:
+            return None
+        try:
+            changes = self.github.compare(state.deployed_sha, self.head)
+        except GitHubError as e:
+            log.warning("%s; building %s, as WATCH_PATHS cannot be checked", e, self.head[:7])
+            return None
+        log.info(
+            "since %s the head is %s with %d changed file(s) listed",
+            changes.base[:7],
+            changes.status,
+            changes.listed,
+        )
+        return unwatched(s.watch_paths, s.chart_path, changes)
+
+    def skipped(self, message: str) -> Outcome:
+        """Record the head as skipped: later runs on it are free 304s that do nothing."""
+        self.record(lambda current: current.skipped(self.head))
+        self.events.emit(self.uid, "Skipped", message)
+        return Outcome(message)
 
     def fetch_chart(self, tmp: Path) -> Deploy:
         """Download the head's tarball, extract CHART_PATH safely, read its values files."""
@@ -137,15 +211,18 @@ class Cycle:
         return Deploy(s, chart_dir, chart_values(s, chart_dir, self.head))
 
     def act(self, plan: Plan, deploy: Deploy) -> Outcome:
-        """Build when needed, then deploy."""
+        """Build when needed, then deploy (by the digest pushed, or recorded by an earlier
+        attempt that built this commit)."""
+        digest = plan.digest
         if plan.action is Action.BUILD_AND_DEPLOY:
-            error = self.build(plan)  # 5. the build
+            error, digest = self.build(plan)  # 5. the build
             if error is not None:
                 return self.fail(plan, "BuildFailed", error)
-        return self.deploy(plan, deploy)  # 6. the deploy, and 7. the record
+        return self.deploy(plan, deploy.pinned(plan.sha, digest), digest)  # 6. and 7.
 
-    def build(self, plan: Plan) -> str | None:
-        """Build and push the head's image; the error when the build failed."""
+    def build(self, plan: Plan) -> tuple[str | None, str | None]:
+        """Build and push the head's image: (the error when the build failed, the digest
+        pushed when it could be read)."""
         s = self.settings
         check_secrets(self.kube, s)
         builder = Builder(self.kube, s)
@@ -162,12 +239,34 @@ class Cycle:
                 # The recorded error keeps the log's end too, so `status` tells the story.
                 last = " | ".join(result.log_tail.strip().splitlines()[-LAST_LOG_LINES:])
                 error += f"; log: {last}"
-            return error
-        self.record(lambda current: current.built(plan.sha))
+            return error, None
+        digest = self.pushed_digest(job) if s.deploy_by_digest else None
+        self.record(lambda current: current.built(plan.sha, digest))
         log.info("built %s:%s and %s:%s", s.image, plan.sha, s.image, s.latest_tag)
-        return None
+        return None, digest
 
-    def deploy(self, plan: Plan, deploy: Deploy) -> Outcome:
+    def pushed_digest(self, job: str) -> str | None:
+        """The digest the build pod's termination message reports (Kaniko's --digest-file);
+        None, with a warning, when the pod is gone or says none: then the tag is deployed."""
+        s = self.settings
+        try:
+            pods = self.kube.query(PODS, s.cicd_namespace, label_selector=f"{JOB_NAME_LABEL}={job}")
+        except KubernetesError as e:
+            log.warning("could not read the build pod of %s: %s", job, e)
+            pods = []
+        digests = [d for d in map(pushed_digest, pods) if d]
+        if not digests:
+            log.warning(
+                "build Job %s succeeded but no pod of it reports the pushed digest; "
+                "deploying %s:%s by its tag",
+                job,
+                s.image,
+                self.head,
+            )
+            return None
+        return digests[-1]
+
+    def deploy(self, plan: Plan, deploy: Deploy, digest: str | None = None) -> Outcome:
         """helm upgrade --install, rolled back by helm on failure; then the record."""
         from .errors import DeployError
 
@@ -179,12 +278,14 @@ class Cycle:
         except DeployError as e:
             return self.fail(plan, "DeployFailed", f"{e} (rolled back)")
         now = datetime.now(UTC).isoformat(timespec="seconds")
+        pinned = digest if s.deploy_by_digest else None
+        image = f"{s.image}:{plan.sha}" + (f"@{pinned}" if pinned else "")
         message = (
             f"deployed {plan.sha[:7]} as {s.deploy_namespace}/{s.release} revision {revision} "
-            f"(image {s.image}:{plan.sha})"
+            f"(image {image})"
         )
         try:
-            self.record(lambda current: current.deployed(plan.sha, now, revision))
+            self.record(lambda current: current.deployed(plan.sha, now, revision, pinned))
         except KubernetesError as e:
             # helm's work stands; the next run redeploys the same commit (a no-change upgrade)
             # and records it then.
@@ -203,7 +304,8 @@ class Cycle:
     def fail(self, plan: Plan, reason: str, error: str) -> Outcome:
         """Count the failed attempt in the state and tell the user how many are left."""
         n = self.settings.max_attempts
-        error = logs.redact(error)  # a build log can echo the token it was given
+        # The error may quote a build log or helm's output: no secret is kept or posted.
+        error = mask(error, self.settings.secret_values)
         used = self.record(lambda current: current.failed(plan.sha, error)).attempts_for(plan.sha)
         then = f"{n - used} attempt(s) left" if used < n else "giving up on it"
         message = f"attempt {used}/{n} on {plan.sha[:7]} failed: {error}; {then}"

@@ -9,6 +9,7 @@ import yaml
 
 from . import helm
 from .build import build_job, check_secrets
+from .errors import ConfigError
 from .helm import Deploy
 from .kube import Kube, missing_namespace
 from .plan import Action, Plan
@@ -41,6 +42,16 @@ def describe(s: Settings, state: State, plan: Plan, deploy: Deploy | None) -> st
     return "\n".join(lines)
 
 
+def namespace_problem(
+    setting: str, namespace: str, exists: bool | None, create_namespace: bool
+) -> ConfigError | None:
+    """What a run would refuse about a namespace (``exists`` None: we may not tell): a missing
+    CICD_NS, or a missing DEPLOY_NS that helm may not create (CREATE_NAMESPACE=false)."""
+    if exists is False and (setting == "CICD_NS" or not create_namespace):
+        return missing_namespace(setting, namespace)
+    return None
+
+
 def check_cluster(kube: Kube, s: Settings) -> None:
     """Both namespaces and the referenced Secrets: ConfigError for what a run would refuse."""
     for setting, namespace in (("CICD_NS", s.cicd_namespace), ("DEPLOY_NS", s.deploy_namespace)):
@@ -48,6 +59,7 @@ def check_cluster(kube: Kube, s: Settings) -> None:
         if exists is None:
             log.warning("cannot tell whether %s %s exists: no permission to read namespaces",
                         setting, namespace)  # fmt: skip
-        elif not exists and (setting == "CICD_NS" or not s.create_namespace):
-            raise missing_namespace(setting, namespace)
+        problem = namespace_problem(setting, namespace, exists, s.create_namespace)
+        if problem is not None:
+            raise problem
     check_secrets(kube, s)

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 # A chart lives in a repository of ordinary size; a tarball past this is refused, not buffered.
 MAX_TARBALL_BYTES = 200 * 1024 * 1024
 _SHA_LENGTH = 40
+_HEX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,31 @@ class Head:
     """The commit SHA, or None when GitHub answered 304 (unchanged since ``etag``)."""
     etag: str | None
     """The ETag to send next time; a 304 answer for it costs no rate limit."""
+    message: str | None = None
+    """The commit message; None when GitHub answered 304."""
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What GitHub's compare of two commits says changed."""
+
+    base: str
+    status: str
+    """ahead, behind, diverged or identical: how the head stands to ``base``."""
+    paths: tuple[str, ...]
+    """Every path the listed files touch (a rename's old name too)."""
+    listed: int
+    """How many files GitHub listed (it lists at most 300)."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """The primary (``core``) rate limit of the credentials in use."""
+
+    limit: int
+    remaining: int
+    reset: int
+    """When it is full again, in seconds since the epoch."""
 
 
 class GitHub:
@@ -63,8 +89,16 @@ class GitHub:
         self.close()
 
     def head(self, branch: str, etag: str | None = None) -> Head:
-        """The head SHA of ``branch``, asked conditionally with the ETag of the last answer."""
-        headers = {"Accept": "application/vnd.github.sha"}
+        """The head commit of ``branch`` (its SHA and message), asked conditionally with the
+        ETag of the last answer.
+
+        "Get a commit" (``GET /repos/{o}/{r}/commits/{ref}``) with the default JSON media type
+        carries ``sha`` and ``commit.message`` in one answer, and like most GitHub endpoints it
+        returns an ETag and answers a matching ``If-None-Match`` with a 304 that costs no rate
+        limit (docs.github.com/rest/commits/commits#get-a-commit; "Use conditional requests" in
+        the REST best practices). So the message costs no second request.
+        """
+        headers = {"Accept": "application/vnd.github+json"}
         if etag:
             headers["If-None-Match"] = etag
         path = f"/repos/{self._repo}/commits/{quote(branch, safe='/')}"
@@ -73,13 +107,35 @@ class GitHub:
             if response.status_code == 304:
                 return Head(sha=None, etag=etag)
             self._raise_for_status(response, f"reading the head of branch {branch!r}")
-            sha = response.text.strip()
-            if len(sha) != _SHA_LENGTH or any(c not in "0123456789abcdef" for c in sha):
+            sha, message = _commit(response)
+            if sha is None:
                 raise GitHubError(
                     f"GitHub answered something that is not a commit SHA for branch {branch!r}: "
-                    f"{shorten(sha, 80)!r}"
+                    f"{shorten(response.text, 80)!r}"
                 )
-            return Head(sha=sha, etag=response.headers.get("ETag"))
+            return Head(sha=sha, etag=response.headers.get("ETag"), message=message)
+
+    def compare(self, base: str, head: str) -> Changes:
+        """The files changed from ``base`` to ``head``: ``GET /repos/{o}/{r}/compare/{base}...
+        {head}`` (docs.github.com/rest/commits/commits#compare-two-commits), whose ``files``
+        (``filename``, ``status``, ``previous_filename`` for a rename) GitHub cuts at 300."""
+        doing = f"comparing {base[:7]}...{head[:7]}"
+        response = self._get(f"/repos/{self._repo}/compare/{base}...{head}")
+        with response:
+            if response.status_code in {404, 422}:  # a base the branch no longer has, say
+                answer = f"{response.status_code} {_message(response)}"
+                raise GitHubError(f"GitHub could not compare while {doing} ({answer})")
+            self._raise_for_status(response, doing)
+            try:
+                body = response.json()
+                files = body.get("files") or []
+                paths = [f["filename"] for f in files] + [
+                    f["previous_filename"] for f in files if f.get("previous_filename")
+                ]
+                status = str(body["status"])
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise GitHubError(f"GitHub answered no comparison while {doing}") from e
+            return Changes(base, status, tuple(str(p) for p in paths), len(files))
 
     def tarball(self, sha: str) -> bytes:
         """The gzip tarball of commit ``sha`` (GitHub redirects to a download host).
@@ -202,6 +258,40 @@ class GitHub:
         except requests.RequestException as e:
             raise GitHubError(f"GitHub is unreachable at {self._api}: {type(e).__name__}") from e
 
+    def rate_limit(self) -> RateLimit | None:
+        """The core rate limit left to these credentials (``GET /rate_limit``, which costs
+        nothing); None when the server does not limit (GitHub Enterprise Server answers 404
+        then). ConfigError when GitHub refuses the credentials."""
+        doing = "reading the rate limit"
+        with self._get("/rate_limit") as response:
+            if response.status_code == 404:
+                return None
+            self._refuse_credentials(response, doing)
+            self._raise_for_status(response, doing)
+            try:
+                core = response.json()["resources"]["core"]
+                return RateLimit(int(core["limit"]), int(core["remaining"]), int(core["reset"]))
+            except (ValueError, KeyError, TypeError) as e:
+                raise GitHubError(f"GitHub answered something unusable while {doing}") from e
+
+    def repository(self) -> dict[str, object]:
+        """``GET /repos/{repo}``: ConfigError when GitHub does not show it to these credentials."""
+        doing = f"reading repository {self._repo}"
+        with self._get(f"/repos/{self._repo}") as response:
+            self._refuse_credentials(response, doing)
+            self._raise_for_status(response, doing)
+            try:
+                answer = response.json()
+            except ValueError as e:
+                raise GitHubError(f"GitHub answered something unusable while {doing}") from e
+            return answer if isinstance(answer, dict) else {}
+
+    def _refuse_credentials(self, response: requests.Response, doing: str) -> None:
+        # A token GitHub refuses is a misconfiguration (exit 2) for `check`.
+        if response.status_code == 401:
+            raise ConfigError([f"GitHub refused the credentials while {doing} (401 "
+                               f"{_message(response)}): check GIT_TOKEN"])  # fmt: skip
+
     def _get(self, path: str, **kwargs: object) -> requests.Response:
         url = f"{self._api}{path}"
         try:
@@ -242,6 +332,20 @@ class GitHub:
             # GitHub answers 422 "No commit found for SHA" for a branch that does not exist.
             raise ConfigError([f"GitHub found no such commit or branch while {doing} (422)"])
         raise GitHubError(f"GitHub answered {response.status_code} while {doing}: {message}")
+
+
+def _commit(response: requests.Response) -> tuple[str | None, str]:
+    """(sha, message) of a "Get a commit" answer; sha None when it is not one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, ""
+    sha = body.get("sha") if isinstance(body, dict) else None
+    if not isinstance(sha, str) or len(sha) != _SHA_LENGTH or any(c not in _HEX for c in sha):
+        return None, ""
+    commit = body.get("commit")
+    message = commit.get("message") if isinstance(commit, dict) else None
+    return sha, message if isinstance(message, str) else ""
 
 
 def _message(response: requests.Response) -> str:

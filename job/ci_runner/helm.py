@@ -11,7 +11,7 @@ import shlex
 import shutil
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -115,13 +115,21 @@ def require_helm() -> str:
     return found
 
 
-def image_values(settings: Settings, sha: str) -> dict[str, Any]:
-    """Values that point the chart at the freshly built image, nested from the dotted keys."""
+def image_values(settings: Settings, sha: str, digest: str | None = None) -> dict[str, Any]:
+    """Values that point the chart at the freshly built image, nested from the dotted keys.
+
+    With a ``digest`` (and DEPLOY_BY_DIGEST on) the release gets exactly what was built: the
+    tag value becomes ``<sha>@<digest>``, which a chart's ``repository:tag`` turns into a
+    reference that pulls by digest; or, with IMAGE_DIGEST_KEY, the digest goes there.
+    """
+    s = settings
+    pinned = digest is not None and s.deploy_by_digest
+    tag = f"{sha}@{digest}" if pinned and not s.image_digest_key else sha
+    pairs = [(s.image_repository_key, s.image), (s.image_tag_key, tag)]
+    if digest is not None and pinned and s.image_digest_key:
+        pairs.append((s.image_digest_key, digest))
     values: dict[str, Any] = {}
-    for key, value in (
-        (settings.image_repository_key, settings.image),
-        (settings.image_tag_key, sha),
-    ):
+    for key, value in pairs:
         *parents, leaf = key.split(".")
         node = values
         for part in parents:
@@ -187,6 +195,11 @@ class Deploy:
     chart_dir: Path
     values: dict[str, Any]
     """From ``chart_values``: what helm gets on stdin."""
+
+    def pinned(self, sha: str, digest: str | None) -> Deploy:
+        """The same deploy with the image values of ``sha`` pushed as ``digest``."""
+        values = merge(self.values, image_values(self.settings, sha, digest))
+        return replace(self, values=values)
 
     def run(self) -> int:
         """Install or upgrade the release; its new revision number."""

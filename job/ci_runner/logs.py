@@ -11,25 +11,28 @@ REDACTED = "***"
 # A line of a multi-line secret (a PEM key's base64 lines) is masked on its own too, when it is
 # long enough not to mask ordinary words.
 _MIN_LINE = 16
-_masked: list[str] = []
+_learnt: list[str] = []
 
 
-def mask(*secrets: str | None) -> None:
-    """Mask ``secrets`` from now on in every log line and error message, including ones that
-    become known during the run (an App's installation token)."""
+def _forms(secret: str) -> list[str]:
+    lines = [line.strip() for line in secret.splitlines()]
+    return [secret, *(line for line in lines if len(line) >= _MIN_LINE)]
+
+
+def learn(*secrets: str | None) -> None:
+    """Mask ``secrets`` too from now on, wherever ``mask`` is used (every log line, every
+    error message): for secrets known only during the run, such as an App's installation
+    token."""
     for secret in secrets:
-        if not secret:
-            continue
-        lines = [line.strip() for line in secret.splitlines()]
-        for value in [secret, *(line for line in lines if len(line) >= _MIN_LINE)]:
-            if value not in _masked:
-                _masked.append(value)
-    _masked.sort(key=len, reverse=True)  # the whole before its parts
+        for form in _forms(secret or ""):
+            if form and form not in _learnt:
+                _learnt.append(form)
 
 
-def redact(text: str) -> str:
-    """``text`` with every masked secret replaced by ``***``."""
-    for secret in _masked:
+def mask(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret (of ``secrets`` and those learnt) replaced by ***."""
+    forms = {form for secret in secrets if secret for form in _forms(secret)} | set(_learnt)
+    for secret in sorted(forms, key=len, reverse=True):  # the whole before its lines
         text = text.replace(secret, REDACTED)
     return text
 
@@ -39,11 +42,11 @@ class Redact(logging.Filter):
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
-        mask(*secrets)
+        self._secrets = [s for s in secrets if s]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _masked:
-            record.msg, record.args = redact(record.getMessage()), None
+        if self._secrets or _learnt:
+            record.msg, record.args = mask(record.getMessage(), self._secrets), None
         return True
 
 

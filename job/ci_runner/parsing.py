@@ -23,6 +23,7 @@ IMAGE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$")
 # git check-ref-format, roughly: no spaces, control characters, '..', '~^:?*[\' or leading '-';
 # and no '#', which separates the ref from the commit in Kaniko's git context.
 _BRANCH_BAD = re.compile(r"[\x00-\x20~^:?*\[\\#]|\.\.|@\{|^-|^/|/$|\.lock$|//")
+_DURATION = re.compile(r"^(?=\d)(\d+h)?(\d+m)?(\d+s)?$")
 
 
 def matching(pattern: re.Pattern[str], must: str) -> Callable[[str], str]:
@@ -132,6 +133,21 @@ def app_id(text: str) -> str:
     if not (text.isdigit() or re.fullmatch(r"Iv[0-9A-Za-z.]+", text)):
         raise ValueError("must be the App's numeric ID or its client ID (Iv...)")
     return text
+
+
+def duration(text: str) -> str:
+    """A Go duration of hours, minutes and seconds (Kaniko's --cache-ttl), e.g. 168h or 1h30m."""
+    if not _DURATION.match(text) or not any(c.isdigit() and c != "0" for c in text):
+        raise ValueError("must be a duration like 168h or 90m")
+    return text
+
+
+def patterns(text: str) -> tuple[str, ...]:
+    """Comma-separated glob patterns of paths in the repository."""
+    found = tuple(f.strip().strip("/") for f in text.split(",") if f.strip().strip("/"))
+    if any(".." in f.split("/") for f in found):
+        raise ValueError("entries must be patterns of paths in the repository")
+    return found
 
 
 repo = matching(REPO, "must look like owner/name")

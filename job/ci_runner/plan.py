@@ -25,6 +25,8 @@ class Plan:
     attempt: int
     """The number of the attempt this run would make (1 for a fresh commit)."""
     reason: str
+    digest: str | None = None
+    """For a deploy without rebuild: the digest the earlier build pushed, if it was read."""
 
     @property
     def acts(self) -> bool:
@@ -38,6 +40,9 @@ def decide(head: str, state: State, max_attempts: int, force: bool = False) -> P
     attempt = used + 1
     if not force and head == state.deployed_sha:
         return Plan(Action.NOTHING, head, attempt, f"{head[:7]} is already deployed")
+    if not force and head == state.skipped_sha:
+        reason = f"{head[:7]} was skipped (not to be built); the next commit is considered"
+        return Plan(Action.NOTHING, head, attempt, reason)
     if not force and used >= max_attempts:
         return Plan(
             Action.GIVEN_UP,
@@ -48,7 +53,6 @@ def decide(head: str, state: State, max_attempts: int, force: bool = False) -> P
         )
     forced = " (forced)" if force else ""
     if state.built_sha == head:
-        return Plan(
-            Action.DEPLOY, head, attempt, f"deploy {head[:7]}, its image is already built{forced}"
-        )
+        reason = f"deploy {head[:7]}, its image is already built{forced}"
+        return Plan(Action.DEPLOY, head, attempt, reason, state.built_digest)
     return Plan(Action.BUILD_AND_DEPLOY, head, attempt, f"build and deploy {head[:7]}{forced}")

@@ -15,12 +15,12 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from . import parsing as p
+from .build_settings import DEFAULT_KANIKO_IMAGE, BuildSettings, build_problems
 from .errors import ConfigError
 from .parsing import Spec, setting
 
-# ghcr.io/osscontainertools/kaniko is the maintained fork of the archived GoogleContainerTools
-# project; pinned so a build does not change under a user without a release of ours.
-DEFAULT_KANIKO_IMAGE = "ghcr.io/osscontainertools/kaniko:v1.28.3"
+__all__ = ["DEFAULT_KANIKO_IMAGE", "Settings", "StateSettings", "load", "secrets", "table"]
+
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 
 # Settings of the earlier loop-based runner that the CronJob design replaced.
@@ -78,8 +78,8 @@ class StateSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Settings(StateSettings):
-    """Everything one run needs to know, validated."""
+class Settings(BuildSettings, StateSettings):
+    """Everything one run needs to know, validated (the build's rows are in BuildSettings)."""
 
     repo: str = setting(
         "REPO",
@@ -199,36 +199,12 @@ class Settings(StateSettings):
         secret=True,
         metavar="URL",
     )
-    kaniko_image: str = setting(
-        "KANIKO_IMAGE", "Kaniko executor image of the build Job.", default=DEFAULT_KANIKO_IMAGE
-    )
-    build_timeout: int = setting(
-        "BUILD_TIMEOUT",
-        "Seconds a build may take (the Job's activeDeadlineSeconds).",
-        default=1800,
-        parse=p.positive,
-        metavar="SECONDS",
-    )
     helm_timeout: int = setting(
         "HELM_TIMEOUT",
         "Seconds helm may wait for the release to be ready before rolling back.",
         default=300,
         parse=p.positive,
         metavar="SECONDS",
-    )
-    dockerfile: str = setting(
-        "DOCKERFILE",
-        "Dockerfile, relative to the build context.",
-        default="Dockerfile",
-        parse=p.file_path,
-        metavar="PATH",
-    )
-    build_context: str = setting(
-        "BUILD_CONTEXT",
-        "Build context directory in the repository.",
-        default=".",
-        parse=p.directory,
-        metavar="PATH",
     )
     image_repository_key: str = setting(
         "IMAGE_REPOSITORY_KEY",
@@ -239,10 +215,25 @@ class Settings(StateSettings):
     )
     image_tag_key: str = setting(
         "IMAGE_TAG_KEY",
-        "Values key (dotted) that receives the image tag (the commit SHA).",
+        "Values key (dotted) that receives the image tag: the commit SHA, with @<digest> when "
+        "deploying by digest without IMAGE_DIGEST_KEY.",
         default="image.tag",
         parse=p.values_key,
         metavar="KEY",
+    )
+    image_digest_key: str | None = setting(
+        "IMAGE_DIGEST_KEY",
+        "Values key (dotted) that receives the pushed digest; the tag then stays the SHA.",
+        default=None,
+        parse=p.values_key,
+        metavar="KEY",
+    )
+    deploy_by_digest: bool = setting(
+        "DEPLOY_BY_DIGEST",
+        "Deploy the digest Kaniko pushed, not the mutable tag.",
+        default=True,
+        parse=p.boolean,
+        metavar="BOOLEAN",
     )
     values_files: tuple[str, ...] = setting(
         "VALUES_FILES",
@@ -259,6 +250,12 @@ class Settings(StateSettings):
         parse=p.boolean,
         metavar="BOOLEAN",
     )
+
+    @property
+    def secret_values(self) -> list[str]:
+        """The values of the secret settings given, to mask wherever outside text is kept."""
+        return [str(getattr(self, f.name)) for f, spec in table(Settings)
+                if spec.secret and getattr(self, f.name)]  # fmt: skip
 
     @property
     def github_host(self) -> str:
@@ -309,10 +306,21 @@ def _derived(values: dict[str, Any]) -> list[str]:
         values["status_context"] = f"ci-runner/{values['release']}"
     if not values.get("environment") and values.get("release"):
         values["environment"] = f"{values.get('deploy_namespace', 'default')}/{values['release']}"
-    problems = _credentials(values)
-    keys = (values.get("image_repository_key"), values.get("image_tag_key"))
-    if keys[0] is not None and keys[0] == keys[1]:
-        problems.append("IMAGE_REPOSITORY_KEY and IMAGE_TAG_KEY must differ")
+    problems = build_problems(values) + _credentials(values)
+    keys = {
+        "IMAGE_REPOSITORY_KEY": values.get("image_repository_key", "image.repository"),
+        "IMAGE_TAG_KEY": values.get("image_tag_key", "image.tag"),
+        "IMAGE_DIGEST_KEY": values.get("image_digest_key"),
+    }
+    named = [name for name, key in keys.items() if key is not None]
+    for i, first in enumerate(named):
+        problems += [
+            f"{first} and {n} must differ" for n in named[i + 1 :] if keys[first] == keys[n]
+        ]
+    if keys["IMAGE_DIGEST_KEY"] and values.get("deploy_by_digest") is False:
+        problems.append(
+            "IMAGE_DIGEST_KEY needs DEPLOY_BY_DIGEST on: without it no digest is deployed"
+        )
     return problems
 
 

@@ -28,11 +28,13 @@ PENDING_SHA = ANNOTATION + "pending-sha"
 ATTEMPTS = ANNOTATION + "attempts"
 LAST_ERROR = ANNOTATION + "last-error"
 BUILT_SHA = ANNOTATION + "built-sha"
+BUILT_DIGEST = ANNOTATION + "built-digest"
 ETAG = ANNOTATION + "github-etag"
 ETAG_SHA = ANNOTATION + "github-etag-sha"
 MAX_ERROR = 1000
 WRITE_TRIES = 3
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,12 @@ class State:
     attempts: int = 0
     last_error: str | None = None
     built_sha: str | None = None
+    built_digest: str | None = None
+    """The digest Kaniko pushed for ``built_sha``; None when it could not be read."""
+    deployed_digest: str | None = None
+    """The digest the release was pinned to; None when it was deployed by tag."""
+    skipped_sha: str | None = None
+    """The last head that was not built ([skip ci], or no change under WATCH_PATHS)."""
     etag: str | None = None
     """GitHub's ETag for the branch head; a 304 for it means the head is still ``etag_sha``."""
     etag_sha: str | None = None
@@ -61,9 +69,20 @@ class State:
         """Remember GitHub's ETag for head ``sha``, so the next run can ask conditionally."""
         return replace(self, etag=etag, etag_sha=sha) if etag else self
 
-    def built(self, sha: str) -> State:
-        """The image of ``sha`` was pushed: a retry of its deploy need not rebuild it."""
-        return replace(self, pending_sha=sha, attempts=self.attempts_for(sha), built_sha=sha)
+    def built(self, sha: str, digest: str | None = None) -> State:
+        """The image of ``sha`` was pushed (as ``digest``, if known): a retry of its deploy
+        need not rebuild it, and deploys the same digest."""
+        return replace(
+            self,
+            pending_sha=sha,
+            attempts=self.attempts_for(sha),
+            built_sha=sha,
+            built_digest=digest,
+        )
+
+    def skipped(self, sha: str) -> State:
+        """``sha`` is not to be built or deployed; later runs on it do nothing."""
+        return replace(self, skipped_sha=sha)
 
     def failed(self, sha: str, error: str) -> State:
         """One more attempt on ``sha`` failed with ``error``."""
@@ -73,15 +92,19 @@ class State:
             attempts=self.attempts_for(sha) + 1,
             last_error=shorten(error, MAX_ERROR),
             built_sha=self.built_sha if self.built_sha == sha else None,
+            built_digest=self.built_digest if self.built_sha == sha else None,
         )
 
-    def deployed(self, sha: str, at: str, revision: int | None) -> State:
-        """``sha`` is deployed as helm ``revision``; the attempts are cleared."""
+    def deployed(self, sha: str, at: str, revision: int | None, digest: str | None = None) -> State:
+        """``sha`` is deployed as helm ``revision`` (pinned to ``digest``, if any); the attempts
+        and the built image's record are cleared."""
         return replace(
             self,
             deployed_sha=sha,
             deployed_at=at,
             revision=revision,
+            deployed_digest=digest,
+            built_digest=None,
             pending_sha=None,
             attempts=0,
             last_error=None,
@@ -100,6 +123,10 @@ def _checked(where: str, value: str | None, valid: Callable[[str], bool]) -> str
 
 def _sha(where: str, value: str | None) -> str | None:
     return _checked(where, value, lambda v: bool(_SHA.match(v)))
+
+
+def _digest(where: str, value: str | None) -> str | None:
+    return _checked(where, value, lambda v: bool(_DIGEST.match(v)))
 
 
 def _count(where: str, value: str | None) -> int | None:
@@ -122,6 +149,9 @@ def from_configmap(cm: Obj | None) -> State:
         attempts=_count(ATTEMPTS, notes.get(ATTEMPTS)) or 0,
         last_error=notes.get(LAST_ERROR) or None,
         built_sha=_sha(BUILT_SHA, notes.get(BUILT_SHA)),
+        built_digest=_digest(BUILT_DIGEST, notes.get(BUILT_DIGEST)),
+        deployed_digest=_digest("lastDeployedDigest", data.get("lastDeployedDigest")),
+        skipped_sha=_sha("lastSkippedSha", data.get("lastSkippedSha")),
         # An ETag is only worth sending with the SHA it stands for.
         etag=(notes.get(ETAG) or None) if etag_sha else None,
         etag_sha=etag_sha,
@@ -137,6 +167,7 @@ def to_configmap(state: State, settings: Settings) -> Obj:
         ATTEMPTS: str(state.attempts) if state.pending_sha else None,
         LAST_ERROR: state.last_error,
         BUILT_SHA: state.built_sha,
+        BUILT_DIGEST: state.built_digest if state.built_sha else None,
         ETAG: state.etag,
         ETAG_SHA: state.etag_sha if state.etag else None,
     }
@@ -150,6 +181,8 @@ def to_configmap(state: State, settings: Settings) -> Obj:
         "lastDeployedSha": state.deployed_sha or "",
         "lastDeployedAt": state.deployed_at or "",
         "lastRevision": str(state.revision) if state.revision is not None else "",
+        "lastDeployedDigest": state.deployed_digest or "",
+        "lastSkippedSha": state.skipped_sha or "",
     }
     metadata: Obj = {
         "name": settings.state_configmap,
@@ -194,6 +227,8 @@ def status_report(cm: Obj | None, where: StateSettings) -> dict[str, Any]:
         "lastDeployedSha": state.deployed_sha,
         "lastDeployedAt": state.deployed_at,
         "revision": state.revision,
+        "lastDeployedDigest": state.deployed_digest,
+        "lastSkippedSha": state.skipped_sha,
         "pendingSha": state.pending_sha,
         "attempts": state.attempts,
         "maxRetries": max_retries,

@@ -5,6 +5,7 @@ fake and real helm)."""
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
@@ -230,3 +231,31 @@ def test_a_dry_run_as_the_app_keeps_no_token(app: App, emulator: Any) -> None:
     assert len(app.github.app_tokens) == 1  # asked GitHub as the App, kept nothing
     writes = [r for r in emulator.requests if r.verb in {"create", "update", "patch", "delete"}]
     assert writes == [] and statuses(app, app.heads[0]) == []
+
+
+@pytest.mark.helm
+@pytest.mark.parametrize(
+    ("key", "installation", "line"),
+    [
+        (None, INSTALLATION, (True, 0, "installation 77 token issued")),
+        ("another key", INSTALLATION, (False, 3, "GitHub refused the App's JWT")),
+        (None, 5, (False, 2, "no installation 5 of this App")),
+    ],
+)
+def test_check_exchanges_the_apps_key_and_keeps_nothing(
+    app: App, emulator: Any, key: str | None, installation: int, line: tuple[bool, int, str]
+) -> None:
+    with_app(app, key and rsa_pem(key))
+    emulator.clear_requests()
+    done = app.cli("check", "--output", "json", GITHUB_APP_INSTALLATION_ID=str(installation))
+    report = {entry["item"]: entry for entry in json.loads(done.stdout)}
+    entry = report[f"GitHub App {APP_ID}"]
+    ok, code, message = line
+    assert (entry["ok"], entry["exitCode"]) == (ok, code), entry
+    assert message in entry["message"]
+    if ok:
+        assert "the App's installation token accepted" in report["GitHub credentials"]["message"]
+        assert report[f"chart deploy/chart at {app.heads[0][:7]}"]["ok"]
+    writes = [r for r in emulator.requests if r.verb in {"create", "update", "patch", "delete"}]
+    assert writes == [] and app.state() is None
+    assert all(token not in done.output for token in app.github.app_tokens)

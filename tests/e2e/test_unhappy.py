@@ -193,3 +193,73 @@ def test_sigterm_during_a_slow_upgrade_stops_helm_too(app: App, emulator: Any) -
     assert done.code == 0, done.output
     assert app.deployed_image() == f"{IMAGE}:{newer}"
     assert app.helm("status", RELEASE)["info"]["status"] == "deployed"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "env", "expected"),
+    [
+        ("image-pull-error", {}, "ImagePullBackOff: Back-off pulling image"),
+        ("pod-forbidden", {}, 'FailedCreate: Error creating: pods "'),
+        # An autoscaler may still add a node: the runner waits BUILD_TIMEOUT/4 (here 1 s).
+        ("unschedulable", {"BUILD_TIMEOUT": "4"}, "cannot be scheduled for 1s: 0/1 nodes"),
+    ],
+)
+def test_a_build_pod_that_cannot_start_fails_the_attempt_with_the_reason(
+    app: App, emulator: Any, outcome: str, env: dict[str, str], expected: str
+) -> None:
+    emulator.jobs.behave(outcome, labels=BUILD)
+    done = app.run(**env)
+    assert done.code == 1, done.output
+    assert expected in done.stderr
+    annotations = (app.state() or {})["metadata"]["annotations"]
+    assert expected in annotations["ci-runner.io/last-error"]
+    warnings = [e for e in emulator.list("v1", "events", app.cicd) if e["reason"] == "BuildFailed"]
+    assert warnings and expected in warnings[0]["message"]
+
+
+def test_kubectl_describe_shows_the_runners_events(app: App, emulator: Any) -> None:
+    emulator.jobs.behave("fail", labels=BUILD)
+    assert app.run().code == 1
+    described = subprocess.run(
+        ["kubectl", "describe", "configmap", f"ci-runner-{RELEASE}", "--namespace", app.cicd],
+        env=app.env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    events = described.split("Events:", 1)[1]
+    assert "BuildFailed" in events and "attempt 1/3" in events
+
+
+def test_a_state_the_runner_did_not_write_is_handled_not_trusted(app: App) -> None:
+    from kubernetes import client
+
+    sha = app.heads[0]
+    with app.api() as api:
+        client.CoreV1Api(api).create_namespaced_config_map(
+            app.cicd,
+            {
+                "metadata": {
+                    "name": f"ci-runner-{RELEASE}",
+                    "annotations": {
+                        "ci-runner.io/pending-sha": "not-a-sha",
+                        "ci-runner.io/attempts": "-2",
+                        "ci-runner.io/github-etag-sha": "HEAD",
+                        "ci-runner.io/github-etag": '"stale"',
+                    },
+                },
+                "data": {"lastDeployedSha": "main", "lastRevision": "x"},
+            },
+        )
+    done = app.run()
+    assert done.code == 0, done.output
+    assert "Traceback" not in done.stderr
+    assert "is not what the runner writes" in done.stderr
+    assert app.status()["lastDeployedSha"] == sha
+    assert all("not-a-sha" not in r.path for r in app.github.requests)
+    assert all(job["metadata"]["name"].endswith("-1") for job in app.build_jobs())
+
+
+def test_no_usable_kubeconfig_names_the_path_it_tried(app: App, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-kubeconfig"
+    done = app.run(KUBECONFIG=str(missing))
+    assert done.code == 2, done.output
+    (line,) = done.stderr.strip().splitlines()[-1:]
+    assert line.startswith("Error: no Kubernetes configuration") and str(missing) in line

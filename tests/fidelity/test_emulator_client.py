@@ -225,6 +225,64 @@ def test_events_in_both_apis(api: client.ApiClient, kube: KubeTarget) -> None:
     assert (read.note, read.regarding.name) == ("deployed def", "state")
 
 
+STAMP = dt.datetime(2026, 1, 2, 3, 4, 5, 1, tzinfo=dt.UTC)
+
+
+def test_event_field_selectors(api: client.ApiClient, kube: KubeTarget) -> None:
+    core = client.CoreV1Api(api)
+    ns = kube.namespace
+
+    def about(uid: str, field_path: str | None = None) -> client.V1ObjectReference:
+        return client.V1ObjectReference(
+            api_version="v1", kind="Pod", name="p", namespace=ns, uid=uid, field_path=field_path
+        )
+
+    for name, involved, reason, kind, source, reporting in (
+        ("by-kubelet", about("u1", "spec.containers{app}"), "Failed", "Warning", "kubelet", None),
+        ("by-scheduler", about("u2"), "FailedScheduling", "Warning", None, "default-scheduler"),
+        ("by-runner", about("u1"), "Deployed", "Normal", "ci-runner", None),
+    ):
+        core.create_namespaced_event(
+            ns,
+            client.CoreV1Event(
+                metadata=client.V1ObjectMeta(name=name),
+                involved_object=involved,
+                reason=reason,
+                message="m",
+                type=kind,
+                source=client.V1EventSource(component=source) if source else None,
+                reporting_component=reporting,
+                reporting_instance="default-scheduler-1" if reporting else None,
+                event_time=STAMP if reporting else None,
+                action="Scheduling" if reporting else None,
+            ),
+        )
+
+    def names(selector: str) -> list[str]:
+        found = core.list_namespaced_event(ns, field_selector=selector).items
+        return sorted(e.metadata.name for e in found)
+
+    assert names("involvedObject.uid=u1") == ["by-kubelet", "by-runner"]
+    assert names("involvedObject.uid=u1,involvedObject.kind=Pod,involvedObject.name=p") == [
+        "by-kubelet",
+        "by-runner",
+    ]
+    assert names("involvedObject.fieldPath=spec.containers{app}") == ["by-kubelet"]
+    assert names(f"involvedObject.namespace={ns},involvedObject.apiVersion=v1,reason!=Failed") == [
+        "by-runner",
+        "by-scheduler",
+    ]
+    assert names("type=Warning") == ["by-kubelet", "by-scheduler"]
+    # "source" is source.component, or reportingComponent when there is none (strategy.go)
+    assert names("source=kubelet") == ["by-kubelet"]
+    assert names("source=default-scheduler") == ["by-scheduler"]
+    assert names("reportingComponent=default-scheduler") == ["by-scheduler"]
+    with pytest.raises(ApiException) as unsupported:
+        core.list_namespaced_event(ns, field_selector="message=m")
+    assert unsupported.value.status == 400
+    assert "field label not supported: message" in unsupported.value.body
+
+
 def test_secrets_and_string_data(api: client.ApiClient, kube: KubeTarget) -> None:
     core = client.CoreV1Api(api)
     core.create_namespaced_secret(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -127,10 +128,18 @@ def test_create_job_from_cronjob(kubectl_bin: str, kube: KubeTarget) -> None:
     assert job["spec"]["template"]["spec"] == template["spec"]
 
 
+def create_what_the_cronjob_needs(bin_: str, kube: KubeTarget) -> None:
+    """The Secrets and ConfigMap its pod references: without them it would never start."""
+    kubectl(bin_, kube, "create", "secret", "generic", "git", "--from-literal=token=t")
+    kubectl(bin_, kube, "create", "secret", "generic", "registry", "--from-literal=config.json={}")
+    kubectl(bin_, kube, "create", "configmap", "settings", "--from-literal=MODE=test")
+
+
 def test_job_from_cronjob_runs_its_pod(
     kubectl_bin: str, kube: KubeTarget, emulator: Emulator
 ) -> None:
     emulator.jobs.behave("succeed", name="manual-*", log="cycle done\n")
+    create_what_the_cronjob_needs(kubectl_bin, kube)
     kubectl(kubectl_bin, kube, "apply", "-f", "-", stdin=CRONJOB)
     kubectl(kubectl_bin, kube, "create", "job", "manual-2", "--from=cronjob/nightly")
     kubectl(kubectl_bin, kube, "wait", "--for=condition=complete", "job/manual-2", "--timeout=60s")
@@ -144,6 +153,7 @@ def test_job_from_cronjob_runs_its_pod(
 def test_delete_job_removes_its_pods(
     kubectl_bin: str, kube: KubeTarget, emulator: Emulator
 ) -> None:
+    create_what_the_cronjob_needs(kubectl_bin, kube)
     kubectl(kubectl_bin, kube, "apply", "-f", "-", stdin=CRONJOB)
     kubectl(kubectl_bin, kube, "create", "job", "gone", "--from=cronjob/nightly")
     kubectl(kubectl_bin, kube, "wait", "--for=condition=complete", "job/gone", "--timeout=60s")
@@ -224,3 +234,71 @@ def test_cluster_scoped_get(kubectl_bin: str, kube: KubeTarget) -> None:
     namespace = get_json(kubectl_bin, kube, "namespace", kube.namespace)
     assert namespace["status"]["phase"] == "Active"
     assert namespace["metadata"]["labels"]["kubernetes.io/metadata.name"] == kube.namespace
+
+
+def event(name: str, involved: dict[str, str], message: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name},
+            "involvedObject": involved,
+            "reason": "Deployed",
+            "message": message,
+            "type": "Normal",
+            "source": {"component": "ci-runner"},
+            "firstTimestamp": "2026-01-02T03:04:05Z",
+            "lastTimestamp": "2026-01-02T03:04:05Z",
+            "count": 1,
+        }
+    )
+
+
+def test_describe_shows_the_events_of_that_very_object(kubectl_bin: str, kube: KubeTarget) -> None:
+    kubectl(kubectl_bin, kube, "create", "configmap", "state", "--from-literal=k=v")
+    uid = get_json(kubectl_bin, kube, "configmap", "state")["metadata"]["uid"]
+    about = {"apiVersion": "v1", "kind": "ConfigMap", "name": "state", "namespace": kube.namespace}
+    kubectl(kubectl_bin, kube, "create", "-f", "-", stdin=event("a", {**about, "uid": uid}, "ours"))
+    # Same kind, namespace and name but no uid: an Event about an earlier object of that name.
+    kubectl(kubectl_bin, kube, "create", "-f", "-", stdin=event("b", about, "not-ours"))
+
+    if kube.emulator is not None:
+        kube.emulator.clear_requests()
+    described = kubectl(kubectl_bin, kube, "describe", "configmap", "state")
+
+    events = described.split("Events:", 1)[1]
+    assert "Deployed" in events and "ours" in events
+    assert "not-ours" not in events
+    if kube.emulator is not None:
+        # What kubectl's describe sends (describe.go searchEvents, client-go's GetFieldSelector,
+        # a Go map: in any order): the uid as well as kind, name and namespace.
+        [search] = [r for r in kube.emulator.requests if r.resource == "events"]
+        assert sorted(search.query["fieldSelector"].split(",")) == [
+            "involvedObject.kind=ConfigMap",
+            "involvedObject.name=state",
+            f"involvedObject.namespace={kube.namespace}",
+            f"involvedObject.uid={uid}",
+        ]
+        assert (search.verb, search.namespace, search.status) == ("list", kube.namespace, 200)
+
+
+def test_describe_tells_why_a_job_has_no_pod_and_why_a_pod_waits(
+    kubectl_bin: str, kube: KubeTarget, emulator: Emulator
+) -> None:
+    emulator.jobs.behave("pod-forbidden", name="manual-forbidden")
+    emulator.jobs.behave("image-pull-error", name="manual-pull")
+    kubectl(kubectl_bin, kube, "apply", "-f", "-", stdin=CRONJOB)
+    for name in ("manual-forbidden", "manual-pull"):
+        kubectl(kubectl_bin, kube, "create", "job", name, "--from=cronjob/nightly")
+
+    job = kubectl(kubectl_bin, kube, "describe", "job", "manual-forbidden")
+    events = job.split("Events:", 1)[1]
+    assert re.search(r"Warning\s+FailedCreate\s+.*job-controller\s+Error creating: pods", events)
+    assert 'violates PodSecurity "baseline:latest"' in events
+
+    create_what_the_cronjob_needs(kubectl_bin, kube)  # else the mount fails before the pull
+    pod = kubectl(kubectl_bin, kube, "describe", "pod", "-l", "job-name=manual-pull")
+    assert re.search(r"State:\s+Waiting\s+Reason:\s+ImagePullBackOff", pod)
+    events = pod.split("Events:", 1)[1]
+    assert re.search(r"Normal\s+BackOff\s+.*kubelet\s+.*Back-off pulling image", events)
+    assert "Error: ImagePullBackOff" in events

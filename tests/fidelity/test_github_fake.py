@@ -325,3 +325,123 @@ def test_unknown_things_answer_like_github(
     assert no_branch.json()["message"] == "No commit found for SHA: gone"
     assert session.get(f"{github.url}/repos/acme/app/branches/gone").status_code == 404
     assert session.get(f"{github.url}/repos/acme/app/tarball/gone").status_code == 404
+
+
+# -- the head with its message, and compare (issue 10: [skip ci] and WATCH_PATHS) ---------------
+
+JSON_MEDIA = {"Accept": "application/vnd.github+json"}
+
+
+def test_the_json_head_read_carries_the_message_and_stays_conditional(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    """GitHub's "Get a commit" in the default JSON media type: ``sha``, ``commit.message``,
+    ``files`` and ``stats``, with an ETag a 304 honours for free."""
+    github.push(repo, "main", {"a.txt": "1\n", "b.txt": "x\n"}, message="first")
+    sha = github.push(repo, "main", {"a.txt": "1\n2\n", "b.txt": None, "c.txt": "new\n"},
+                      message="docs only\n\n[skip ci]")  # fmt: skip
+    url = f"{github.url}/repos/acme/app/commits/main"
+
+    first = session.get(url, headers=JSON_MEDIA)
+    assert first.status_code == 200
+    assert first.headers["Content-Type"].startswith("application/json")
+    body = first.json()
+    assert body["sha"] == sha
+    assert body["commit"]["message"] == "docs only\n\n[skip ci]"
+    assert [(f["filename"], f["status"]) for f in body["files"]] == [
+        ("a.txt", "modified"), ("b.txt", "removed"), ("c.txt", "added"),
+    ]  # fmt: skip
+    assert body["files"][0]["additions"] == 1
+    assert body["stats"] == {"total": 3, "additions": 2, "deletions": 1}
+
+    cached = session.get(url, headers={**JSON_MEDIA, "If-None-Match": first.headers["ETag"]})
+    assert cached.status_code == 304
+    assert cached.headers["x-ratelimit-remaining"] == first.headers["x-ratelimit-remaining"]
+
+    newer = github.push(repo, "main", {"a.txt": "3\n"}, message="feature")
+    changed = session.get(url, headers={**JSON_MEDIA, "If-None-Match": first.headers["ETag"]})
+    assert changed.status_code == 200
+    assert (changed.json()["sha"], changed.json()["commit"]["message"]) == (newer, "feature")
+
+
+def test_compare_lists_the_files_changed_since_the_base(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    base = github.push(repo, "main", {"src/app.py": "v1\n", "docs/a.md": "a\n"}, message="base")
+    middle = github.push(repo, "main", {"docs/a.md": "b\n"}, message="docs")
+    head = github.push(repo, "main", {"src/app.py": None, "src/new/b.py": "x\n"}, message="src")
+
+    answer = session.get(f"{github.url}/repos/acme/app/compare/{base}...{head}")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["status"], body["ahead_by"], body["behind_by"]) == ("ahead", 2, 0)
+    assert body["total_commits"] == 2
+    assert [c["sha"] for c in body["commits"]] == [middle, head]  # oldest first
+    assert body["base_commit"]["sha"] == body["merge_base_commit"]["sha"] == base
+    assert [(f["filename"], f["status"]) for f in body["files"]] == [
+        ("docs/a.md", "modified"), ("src/app.py", "removed"), ("src/new/b.py", "added"),
+    ]  # fmt: skip
+    assert {"sha", "additions", "deletions", "changes", "contents_url"} <= body["files"][0].keys()
+
+    same = session.get(f"{github.url}/repos/acme/app/compare/{head}...{head}").json()
+    assert (same["status"], same["files"]) == ("identical", [])
+    back = session.get(f"{github.url}/repos/acme/app/compare/{head}...{base}").json()
+    assert (back["status"], back["behind_by"], back["files"]) == ("behind", 2, [])
+
+
+def test_compare_without_shared_history_or_with_a_lost_commit_is_404(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    """What a base the branch no longer reaches (a force push) gets: a 404, not a comparison."""
+    deployed = github.push(repo, "main", {"a.txt": "2\n"}, message="deployed")
+    unrelated = github.push(repo, "orphan", {"b.txt": "3\n"}, message="a new root")
+
+    apart = session.get(f"{github.url}/repos/acme/app/compare/{deployed}...{unrelated}")
+    assert apart.status_code == 404
+    assert apart.json()["message"].startswith("No common ancestor between")
+    missing = session.get(f"{github.url}/repos/acme/app/compare/{'0' * 40}...main")
+    assert missing.status_code == 404
+    assert missing.json()["message"] == "Not Found"
+
+
+def test_compare_and_a_commit_list_at_most_300_files_without_saying_so(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    base = github.push(repo, "main", {"a.txt": "1\n"}, message="base")
+    many = {f"gen/{i:03}.txt": f"{i}\n" for i in range(301)}
+    head = github.push(repo, "main", many, message="generated")
+
+    compare = session.get(f"{github.url}/repos/acme/app/compare/{base}...{head}").json()
+    assert len(compare["files"]) == 300
+    assert compare["status"] == "ahead"
+    commit = session.get(f"{github.url}/repos/acme/app/commits/{head}", headers=JSON_MEDIA).json()
+    assert len(commit["files"]) == 300
+
+
+def test_rate_limit_endpoint_as_github_documents_it(github: GitHubFake, repo: str) -> None:
+    # docs.github.com/rest/rate-limit "Get rate limit status for the authenticated user":
+    # resources.core and resources.search (limit, remaining, reset, used), the deprecated
+    # `rate` equal to core; asking does not count against the limit; bad credentials are 401.
+    github.push(repo, "main", {"a.txt": "1"})
+    with requests.Session() as s:
+        s.headers["Authorization"] = f"Bearer {TOKEN}"
+        head(s, github, "main")
+        first = s.get(f"{github.url}/rate_limit")
+        second = s.get(f"{github.url}/rate_limit").json()
+    assert first.status_code == 200
+    payload = first.json()
+    for bucket in ("core", "search"):
+        fields = payload["resources"][bucket]
+        assert {"limit", "remaining", "reset", "used"} <= set(fields)
+        assert all(isinstance(fields[k], int) for k in ("limit", "remaining", "reset", "used"))
+    core = payload["resources"]["core"]
+    assert (core["limit"], core["remaining"], core["used"]) == (5000, 4999, 1)
+    assert core["reset"] > time.time()
+    assert payload["rate"] == core
+    assert second["resources"]["core"]["remaining"] == 4999  # asking spent nothing
+    assert first.headers["x-ratelimit-remaining"] == "4999"
+
+    github.require_token(TOKEN)
+    refused = requests.get(f"{github.url}/rate_limit", headers={"Authorization": "token nope"})
+    assert refused.status_code == 401
+    assert refused.json()["message"] == "Bad credentials"

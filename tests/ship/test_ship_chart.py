@@ -217,6 +217,24 @@ BAD_VALUES = {
         " deployNamespace: web}\n",
         [r"apps[./]0[./]repo", r"pattern"],
     ),
+    "build-pod-unknown-key": (
+        "runner:\n  build: {hostNetwork: true}\n",
+        [r"runner[./]build", r"hostNetwork", r"not allowed"],
+    ),
+    "app-build-pod-wrong-type": (
+        "apps:\n  - {name: web, repo: o/web, image: r.example/web, chartPath: c,"
+        " deployNamespace: web, build: {tolerations: {key: x}}}\n",
+        [r"apps[./]0[./]build[./]tolerations", r"array"],
+    ),
+    "build-arg-without-value": (
+        "apps:\n  - {name: web, repo: o/web, image: r.example/web, chartPath: c,"
+        " deployNamespace: web, buildArgs: [JUSTAKEY]}\n",
+        [r"apps[./]0[./]buildArgs[./]0", r"pattern"],
+    ),
+    "cache-ttl-not-a-duration": (
+        "runner:\n  buildCacheTtl: 1w\n",
+        [r"runner[./]buildCacheTtl", r"pattern"],
+    ),
     "wildcard-rule": (
         "runner:\n  deployRules:\n    - {apiGroups: ['*'], resources: [pods], verbs: [get]}\n",
         [r"runner[./]deployRules[./]0[./]apiGroups"],

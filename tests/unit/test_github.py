@@ -34,6 +34,40 @@ def test_unchanged_head_costs_no_rate_limit(github: GitHubFake, repo: str) -> No
     assert github.rate_limit_remaining == spent
 
 
+def test_the_head_read_brings_the_message_in_the_same_conditional_request(
+    github: GitHubFake, repo: str
+) -> None:
+    with client(github) as gh:
+        first = gh.head("main")
+        unchanged = gh.head("main", first.etag)
+    assert (first.sha, first.message) == (repo, "first")
+    assert (unchanged.sha, unchanged.message) == (None, None)
+    (read, conditional) = github.requests
+    assert read.path == conditional.path == "/repos/acme/shop/commits/main"
+    assert conditional.status == 304
+
+
+def test_compare_lists_the_changed_paths(github: GitHubFake, repo: str) -> None:
+    head = github.push("acme/shop", "main", {"src/app.py": "x", "README.md": None}, message="2")
+    with client(github) as gh:
+        changes = gh.compare(repo, head)
+    assert (changes.base, changes.status, changes.listed) == (repo, "ahead", 2)
+    assert changes.paths == ("README.md", "src/app.py")
+
+
+@pytest.mark.parametrize("fault", ["gone", "500", "junk"])
+def test_a_compare_github_cannot_answer_is_a_github_error(
+    github: GitHubFake, repo: str, fault: str
+) -> None:
+    base = "0" * 40 if fault == "gone" else repo
+    if fault == "500":
+        github.fail_next("GET", "/compare/", 500)
+    if fault == "junk":
+        github.fail_next("GET", "/compare/", 200, body="<html>proxy login</html>")
+    with client(github) as gh, pytest.raises(GitHubError, match="comparing"):
+        gh.compare(base, repo)
+
+
 def test_a_new_commit_is_seen_despite_the_etag(github: GitHubFake, repo: str) -> None:
     with client(github) as gh:
         etag = gh.head("main").etag

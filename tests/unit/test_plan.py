@@ -38,6 +38,22 @@ def test_retry_after_a_failed_deploy_does_not_rebuild() -> None:
     assert (plan.action, plan.attempt) == (Action.DEPLOY, 2)
 
 
+def test_retry_without_rebuild_deploys_the_recorded_digest() -> None:
+    digest = "sha256:" + "1" * 64
+    plan = decide(B, State(pending_sha=B, attempts=1, built_sha=B, built_digest=digest), 3)
+    assert (plan.action, plan.digest) == (Action.DEPLOY, digest)
+    assert decide(A, State(built_sha=B, built_digest=digest), 3).digest is None
+
+
 def test_force_overrides_deployed_and_given_up() -> None:
     assert decide(A, State(deployed_sha=A), 3, force=True).action is Action.BUILD_AND_DEPLOY
     assert decide(B, State(pending_sha=B, attempts=3), 3, force=True).acts
+
+
+def test_a_skipped_head_is_nothing_to_do_until_forced_or_a_new_commit() -> None:
+    state = State(deployed_sha=A, skipped_sha=B)
+    plan = decide(B, state, 3)
+    assert plan.action is Action.NOTHING
+    assert "was skipped" in plan.reason
+    assert decide(B, state, 3, force=True).action is Action.BUILD_AND_DEPLOY
+    assert decide("c" * 40, state, 3).action is Action.BUILD_AND_DEPLOY

@@ -8,6 +8,7 @@ import pytest
 from ci_runner.settings import Settings, load
 from ci_runner.state import (
     ATTEMPTS,
+    BUILT_DIGEST,
     BUILT_SHA,
     ETAG,
     ETAG_SHA,
@@ -42,6 +43,34 @@ def test_a_built_image_survives_a_failed_deploy() -> None:
     assert (state.built_sha, state.attempts) == (A, 1)
 
 
+DIGEST = "sha256:" + "0f" * 32
+
+
+def test_the_built_digest_is_kept_with_the_built_sha_until_the_deploy() -> None:
+    built = State().built(A, DIGEST).failed(A, "helm failed")
+    assert (built.built_sha, built.built_digest) == (A, DIGEST)
+    body = to_configmap(built, SETTINGS)
+    assert body["metadata"]["annotations"][BUILT_DIGEST] == DIGEST
+    assert roundtrip(built) == built
+
+    done = built.deployed(A, "2026-11-25T00:00:00+00:00", 2, DIGEST)
+    assert (done.built_sha, done.built_digest, done.deployed_digest) == (None, None, DIGEST)
+    body = to_configmap(done, SETTINGS)
+    assert BUILT_DIGEST not in body["metadata"]["annotations"]
+    assert body["data"]["lastDeployedDigest"] == DIGEST
+    assert status_report(body, SETTINGS)["lastDeployedDigest"] == DIGEST
+
+
+def test_a_failed_build_of_another_commit_drops_the_digest() -> None:
+    state = State().built(A, DIGEST).failed("b" * 40, "build failed")
+    assert (state.built_sha, state.built_digest) == (None, None)
+
+
+def test_a_deploy_by_tag_records_no_digest() -> None:
+    done = State(deployed_digest=DIGEST).deployed(A, "2026-11-25T00:00:00+00:00", 3, None)
+    assert to_configmap(done, SETTINGS)["data"]["lastDeployedDigest"] == ""
+
+
 def test_configmap_roundtrip_keeps_attempts_in_annotations() -> None:
     state = State(resource_version="7").seen(A, '"etag"').failed(A, "x")
     body = to_configmap(state, SETTINGS)
@@ -65,6 +94,9 @@ def test_long_errors_are_cut() -> None:
         ("annotations", {PENDING_SHA: A, ATTEMPTS: "many"}),
         ("annotations", {BUILT_SHA: A.upper()}),
         ("annotations", {ETAG: '"x"', ETAG_SHA: "HEAD"}),
+        ("annotations", {BUILT_DIGEST: "sha256:latest"}),
+        ("data", {"lastDeployedDigest": "latest"}),
+        ("data", {"lastSkippedSha": "HEAD"}),
     ],
 )
 def test_a_field_the_runner_did_not_write_is_ignored_with_a_warning(
@@ -79,6 +111,8 @@ def test_a_field_the_runner_did_not_write_is_ignored_with_a_warning(
     assert state.attempts >= 0
     assert state.deployed_sha is None and state.built_sha is None and state.etag is None
     assert state.revision is None
+    assert state.built_digest is None and state.deployed_digest is None
+    assert state.skipped_sha is None
     assert "is not what the runner writes" in caplog.text
 
 

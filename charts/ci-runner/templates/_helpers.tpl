@@ -41,9 +41,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{/* A value as text: null as nothing, a whole number as one (helm reads 2000000 from a values
-     file as a float, which prints as 2e+06 and reads back as 2 or 0). */}}
+     file as a float, which prints as 2e+06 and reads back as 2 or 0), a list comma-joined
+     (BUILD_ARGS, WATCH_PATHS), a map as JSON (BUILD_POD; empty: nothing). */}}
 {{- define "ci-runner.plain" -}}
 {{- if kindIs "invalid" . -}}
+{{- else if kindIs "map" . -}}
+{{- if . -}}{{- toJson . -}}{{- end -}}
+{{- else if kindIs "slice" . -}}
+{{- join "," . -}}
 {{- else if and (kindIs "float64" .) (eq . (floor .)) -}}
 {{- int64 . -}}
 {{- else -}}
@@ -69,6 +74,16 @@ helmTimeout: HELM_TIMEOUT
 logFormat: LOG_FORMAT
 verifySsl: VERIFY_SSL
 githubApiUrl: GITHUB_API_URL
+buildCache: BUILD_CACHE
+cacheRepo: CACHE_REPO
+buildCacheTtl: BUILD_CACHE_TTL
+buildArgs: BUILD_ARGS
+kanikoArgs: KANIKO_ARGS
+build: BUILD_POD
+registryInsecure: REGISTRY_INSECURE
+imageDigestKey: IMAGE_DIGEST_KEY
+deployByDigest: DEPLOY_BY_DIGEST
+watchPaths: WATCH_PATHS
 {{- end -}}
 
 {{/* What the user set for one runner setting of an app, as its environment value: apps[].<key>,

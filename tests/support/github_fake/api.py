@@ -12,10 +12,12 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import unquote
 
 from .apps import ACCESS_TOKENS, Apps
 from .deployments import Deployments
+from .diffs import MAX_FILES, changed_files, comparison, stats
 from .repos import Commit, Repository
 from .server import Incoming, Reply
 
@@ -86,6 +88,7 @@ class Api:
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Reply]]] = [
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)"), self._repository),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/(.+)"), self._commit),
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/compare/(.+)"), self._compare),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/branches/(.+)"), self._branch),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/tarball(?:/(.+))?"), self._tarball),
             ("POST", re.compile(r"/repos/([^/]+)/([^/]+)/statuses/([^/]+)"), self._create_status),
@@ -194,8 +197,26 @@ class Api:
             return self._cacheable(
                 request, token, commit.sha.encode(), "application/vnd.github.sha"
             )
-        body = json.dumps(self._commit_payload(repo, commit)).encode()
+        payload = self._commit_payload(repo, commit)
+        parent = repo.commits[commit.parent] if commit.parent else None
+        files = changed_files(repo, self.api_url, parent, commit)
+        payload["stats"] = stats(files)
+        payload["files"] = files[:MAX_FILES]  # GitHub pages the rest (Link headers): not faked
+        body = json.dumps(payload).encode()
         return self._cacheable(request, token, body, "application/json")
+
+    def _compare(
+        self, request: Incoming, token: str | None, repo: Repository, basehead: str
+    ) -> Reply:
+        docs = f"{DOCS}/commits/commits#compare-two-commits"
+        base_ref, dots, head_ref = basehead.partition("...")
+        base, head = repo.resolve(base_ref), repo.resolve(head_ref)
+        if not dots or base is None or head is None:
+            return error_reply(404, "Not Found", docs)
+        payload = comparison(repo, self.api_url, base, head, partial(self._commit_payload, repo))
+        if payload is None:
+            return error_reply(404, f"No common ancestor between {base_ref} and {head_ref}.", docs)
+        return self._cacheable(request, token, json.dumps(payload).encode(), "application/json")
 
     def _branch(self, request: Incoming, token: str | None, repo: Repository, name: str) -> Reply:
         if name not in repo.branches:
@@ -411,14 +432,25 @@ def _status_problem(fields: dict[str, object]) -> tuple[str, str] | None:
 
 
 def _rate_limit_payload(bucket: RateBucket) -> dict[str, object]:
+    """GET /rate_limit as GitHub answers it ("Get rate limit status for the authenticated user",
+    docs.github.com/rest/rate-limit; schema rate-limit-overview: ``resources`` with at least
+    ``core`` and ``search``, each limit/remaining/reset/used, and the deprecated ``rate``, a copy
+    of ``core``). Only ``core`` is counted here; the other buckets stay full."""
     core = {
         "limit": bucket.limit,
+        "used": bucket.limit - bucket.remaining,
         "remaining": bucket.remaining,
         "reset": bucket.reset,
-        "used": bucket.limit - bucket.remaining,
-        "resource": "core",
     }
-    return {"resources": {"core": core}, "rate": core}
+    minute = int(time.time()) + 60
+    search = {"limit": 30 if bucket.limit > 60 else 10, "used": 0, "reset": minute}
+    graphql = {"limit": 5000 if bucket.limit > 60 else 0, "used": 0, "reset": bucket.reset}
+    resources = {
+        "core": core,
+        "search": {**search, "remaining": search["limit"]},
+        "graphql": {**graphql, "remaining": graphql["limit"]},
+    }
+    return {"resources": resources, "rate": core}
 
 
 def _iso(commit: Commit) -> str:

@@ -10,21 +10,19 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
-import fnmatch
 import hashlib
 import itertools
 import json
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .jobs import CONTROLLER_UID_LABELS, JOB_NAME_LABELS, JobController, owned
 from .resources import Resource, find
-from .store import ApiError, Obj, Store, now, random_suffix
+from .status import condition, owner_reference
+from .store import ApiError, Obj, Store, now
 
-JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
-CONTROLLER_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
 _MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
 
 
@@ -34,8 +32,6 @@ def _served(api_version: str, name: str) -> Resource:
     return res
 
 
-JOBS = _served("batch/v1", "jobs")
-PODS = _served("v1", "pods")
 REPLICASETS = _served("apps/v1", "replicasets")
 CONFIGMAPS = _served("v1", "configmaps")
 SERVICEACCOUNTS = _served("v1", "serviceaccounts")
@@ -46,36 +42,12 @@ Defaulter = Callable[[Resource, Obj, Obj | None], None]
 refuses it with an ApiError as the API server's validation would."""
 
 
-@dataclass(frozen=True)
-class JobRule:
-    """How Jobs that match behave (see ``Emulator.jobs.behave``)."""
-
-    outcome: str
-    namespace: str | None = None
-    name: str | None = None
-    labels: dict[str, str] | None = None
-    log: str = ""
-    termination_message: str | None = None
-    reason: str | None = None
-
-    def matches(self, job: Obj) -> bool:
-        """Whether this rule applies to a Job (namespace, name glob, labels)."""
-        meta = job["metadata"]
-        if self.namespace is not None and meta.get("namespace") != self.namespace:
-            return False
-        if self.name is not None and not fnmatch.fnmatchcase(meta["name"], self.name):
-            return False
-        labels = meta.get("labels") or {}
-        return all(labels.get(k) == v for k, v in (self.labels or {}).items())
-
-
 @dataclass
 class Controllers:
     """Defaulting plus the Job, Deployment, ReplicaSet, StatefulSet and DaemonSet controllers."""
 
     store: Store
-    job_rules: list[JobRule] = field(default_factory=list)
-    _rule_of_job: dict[str, JobRule] = field(default_factory=dict)
+    jobs: JobController = field(init=False)
     _ips: itertools.count[int] = field(default_factory=lambda: itertools.count(10))
     _busy: set[str] = field(default_factory=set)
     _defaulters: dict[tuple[str, str], Defaulter] = field(init=False, repr=False)
@@ -83,6 +55,7 @@ class Controllers:
     def __post_init__(self) -> None:
         # Services are the one kind whose defaulting has state: this emulator's cluster IPs.
         self._defaulters = {**DEFAULTERS, ("", "services"): self._default_service}
+        self.jobs = JobController(self.store)
 
     def install(self) -> None:
         """Hook defaulting and the controllers into the store."""
@@ -137,7 +110,7 @@ class Controllers:
     def _react(self, event: str, res: Resource, obj: Obj) -> None:
         kind = (res.group, res.name)
         if kind == ("batch", "jobs"):
-            self._job(obj)
+            self.jobs.sync(obj)
         elif kind == ("apps", "deployments"):
             self._deployment(res, obj)
         elif kind == ("apps", "replicasets"):
@@ -146,8 +119,10 @@ class Controllers:
             self._statefulset(res, obj)
         elif kind == ("apps", "daemonsets"):
             self._daemonset(res, obj)
-        elif kind == ("", "pods") and event == "ADDED" and not _controlled_by_job(obj):
-            self._run_pod(obj)
+        elif kind == ("", "pods") and event == "ADDED" and not owned(obj):
+            self.jobs.run_bare_pod(obj)
+        elif kind in (("", "secrets"), ("", "configmaps")):
+            self.jobs.config_changed(obj["metadata"]["namespace"])
         elif kind == ("", "namespaces") and event == "ADDED":
             self._populate_namespace(obj["metadata"]["name"])
 
@@ -171,133 +146,8 @@ class Controllers:
         )
         self.store.create(SERVICEACCOUNTS, namespace, {"metadata": {"name": "default"}})
 
-    # Jobs --------------------------------------------------------------------------------------
-
-    def rule_for(self, job: Obj) -> JobRule:
-        """The last rule matching a Job; the default rule succeeds."""
-        for rule in reversed(self.job_rules):
-            if rule.matches(job):
-                return rule
-        return JobRule("succeed")
-
-    def _job(self, job: Obj) -> None:
-        spec, status = job["spec"], job.get("status") or {}
-        if spec.get("suspend") or status.get("startTime"):
-            return
-        rule = self.rule_for(job)
-        self._rule_of_job[job["metadata"]["uid"]] = rule
-        pod = self._create_job_pod(job, rule)
-        job = self._set_status(
-            JOBS,
-            job,
-            {
-                "startTime": now(),
-                "active": 1,
-                "ready": 0,
-                "terminating": 0,
-                "uncountedTerminatedPods": {},
-            },
-        )
-        if rule.outcome == "hold":
-            pod = self._set_status(PODS, pod, _pod_running(pod))
-            self._set_status(JOBS, job, {**job["status"], "ready": 1})
-        else:
-            self._finish(job, pod, rule, rule.outcome)
-
-    def release(self, namespace: str, name: str, outcome: str) -> None:
-        """Finish a held Job and its Pod."""
-        with self.store.cond:
-            job = self.store.get(JOBS, namespace, name)
-            if job is None:
-                raise KeyError(f"no Job {namespace}/{name}")
-            if _job_finished(job):
-                raise ValueError(f"Job {namespace}/{name} has already finished")
-            uid = job["metadata"]["uid"]
-            rule = self._rule_of_job.get(uid, JobRule("succeed"))
-            pods, _ = self.store.list(
-                PODS,
-                namespace,
-                lambda p: (p["metadata"].get("labels") or {}).get("controller-uid") == uid,
-            )
-            if not pods:
-                raise KeyError(f"Job {namespace}/{name} has no Pod")
-            self._finish(job, pods[0], rule, outcome)
-
-    def _create_job_pod(self, job: Obj, rule: JobRule) -> Obj:
-        meta, template = job["metadata"], job["spec"].get("template") or {}
-        labels = {**((template.get("metadata") or {}).get("labels") or {})}
-        for key in JOB_NAME_LABELS:
-            labels[key] = meta["name"]
-        for key in CONTROLLER_UID_LABELS:
-            labels[key] = meta["uid"]
-        pod_meta: Obj = {
-            "name": f"{meta['name']}-{random_suffix()}",
-            "namespace": meta["namespace"],
-            "labels": labels,
-            "ownerReferences": [_owner(job)],
-        }
-        annotations = (template.get("metadata") or {}).get("annotations")
-        if annotations:
-            pod_meta["annotations"] = dict(annotations)
-        pod = {"metadata": pod_meta, "spec": copy.deepcopy(template.get("spec") or {})}
-        pod["spec"]["nodeName"] = "emulator-node"
-        created = self.store.create(PODS, meta["namespace"], pod)
-        self.store.logs[(meta["namespace"], created["metadata"]["name"])] = rule.log
-        return created
-
-    def _finish(self, job: Obj, pod: Obj, rule: JobRule, outcome: str) -> None:
-        ok = outcome == "succeed"
-        self._set_status(PODS, pod, _pod_terminated(pod, ok, rule.termination_message))
-        stamp = now()
-        status = {**job["status"], "active": 0, "ready": 0, "terminating": 0}
-        if ok:
-            status["succeeded"] = 1
-            status["completionTime"] = stamp
-            status["conditions"] = [
-                _condition(
-                    "SuccessCriteriaMet",
-                    "CompletionsReached",
-                    "Reached expected number of succeeded pods",
-                    stamp,
-                ),
-                _condition(
-                    "Complete",
-                    "CompletionsReached",
-                    "Reached expected number of succeeded pods",
-                    stamp,
-                ),
-            ]
-        else:
-            reason = rule.reason or "BackoffLimitExceeded"
-            message = {
-                "BackoffLimitExceeded": "Job has reached the specified backoff limit",
-                "DeadlineExceeded": "Job was active longer than specified deadline",
-            }.get(reason, f"Job failed: {reason}")
-            # The real controller retries backoffLimit times before giving up; report as many
-            # failures as it would have seen (helm 3 compares status.failed with backoffLimit).
-            failed = 1
-            if reason == "BackoffLimitExceeded":
-                failed = int(job["spec"].get("backoffLimit", 6)) + 1
-            status["failed"] = failed
-            status["conditions"] = [
-                _condition("FailureTarget", reason, message, stamp),
-                _condition("Failed", reason, message, stamp),
-            ]
-        self._set_status(JOBS, job, status)
-
     def _set_status(self, res: Resource, obj: Obj, status: Obj) -> Obj:
-        new = {**obj, "status": status}
-        new["metadata"] = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
-        return self.store.update(
-            res, obj["metadata"].get("namespace"), obj["metadata"]["name"], new, "status"
-        )
-
-    def _run_pod(self, pod: Obj) -> None:
-        pod = {
-            **pod,
-            "spec": {**pod["spec"], "nodeName": pod["spec"].get("nodeName") or "emulator-node"},
-        }
-        self._set_status(PODS, pod, _pod_running(pod))
+        return self.store.set_status(res, obj, status)
 
     # Workloads ---------------------------------------------------------------------------------
 
@@ -344,7 +194,7 @@ class Controllers:
                         "namespace": meta["namespace"],
                         "labels": labels,
                         "annotations": {REVISION: revision},
-                        "ownerReferences": [_owner(dep)],
+                        "ownerReferences": [owner_reference(dep)],
                     },
                     "spec": {"replicas": replicas, "selector": selector, "template": template},
                 },
@@ -708,14 +558,14 @@ def _deployment_ready(dep: Obj, rs_name: str, replicas: int) -> Obj:
         "readyReplicas": replicas,
         "availableReplicas": replicas,
         "conditions": [
-            _condition(
+            condition(
                 "Available",
                 "MinimumReplicasAvailable",
                 "Deployment has minimum availability.",
                 stamp,
                 update=True,
             ),
-            _condition("Progressing", "NewReplicaSetAvailable", progressed, stamp, update=True),
+            condition("Progressing", "NewReplicaSetAvailable", progressed, stamp, update=True),
         ],
     }
     if not replicas:
@@ -724,33 +574,8 @@ def _deployment_ready(dep: Obj, rs_name: str, replicas: int) -> Obj:
     return status
 
 
-def _owner(obj: Obj) -> Obj:
-    return {
-        "apiVersion": obj["apiVersion"],
-        "kind": obj["kind"],
-        "name": obj["metadata"]["name"],
-        "uid": obj["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
 def _owned_by(obj: Obj, uid: str) -> bool:
     return any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
-
-
-def _controlled_by_job(pod: Obj) -> bool:
-    return any(
-        r.get("kind") == "Job" and r.get("controller")
-        for r in pod["metadata"].get("ownerReferences") or []
-    )
-
-
-def _job_finished(job: Obj) -> bool:
-    return any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-        for c in (job.get("status") or {}).get("conditions") or []
-    )
 
 
 def _pod_count(obj: Obj) -> int:
@@ -761,97 +586,3 @@ def _hash(value: Any) -> str:
     digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
     alphabet = "bcdfghjklmnpqrstvwxz2456789"
     return "".join(alphabet[int(digest[i : i + 2], 16) % len(alphabet)] for i in range(0, 20, 2))
-
-
-def _condition(kind: str, reason: str, message: str, stamp: str, *, update: bool = False) -> Obj:
-    out = {"type": kind, "status": "True", "reason": reason, "message": message}
-    if update:
-        out.update(lastUpdateTime=stamp, lastTransitionTime=stamp)
-    else:
-        out.update(lastProbeTime=stamp, lastTransitionTime=stamp)
-    return out
-
-
-def _pod_conditions(ready: bool, stamp: str, reason: str | None = None) -> list[Obj]:
-    out = []
-    for kind in (
-        "PodReadyToStartContainers",
-        "Initialized",
-        "Ready",
-        "ContainersReady",
-        "PodScheduled",
-    ):
-        ok = ready or kind not in ("Ready", "ContainersReady")
-        cond: Obj = {
-            "type": kind,
-            "status": "True" if ok else "False",
-            "lastProbeTime": None,
-            "lastTransitionTime": stamp,
-        }
-        if not ok and reason:
-            cond["reason"] = reason
-        out.append(cond)
-    return out
-
-
-def _pod_base(pod: Obj, stamp: str) -> Obj:
-    return {
-        "hostIP": "10.0.0.1",
-        "hostIPs": [{"ip": "10.0.0.1"}],
-        "podIP": "10.244.0.2",
-        "podIPs": [{"ip": "10.244.0.2"}],
-        "qosClass": "BestEffort",
-        "startTime": (pod.get("status") or {}).get("startTime") or stamp,
-    }
-
-
-def _container_status(container: Obj, state: Obj, ready: bool) -> Obj:
-    return {
-        "name": container.get("name", ""),
-        "image": container.get("image", ""),
-        "imageID": "",
-        "containerID": f"containerd://{uuid.uuid4().hex}",
-        "ready": ready,
-        "restartCount": 0,
-        "started": "running" in state,
-        "state": state,
-        "lastState": {},
-    }
-
-
-def _pod_running(pod: Obj) -> Obj:
-    stamp = now()
-    containers = pod["spec"].get("containers") or []
-    return {
-        **_pod_base(pod, stamp),
-        "phase": "Running",
-        "conditions": _pod_conditions(True, stamp),
-        "containerStatuses": [
-            _container_status(c, {"running": {"startedAt": stamp}}, True) for c in containers
-        ],
-    }
-
-
-def _pod_terminated(pod: Obj, ok: bool, message: str | None) -> Obj:
-    stamp = now()
-    containers = pod["spec"].get("containers") or []
-    started = (pod.get("status") or {}).get("startTime") or stamp
-    terminated: Obj = {
-        "exitCode": 0 if ok else 1,
-        "reason": "Completed" if ok else "Error",
-        "startedAt": started,
-        "finishedAt": stamp,
-    }
-    if message is not None:
-        terminated["message"] = message
-    statuses = []
-    for container in containers:
-        status = _container_status(container, {"terminated": dict(terminated)}, False)
-        status["state"]["terminated"]["containerID"] = status["containerID"]
-        statuses.append(status)
-    return {
-        **_pod_base(pod, stamp),
-        "phase": "Succeeded" if ok else "Failed",
-        "conditions": _pod_conditions(False, stamp, "PodCompleted"),
-        "containerStatuses": statuses,
-    }

@@ -7,16 +7,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .controllers import Controllers, JobRule
-
-Outcome = Literal["succeed", "fail", "hold"]
+from .jobs import OUTCOMES, JobController, JobRule, Outcome
 
 
 class JobControls:
     """How batch/v1 Jobs run. Rules are checked newest first; without a match a Job succeeds."""
 
-    def __init__(self, controllers: Controllers) -> None:
-        self._controllers = controllers
+    def __init__(self, jobs: JobController) -> None:
+        self._jobs = jobs
 
     def behave(
         self,
@@ -28,22 +26,34 @@ class JobControls:
         log: str = "",
         termination_message: str | None = None,
         reason: str | None = None,
+        message: str | None = None,
     ) -> None:
         """Make Jobs created from now on that match (name is an fnmatch glob) end this way.
 
-        ``hold`` leaves the Job active with a Running, ready Pod until ``release``.
+        ``hold`` leaves the Job active with a Running, ready Pod until ``release``. Three
+        outcomes stop a Job until ``release``: ``image-pull-error`` (its Pod Pending, containers
+        waiting in ErrImagePull then ImagePullBackOff), ``unschedulable`` (its Pod Pending,
+        PodScheduled False), ``pod-forbidden`` (no Pod, a FailedCreate Event on the Job);
+        ``message`` is then what the registry, scheduler or admission said (each has a
+        realistic default). ``reason``: the Job's failure reason when it fails.
         """
-        if outcome not in ("succeed", "fail", "hold"):
+        if outcome not in OUTCOMES:
             raise ValueError(f"unknown Job outcome {outcome!r}")
-        rule = JobRule(outcome, namespace, name, labels, log, termination_message, reason)
-        with self._controllers.store.cond:
-            self._controllers.job_rules.append(rule)
+        rule = JobRule(outcome, namespace, name, labels, log, termination_message, reason, message)
+        with self._jobs.store.cond:
+            self._jobs.rules.append(rule)
 
     def release(self, namespace: str, name: str, outcome: Outcome = "succeed") -> None:
-        """Finish a held Job (and its Pod) with this outcome."""
+        """End a Job that has not finished: held, or stopped before its Pod ran.
+
+        ``succeed``: its Pod (created now if it had none) Succeeded, the Job Complete.
+        ``fail``: a held Job's Pod Failed, the Job Failed (the rule's reason, default
+        BackoffLimitExceeded); a Job whose Pod never ran Failed with DeadlineExceeded (as its
+        activeDeadlineSeconds would end it), its Pending Pod deleted.
+        """
         if outcome not in ("succeed", "fail"):
             raise ValueError(f"a released Job must succeed or fail, not {outcome!r}")
-        self._controllers.release(namespace, name, outcome)
+        self._jobs.release(namespace, name, outcome)
 
 
 @dataclass

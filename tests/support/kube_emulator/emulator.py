@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from .authz import service_account_token
 from .controllers import Controllers
 from .controls import Faults, JobControls, RequestLog, RequestRecord
 from .filters import label_selector
@@ -30,7 +31,7 @@ class Emulator:
         self.store = Store()
         self._controllers = Controllers(self.store)
         self._controllers.install()
-        self.jobs = JobControls(self._controllers)
+        self.jobs = JobControls(self._controllers.jobs)
         """How Jobs run: ``jobs.behave(...)`` and ``jobs.release(...)``."""
         self.faults = Faults()
         """Injected failures: ``faults.add(method, path_regex, status, times, body)``."""
@@ -71,13 +72,27 @@ class Emulator:
             raise RuntimeError("the emulator is not started")
         return self._server.url
 
-    def write_kubeconfig(self, path: str | os.PathLike[str], namespace: str = "default") -> Path:
-        """Write a kubeconfig (mode 0600) whose current context points at this emulator."""
+    def write_kubeconfig(
+        self,
+        path: str | os.PathLike[str],
+        namespace: str = "default",
+        service_account: tuple[str, str] | None = None,
+    ) -> Path:
+        """Write a kubeconfig (mode 0600) whose current context points at this emulator: as the
+        all-allowed admin, or as ``service_account`` (namespace, name), whose requests RBAC
+        decides (see authz.py)."""
+        user: dict[str, str] = {"token": "emulator-token"}
+        if service_account is not None:
+            # client-go (kubectl, helm) sends a kubeconfig's token only over TLS, but its
+            # impersonation always; the kubernetes Python client sends the token anyway.
+            namespace, name = service_account
+            user = {"token": service_account_token(namespace, name),
+                    "as": f"system:serviceaccount:{namespace}:{name}"}  # fmt: skip
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
-            "users": [{"name": "emulator", "user": {"token": "emulator-token"}}],
+            "users": [{"name": "emulator", "user": user}],
             "contexts": [
                 {
                     "name": "emulator",

@@ -80,16 +80,56 @@ def field_value(obj: dict[str, Any], path: str) -> str:
     return str(value)
 
 
-def field_selector(text: str | None) -> Predicate:
-    """A predicate from a field selector such as ``metadata.name=x,status.phase!=Running``."""
+Fields = Callable[[dict[str, Any]], dict[str, str]]
+"""The fields a kind can be selected by, and their values for one object."""
+
+
+def core_event_fields(event: dict[str, Any]) -> dict[str, str]:
+    """What a core/v1 Event can be selected by: the API server's ``ToSelectableFields``
+    (pkg/registry/core/event/strategy.go) and the labels its field label conversion accepts
+    (``AddFieldLabelConversionsForEvent``, pkg/apis/core/v1/conversion.go). ``source`` is
+    ``source.component``, or ``reportingComponent`` when that is empty (Events written through
+    events.k8s.io); ``reportingComponent`` is the core/v1 name of ``reportingController``."""
+    involved = event.get("involvedObject") or {}
+    source = (event.get("source") or {}).get("component") or event.get("reportingComponent")
+    fields = {
+        "metadata.name": field_value(event, "metadata.name"),
+        "metadata.namespace": field_value(event, "metadata.namespace"),
+        "reason": str(event.get("reason") or ""),
+        "reportingComponent": str(event.get("reportingComponent") or ""),
+        "source": str(source or ""),
+        "type": str(event.get("type") or ""),
+    }
+    for key in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"):
+        fields[f"involvedObject.{key}"] = str(involved.get(key) or "")
+    return fields
+
+
+SELECTABLE: dict[tuple[str, str], Fields] = {("", "events"): core_event_fields}
+"""Kinds whose field selectors the emulator checks as the real server does, by (group,
+resource). Other kinds accept any dotted path (the real server accepts fewer)."""
+
+
+def field_selector(text: str | None, fields: Fields | None = None) -> Predicate:
+    """A predicate from a field selector such as ``metadata.name=x,status.phase!=Running``.
+
+    With ``fields`` (the kind's selectable fields), only those labels are accepted, as the real
+    server answers anything else with 400 "field label not supported"; without, any dotted
+    path of the object is."""
     requirements: list[Predicate] = []
+    known = set(fields({})) if fields else None
     for part in _split(text or ""):
         m = _EQ.match(part)
         if not m:
             raise SelectorError(f"invalid field selector: {part!r}")
-        requirements.append(_field_is(m.group(1), m.group(3).strip(), m.group(2) != "!="))
+        label, value, wanted = m.group(1), m.group(3).strip(), m.group(2) != "!="
+        if known is not None and label not in known:
+            raise SelectorError(f"field label not supported: {label}")
+        requirements.append(_field_is(label, value, wanted, fields))
     return lambda obj: all(req(obj) for req in requirements)
 
 
-def _field_is(path: str, value: str, wanted: bool) -> Predicate:
+def _field_is(path: str, value: str, wanted: bool, fields: Fields | None) -> Predicate:
+    if fields is not None:
+        return lambda obj: (fields(obj)[path] == value) == wanted
     return lambda obj: (field_value(obj, path) == value) == wanted

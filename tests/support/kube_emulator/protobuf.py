@@ -43,6 +43,14 @@ def _schema() -> dict[str, Any]:
     return schema
 
 
+def add_schema(kinds: dict[str, str], messages: dict[str, list[list[object]]]) -> None:
+    """Teach the decoder kinds that are served outside the resource table (``authz.py``'s
+    reviews): ``kinds`` maps ``apiVersion/Kind`` to a message, ``messages`` as in the schema."""
+    schema = _schema()
+    schema["kinds"].update(kinds)
+    schema["messages"].update(messages)
+
+
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     result = shift = 0
     while True:

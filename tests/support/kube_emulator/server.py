@@ -18,9 +18,9 @@ import yaml
 
 from tests.support.httpserver import LocalHTTPServer
 
-from . import protobuf, resources
+from . import authz, protobuf, resources, reviews
 from .controls import RequestRecord
-from .filters import SelectorError, field_selector, label_selector
+from .filters import SELECTABLE, SelectorError, field_selector, label_selector
 from .patches import PatchError, json_patch, merge_patch, prune_applied, strategic_merge_patch
 from .resources import Resource
 from .store import ApiError, Obj, not_found
@@ -122,7 +122,9 @@ class Handler(BaseHTTPRequestHandler):
         self.verb = self.command.lower()
         self.recorded = False
         try:
-            self.route, self.verb = self._route()
+            review = reviews.is_review(self.command, self.req_path)  # answered by reviews.py
+            if not review:
+                self.route, self.verb = self._route()
             fault = self.emu.faults.take(self.command, self.req_path)
             if fault is not None:
                 if fault.status == "hang":
@@ -134,6 +136,10 @@ class Handler(BaseHTTPRequestHandler):
                 error = ApiError(int(fault.status), f"injected fault: HTTP {fault.status}")
                 self._send_json(error.code, {**error.status(), **(fault.body or {})})
                 return
+            if review:
+                reviews.serve(self)
+                return
+            authz.authorize(self)  # RBAC for ServiceAccount tokens; anyone else may do anything
             self._dispatch()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -329,7 +335,9 @@ class Handler(BaseHTTPRequestHandler):
     def _predicate(self) -> Any:
         try:
             labels = label_selector(self.query.get("labelSelector"))
-            fields = field_selector(self.query.get("fieldSelector"))
+            res = self.route.resource
+            selectable = SELECTABLE.get((res.group, res.name)) if res else None
+            fields = field_selector(self.query.get("fieldSelector"), selectable)
         except SelectorError as e:
             raise ApiError(400, str(e)) from e
         return lambda obj: labels(obj) and fields(obj)

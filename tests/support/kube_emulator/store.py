@@ -309,6 +309,14 @@ class Store:
                         self._remove(other, None)
             return deleted
 
+    def set_status(self, res: Resource, obj: Obj, status: Obj) -> Obj:
+        """Replace an object's status as a controller does (whatever its resourceVersion)."""
+        new = {**obj, "status": status}
+        new["metadata"] = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
+        return self.update(
+            res, obj["metadata"].get("namespace"), obj["metadata"]["name"], new, "status"
+        )
+
     def seed(self, res: Resource, obj: Obj) -> Obj:
         """Create or replace an object as a client would (used by Emulator.put)."""
         with self.cond:

@@ -1,0 +1,272 @@
+"""``ci-runner check``: is this setup right? Every item a run depends on, asked without writing.
+
+Like ``flux check --pre``: one line per item, ✔ or ✘ with what to do. Each check is a small
+function that returns Results; what they decide from (the permissions a run needs, helm's
+version, the exit code) is pure. Nothing is written: the only POSTs are SelfSubjectAccessReviews,
+which the API server answers without storing anything. The GitHub side is in ``check_github``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+from . import kube
+from .build import check_secrets
+from .dryrun import namespace_problem
+from .errors import CiRunnerError, ConfigError, KubernetesError, NotFound, ServiceError
+from .kube import NAMESPACES_PATH, Kube, Obj
+from .settings import Settings
+
+MISCONFIGURED = ConfigError.exit_code
+UNREACHABLE = ServiceError.exit_code
+SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
+CICD, DEPLOY, CLUSTER = "CICD_NS", "DEPLOY_NS", "cluster"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One line of the report."""
+
+    item: str
+    ok: bool
+    message: str
+    """What was found; for a failure, what is wrong and what to do."""
+    exit_code: int = 0
+    """0, MISCONFIGURED (2) or UNREACHABLE (3)."""
+
+
+def passed(item: str, message: str) -> Result:
+    """A check that passed."""
+    return Result(item, True, message)
+
+
+def failed(item: str, problem: CiRunnerError | str, code: int = MISCONFIGURED) -> Result:
+    """A check that failed: a service that failed or cannot be reached is UNREACHABLE, except
+    that credentials or permissions it refuses (401, 403) are a misconfiguration."""
+    if isinstance(problem, ServiceError):
+        refused = isinstance(problem, KubernetesError) and problem.status in (401, 403)
+        code = MISCONFIGURED if refused else UNREACHABLE
+    return Result(item, False, str(problem), code)
+
+
+def exit_code(results: Iterable[Result]) -> int:
+    """0 when every check passed; else 2 when something is misconfigured (what the user must
+    fix, whatever else failed), else 3 (a service could not be reached)."""
+    codes = {r.exit_code for r in results if not r.ok}
+    if MISCONFIGURED in codes:
+        return MISCONFIGURED
+    return UNREACHABLE if codes else 0
+
+
+def render(results: list[Result], output: str) -> str:
+    """The report: a ✔/✘ line per item, or the list as JSON."""
+    if output == "json":
+        entries = [
+            {"item": r.item, "ok": r.ok, "message": r.message, "exitCode": r.exit_code}
+            for r in results
+        ]
+        return json.dumps(entries, indent=2)
+    lines = [f"{'✔' if r.ok else '✘'} {r.item}: {r.message}" for r in results]
+    problems = sum(not r.ok for r in results)
+    lines.append(
+        f"{problems} problem(s): fix them, then run `ci-runner check` again"
+        if problems
+        else "all checks passed: try `ci-runner run --dry-run`, then `ci-runner run`"
+    )
+    return "\n".join(lines)
+
+
+# -- what a run needs of the Kubernetes API ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Need:
+    """Permissions a run needs: ``verbs`` on ``resource`` of ``group`` in the namespace of
+    ``scope`` (CICD_NS, DEPLOY_NS) or cluster-wide, when ``when(settings)``."""
+
+    scope: str
+    group: str
+    resource: str
+    """With its subresource: "pods/log"."""
+    verbs: tuple[str, ...]
+    why: str
+    when: Callable[[Settings], bool] = lambda s: True
+
+
+def _keeps_token_secret(s: Settings) -> bool:
+    return bool(s.git_token) and not s.git_token_secret
+
+
+# The one list of what the runner asks of the API: CICD_NS is exactly the chart's CICD Role
+# (charts/ci-runner/templates/rbac.yaml; a test keeps them equal); in DEPLOY_NS what helm needs
+# for its release records (the app's own kinds are the chart's deployRules); cluster-wide what
+# helm --create-namespace needs.
+NEEDS: tuple[Need, ...] = (
+    Need(CICD, "", "configmaps", ("get", "create", "update"), "the state ConfigMap"),
+    Need(CICD, "coordination.k8s.io", "leases", ("get", "create", "update"), "the run's Lease"),
+    Need(CICD, "batch", "jobs", ("get", "watch", "create"), "the Kaniko build Job"),
+    Need(CICD, "", "pods", ("list",), "the build pod's state while it starts"),
+    Need(CICD, "", "pods/log", ("get",), "the failed build's log"),
+    Need(CICD, "", "secrets", ("get",), "checking REGISTRY_SECRET and GIT_TOKEN_SECRET"),
+    Need(
+        CICD,
+        "",
+        "secrets",
+        ("create", "update"),
+        "the runner's copy of GIT_TOKEN for Kaniko",
+        _keeps_token_secret,
+    ),
+    Need(CICD, "", "events", ("create", "list"), "Events of the run and of the build"),
+    Need(
+        DEPLOY,
+        "",
+        "secrets",
+        ("get", "list", "create", "update", "delete"),
+        "helm's release records",
+    ),
+    Need(
+        CLUSTER,
+        "",
+        "namespaces",
+        ("get", "create"),
+        "helm --create-namespace",
+        lambda s: s.create_namespace,
+    ),
+)
+
+
+def scope_namespace(scope: str, s: Settings) -> str:
+    """The namespace a scope stands for ("" cluster-wide)."""
+    return {CICD: s.cicd_namespace, DEPLOY: s.deploy_namespace}.get(scope, "")
+
+
+def may(api: Kube, verb: str, group: str, resource: str, namespace: str) -> bool:
+    """Whether the API server allows us ``verb`` on ``resource`` in ``namespace`` ("":
+    cluster-wide): a SelfSubjectAccessReview, which every authenticated user may create."""
+    name, _, sub = resource.partition("/")
+    attributes = {"namespace": namespace, "verb": verb, "group": group, "resource": name}
+    if sub:
+        attributes["subresource"] = sub
+    body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes}}  # fmt: skip
+    doing = f"asking whether we may {verb} {resource} in {namespace or 'the cluster'}"
+    answer = api.request("POST", SSAR_PATH, doing, body=body)
+    return bool((answer.get("status") or {}).get("allowed"))
+
+
+def permissions(api: Kube, s: Settings) -> list[Result]:
+    """Every permission of NEEDS this configuration uses, one line per namespace."""
+    results = []
+    for scope in (CICD, DEPLOY, CLUSTER):
+        needs = [n for n in NEEDS if n.scope == scope and n.when(s)]
+        if not needs:
+            continue
+        namespace = scope_namespace(scope, s)
+        item = f"permissions in {scope} {namespace}" if namespace else "permissions cluster-wide"
+        refused = []
+        try:
+            for need in needs:
+                group = f".{need.group}" if need.group else ""
+                name, _, sub = need.resource.partition("/")
+                what = name + group + (f"/{sub}" if sub else "")
+                missing = [v for v in need.verbs if not may(api, v, need.group, need.resource,
+                                                            namespace)]  # fmt: skip
+                if missing:
+                    refused.append(f"{','.join(missing)} {what} ({need.why})")
+        except KubernetesError as e:
+            results.append(failed(item, e))
+            continue
+        count = sum(len(n.verbs) for n in needs)
+        if refused:
+            fix = ("grant them (the chart's Roles do: charts/ci-runner/templates/rbac.yaml; "
+                   "`kubectl auth can-i --list` shows what you have)")  # fmt: skip
+            results.append(failed(item, f"refused: {'; '.join(refused)}; {fix}"))
+        else:
+            results.append(passed(item, f"all {count} granted"))
+    return results
+
+
+def namespace(api: Kube, setting: str, name: str, s: Settings) -> Result:
+    """The namespace exists (or helm may create it), and a CICD namespace lets Kaniko run."""
+    item = f"{setting} {name}"
+    try:
+        found: Obj | None = api.request(
+            "GET", f"{NAMESPACES_PATH}/{name}", f"reading namespace {name}"
+        )
+    except NotFound:
+        found = None
+    except KubernetesError as e:
+        if e.status != 403:
+            return failed(item, e)
+        return passed(item, "cannot be read (no permission to get namespaces); the permission "
+                            "checks below tell whether the runner may work there")  # fmt: skip
+    problem = namespace_problem(setting, name, found is not None, s.create_namespace)
+    if problem is not None:
+        return failed(item, problem)
+    if found is None:
+        return passed(item, "does not exist yet; helm creates it (CREATE_NAMESPACE=true)")
+    labels = (found.get("metadata") or {}).get("labels") or {}
+    level = labels.get(PSA_ENFORCE) or "not set"
+    if setting == CICD and level == "restricted":
+        return failed(item, f"Pod Security level {level!r} refuses the Kaniko build pod (it "
+                            f"runs as root): `kubectl label namespace {name} --overwrite "
+                            f"{PSA_ENFORCE}=baseline`")  # fmt: skip
+    return passed(item, f"exists (Pod Security enforce: {level})")
+
+
+def secrets(api: Kube, s: Settings) -> Result:
+    """The Secrets a build Job references exist in CICD_NS with their keys."""
+    item = f"Secrets in {s.cicd_namespace}"
+    wanted = [(env, name, key) for env, name, key in (
+        ("REGISTRY_SECRET", s.registry_secret, ".dockerconfigjson"),
+        ("GIT_TOKEN_SECRET", s.git_token_secret, "token"),
+    ) if name]  # fmt: skip
+    if not wanted:
+        return passed(item, "none referenced (REGISTRY_SECRET and GIT_TOKEN_SECRET unset: Kaniko "
+                            "pushes without registry credentials)")  # fmt: skip
+    try:
+        check_secrets(api, s)
+    except ConfigError as e:
+        fix = (f"create it in {s.cicd_namespace} (`kubectl create secret docker-registry ...` "
+               f"for REGISTRY_SECRET, `kubectl create secret generic NAME --from-literal="
+               f"token=...` for GIT_TOKEN_SECRET)")  # fmt: skip
+        return failed(item, f"{'; '.join(e.problems)}: {fix}")
+    except KubernetesError as e:
+        return failed(item, e)
+    return passed(item, "; ".join(f"{env} {name} has key {key}" for env, name, key in wanted))
+
+
+def check_kubernetes(s: Settings) -> list[Result]:
+    """The API answers, then the namespaces, the permissions and the Secrets."""
+    item = "Kubernetes API"
+    try:
+        api = kube.connect(s.verify_ssl, s.api_timeout)
+    except ConfigError as e:
+        return [failed(item, e)]
+    with api:
+        try:
+            version = api.request("GET", "/version", "reading the server version")
+        except KubernetesError as e:
+            result = failed(item, e)
+            skipped = "; namespaces, permissions and Secrets were not checked"
+            return [replace(result, message=result.message + skipped)]
+        host = api.api.configuration.host
+        results = [passed(item, f"{version.get('gitVersion', 'unknown version')} at {host}")]
+        results += [
+            namespace(api, CICD, s.cicd_namespace, s),
+            namespace(api, DEPLOY, s.deploy_namespace, s),
+        ]
+        results += permissions(api, s)
+        results.append(secrets(api, s))
+    return results
+
+
+def run_checks(s: Settings) -> list[Result]:
+    """Every check, in the order a run meets them."""
+    from .check_github import check_github, check_helm
+
+    helm, helm_result = check_helm()
+    return [*check_kubernetes(s), helm_result, *check_github(s, helm)]
