@@ -259,3 +259,17 @@ def test_check_exchanges_the_apps_key_and_keeps_nothing(
     writes = [r for r in emulator.requests if r.verb in {"create", "update", "patch", "delete"}]
     assert writes == [] and app.state() is None
     assert all(token not in done.output for token in app.github.app_tokens)
+
+
+@pytest.mark.helm
+def test_a_skip_ci_commit_posts_no_status_and_sends_nothing(
+    app: App, notified: NotifyServer
+) -> None:
+    with_token(app)
+    app.env["NOTIFY_URL"] = notified.url
+    assert app.run().code == 0
+    skipped = app.push({"README.md": "docs"}, message="Fix a typo [skip ci]")
+    done = app.run()
+    assert done.code == 0 and "skipped" in done.stderr, done.output
+    assert statuses(app, skipped) == []
+    assert notified.events == ["deployed"]  # the first commit's, nothing for the skipped one
