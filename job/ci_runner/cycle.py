@@ -1,8 +1,8 @@
 """One check-build-deploy cycle: the one place that joins GitHub, state, build and helm.
 
 ``Cycle.run`` reads top to bottom as the README's seven steps. What to do is decided by the pure
-``plan.decide``; this module only carries it out. helm (pyhelm3, YAML) is imported only by the
-steps that deploy, so a run with nothing to do never loads it.
+``plan.decide``; this module only carries it out. helm (pyhelm3, YAML), the archive and the build
+are imported only by the steps that use them, so a run with nothing to do never loads them.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import kube
-from .archive import extract_chart
-from .build import Builder
 from .errors import BadCommit, ConfigError, CycleFailed, KubernetesError
 from .events import Recorder
 from .github import GitHub
@@ -121,6 +119,7 @@ class Cycle:
 
     def fetch_chart(self, tmp: Path) -> Deploy:
         """Download the head's tarball, extract CHART_PATH safely, read its values files."""
+        from .archive import extract_chart  # tarfile and friends: not for an idle run
         from .helm import Deploy, chart_values
 
         s = self.settings
@@ -138,6 +137,8 @@ class Cycle:
 
     def build(self, plan: Plan) -> str | None:
         """Build and push the head's image; the error when the build failed."""
+        from .build import Builder  # not for an idle run
+
         s = self.settings
         builder = Builder(self.kube, s)
         builder.ensure_token_secret()
