@@ -7,6 +7,7 @@ CPU is their sum, ``ru_maxrss`` the largest single process among them.
 
 from __future__ import annotations
 
+import shlex
 import statistics
 import subprocess
 import sys
@@ -52,7 +53,8 @@ def run(
             check=False,
         )
     if done.returncode != 0:
-        raise Failed(f"{argv[0]} ... failed; its output is in {log}")
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise Failed(f"{shlex.join(argv)} failed; the end of its output:\n{tail}")
     wall, cpu, kib, _ = report.read_text().split()
     return Sample(float(wall), float(cpu), int(kib) / 1024)
 
