@@ -40,10 +40,20 @@ def main() -> None:
         help="interpreter of the runner, e.g. a virtualenv with only its dependencies "
         "(default: this one)",
     )
+    parser.add_argument(
+        "--big-tarball",
+        type=int,
+        default=0,
+        metavar="MIB",
+        help="then one deploy of a commit with MIB MiB of random bytes, for the runner's peak",
+    )
     options = parser.parse_args()
     with started(options.helm, options.python) as world:
         try:
             results = bench(world, options.helm, max(options.rounds, 1))
+            if options.big_tarball > 0:
+                big = world.big_deploy(options.big_tarball)
+                results.big_tarball = (options.big_tarball, big.runner_mib)
         except measure.Failed as e:
             sys.exit(f"bench: {e}")
     print(report.table(results))

@@ -45,6 +45,8 @@ class Results:
     """One per timed idle run."""
     probes: list[Probed] = field(default_factory=list)
     """One per timed deploy."""
+    big_tarball: tuple[int, float] | None = None
+    """``--big-tarball``: the random bytes added (MiB) and the runner's own peak (MiB)."""
 
     def summary(self, name: str) -> Summary:
         """The summary of the command called ``name``."""
@@ -121,13 +123,19 @@ def table(results: Results) -> str:
 
 
 def _counts(results: Results) -> list[str]:
-    last = results.counts[-1]
-    idle_cpu = results.summary(IDLE).cpu.median
+    counts, last = results.counts, results.counts[-1]
+    kubernetes = max(len(c.kubernetes) for c in counts)
+    github = max(len(c.github) for c in counts)
+    spent = max(c.rate_limit_spent for c in counts)
+    helm = max(c.helm_processes for c in counts)
+    cpu = results.summary(IDLE).cpu.median
     return [
-        f"Idle run: Kubernetes {last.kubernetes}, GitHub {last.github}, "
-        f"rate limit spent {last.rate_limit_spent}, helm processes {last.helm_processes}",
-        f"  per app at a one-minute schedule: {idle_cpu:.2f} CPU-s per run, "
-        f"{idle_cpu * RUNS_PER_DAY / 60:.1f} CPU-min per day",
+        f"Idle run (most over the rounds): {kubernetes} Kubernetes request(s) "
+        f"[{', '.join(last.kubernetes)}], {github} GitHub request(s) [{', '.join(last.github)}], "
+        f"rate limit spent {spent}, helm processes {helm}",
+        f"  per app at a one-minute schedule: {cpu:.2f} CPU-s per run, "
+        f"{cpu * RUNS_PER_DAY / 60:.1f} CPU-min per day, {github * 60} GitHub requests and "
+        f"{spent * 60} rate limit per hour, {kubernetes * 60} Kubernetes requests per hour",
     ]
 
 
@@ -135,10 +143,14 @@ def _deploys(results: Results) -> list[str]:
     helm_runs = {len(p.helm_commands) for p in results.probes}
     commands = [c.split(" ", 1)[0] for c in results.probes[-1].helm_commands]
     peaks = ", ".join(f"{k} {_spread(v, 1)} MiB" for k, v in memory(results).items())
-    return [
-        f"Deploy: helm processes {sorted(helm_runs)} ({', '.join(commands)})",
+    lines = [
+        f"Deploy: {'/'.join(map(str, sorted(helm_runs)))} helm processes ({', '.join(commands)})",
         f"  peaks: {peaks}",
     ]
+    if results.big_tarball:
+        mib, peak = results.big_tarball
+        lines.append(f"  with {mib} MiB of random bytes in the commit: runner {peak:.1f} MiB")
+    return lines
 
 
 def as_json(results: Results) -> str:
@@ -152,6 +164,11 @@ def as_json(results: Results) -> str:
         "idle_runs": [dataclasses.asdict(c) for c in results.counts],
         "deploys": [{"runner_mib": p.runner_mib, "helm": p.helm_commands} for p in results.probes],
         "deploy_memory_mib": {k: dataclasses.asdict(v) for k, v in memory(results).items()},
+        "big_tarball": (
+            {"random_mib": results.big_tarball[0], "runner_mib": results.big_tarball[1]}
+            if results.big_tarball
+            else None
+        ),
         "idle_cpu_seconds_per_day": results.summary(IDLE).cpu.median * RUNS_PER_DAY,
         "goals": [
             {"goal": what, "figure": figure, "bound": bound, "met": met}

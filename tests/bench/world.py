@@ -106,19 +106,27 @@ class World:
         values = {"image": {"repository": IMAGE, "tag": self.sha}}
         return argv, json.dumps(values).encode()
 
-    def probed(self, argv: list[str]) -> Probed:
+    def probed(self, argv: list[str], **extra_env: str) -> Probed:
         """Time ``argv`` with the probe loaded; what the runner and its helm peaked at."""
         report = self.root / "rusage.txt"
         report.unlink(missing_ok=True)
         helm_before = _lines(self.helm_log)
         env = {
             **self.env,
+            **extra_env,
             "PYTHONPATH": os.pathsep.join([str(PROBE), self.env["PYTHONPATH"]]),
             "CI_RUNNER_BENCH_RUSAGE": str(report),
         }
         sample = measure.run(argv, env, self.output)
         own = int(report.read_text()) / 1024
         return Probed(sample, own, _lines(self.helm_log)[len(helm_before) :])
+
+    def big_deploy(self, mib: int) -> Probed:
+        """A forced deploy of a commit that adds ``mib`` MiB of random bytes: the runner holds
+        the tarball in memory, so its peak grows with the repository."""
+        self.github.push(REPO, "main", {"big.bin": os.urandom(mib << 20)}, message="big")
+        # API_TIMEOUT bounds the whole download; the fake gzips on the fly.
+        return self.probed(self.runner("--force"), API_TIMEOUT="300")
 
     def helm_commands_of(self, argv: list[str]) -> tuple[measure.Sample, list[str]]:
         """Time ``argv``; the helm processes it started."""
