@@ -143,6 +143,15 @@ def helm_major(executable: str) -> int:
     return int(client.version.major)
 
 
+_STUCK = {
+    pyhelm3.ReleaseRevisionStatus.PENDING_INSTALL,
+    pyhelm3.ReleaseRevisionStatus.PENDING_UPGRADE,
+    pyhelm3.ReleaseRevisionStatus.PENDING_ROLLBACK,
+    pyhelm3.ReleaseRevisionStatus.UNINSTALLING,
+}
+"""What a stopped helm leaves: ``get_proceedable_revision`` rolls back or uninstalls these."""
+
+
 @dataclass(frozen=True)
 class Deploy:
     """One ``helm upgrade --install`` of an extracted chart with its values."""
@@ -217,15 +226,6 @@ class Deploy:
             s.release, namespace=s.deploy_namespace, timeout=f"{s.helm_timeout}s"
         )
         return True
-
-
-_STUCK = {
-    pyhelm3.ReleaseRevisionStatus.PENDING_INSTALL,
-    pyhelm3.ReleaseRevisionStatus.PENDING_UPGRADE,
-    pyhelm3.ReleaseRevisionStatus.PENDING_ROLLBACK,
-    pyhelm3.ReleaseRevisionStatus.UNINSTALLING,
-}
-"""What a stopped helm leaves: ``get_proceedable_revision`` rolls back or uninstalls these."""
 
 
 def _stderr(e: pyhelm3.errors.Error) -> str:

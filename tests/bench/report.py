@@ -61,6 +61,8 @@ def machine() -> dict[str, Any]:
         "nproc": len(os.sched_getaffinity(0)),
         "cpu": models[0] if models else platform.processor(),
         "kernel": platform.release(),
+        # Other work on the machine skews every figure alike; the bench cannot stop it.
+        "load_average_1m": os.getloadavg()[0],
     }
 
 
@@ -106,7 +108,7 @@ def table(results: Results) -> str:
     m = machine()
     lines = [
         f"{m['nproc']} x {m['cpu']}; {results.runtime}; helm {results.helm}; "
-        f"{results.rounds} rounds; median (min-max)",
+        f"{results.rounds} rounds; median (min-max); load average {m['load_average_1m']:.1f}",
         "",
         f"| {'command':<31} | {'wall s':<17} | {'CPU s':<17} | {'peak RSS MiB':<17} |",
         f"| {'-' * 31} | {'-' * 17} | {'-' * 17} | {'-' * 17} |",

@@ -87,8 +87,8 @@ class Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     # Headers and body are two writes: with Nagle's algorithm the body waits for the client's
-    # delayed ACK of the headers, 40 ms per answer. Go's net/http (the real API server) sets
-    # TCP_NODELAY on every connection.
+    # delayed ACK of the headers, 40 ms per answer. The real API server is Go, whose TCP
+    # connections have no delay unless asked (net.TCPConn.SetNoDelay: "The default is true").
     disable_nagle_algorithm = True
     server: Server
 
