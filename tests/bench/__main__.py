@@ -110,7 +110,7 @@ def idle_run(world: World, results: report.Results) -> measure.Sample:
 
 
 def deploy_run(world: World, results: report.Results) -> measure.Sample:
-    """A forced deploy, with the probe's view of the runner's and helm's peaks."""
+    """A forced deploy, with the runner's own peak (the probe) and the helm processes it ran."""
     probed = world.probed(world.runner("--force"))
     results.probes.append(probed)
     return probed.sample

@@ -107,7 +107,7 @@ class World:
         return argv, json.dumps(values).encode()
 
     def probed(self, argv: list[str], **extra_env: str) -> Probed:
-        """Time ``argv`` with the probe loaded; what the runner and its helm peaked at."""
+        """Time ``argv`` with the probe loaded: the runner's own peak, the helm processes it ran."""
         report = self.root / "rusage.txt"
         report.unlink(missing_ok=True)
         helm_before = _lines(self.helm_log)
