@@ -15,7 +15,6 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from . import logs
-from .build import MANAGED_BY, RELEASE_LABEL, TOKEN_KEY
 from .errors import Conflict
 from .github import GitHub
 from .kube import SECRETS, Kube, Obj
@@ -23,6 +22,9 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
+# The Secret build Jobs read the token from (build.py's token_secret, key TOKEN_KEY); build.py
+# itself is not imported: an idle run does not load it.
+TOKEN_KEY = "token"
 EXPIRES = "ci-runner.io/token-expires-at"
 """Annotation on the token Secret: when the installation token in it expires (ISO 8601)."""
 RENEW_BEFORE = timedelta(minutes=5)
@@ -78,6 +80,8 @@ def kept_token(secret: Obj | None, now: datetime) -> str | None:
 
 def token_secret(settings: Settings, token: str, expires: datetime) -> Obj:
     """The runner's token Secret holding an installation token and its expiry."""
+    from .build import MANAGED_BY, RELEASE_LABEL
+
     return {
         "apiVersion": "v1",
         "kind": "Secret",

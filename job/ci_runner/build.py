@@ -7,8 +7,8 @@ import logging
 import re
 
 from .buildwatch import BuildResult, Watcher, finished
-from .errors import ConfigError, Conflict
-from .kube import JOBS, SECRETS, Kube, Obj
+from .errors import ConfigError, Conflict, KubernetesError
+from .kube import JOBS, PODS, SECRETS, Kube, Obj
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -17,6 +17,8 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "ci-runner"}
 RELEASE_LABEL = "ci-runner.io/release"
 COMMIT_LABEL = "ci-runner.io/commit"
 TOKEN_KEY = "token"
+# The label Kubernetes (1.27+) puts on a Job's pods.
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 # Finished build Jobs stay a day for their logs, then Kubernetes removes them.
 TTL_SECONDS = 86_400
 TERMINATION_LOG = "/dev/termination-log"
@@ -202,6 +204,27 @@ class Builder:
             return self.start(sha, attempt, nonce, fresh=True)
         log.info("started build Job %s/%s for %s", self._ns, name, sha[:7])
         return name
+
+    def pushed_digest(self, job: str, sha: str) -> str | None:
+        """The digest the build pod's termination message reports (Kaniko's --digest-file);
+        None, with a warning, when the pod is gone or says none: then the tag is deployed."""
+        s = self._settings
+        try:
+            pods = self._kube.query(PODS, self._ns, label_selector=f"{JOB_NAME_LABEL}={job}")
+        except KubernetesError as e:
+            log.warning("could not read the build pod of %s: %s", job, e)
+            pods = []
+        digests = [d for d in map(pushed_digest, pods) if d]
+        if not digests:
+            log.warning(
+                "build Job %s succeeded but no pod of it reports the pushed digest; "
+                "deploying %s:%s by its tag",
+                job,
+                s.image,
+                sha,
+            )
+            return None
+        return digests[-1]
 
     def wait(self, name: str) -> BuildResult:
         """Wait for the Job's verdict (see buildwatch)."""

@@ -1,8 +1,8 @@
 """One check-build-deploy cycle: the one place that joins GitHub, state, build and helm.
 
 ``Cycle.run`` reads top to bottom as the README's seven steps. What to do is decided by the pure
-``plan.decide``; this module only carries it out. helm (pyhelm3, YAML) is imported only by the
-steps that deploy, so a run with nothing to do never loads it.
+``plan.decide``; this module only carries it out. helm (pyhelm3, YAML), the archive and the build
+are imported only by the steps that use them, so a run with nothing to do never loads them.
 """
 
 from __future__ import annotations
@@ -17,12 +17,9 @@ from typing import TYPE_CHECKING
 
 from . import kube
 from .appauth import authenticate
-from .archive import extract_chart
-from .build import Builder, check_secrets, pushed_digest
 from .errors import BadCommit, ConfigError, CycleFailed, GitHubError, KubernetesError
 from .events import Recorder
 from .github import GitHub
-from .kube import PODS
 from .lock import Lease
 from .logs import mask
 from .plan import Action, Plan, decide
@@ -38,8 +35,6 @@ log = logging.getLogger(__name__)
 
 LAST_LOG_LINES = 5
 """Build log lines kept in the recorded last error (the whole error is cut at 1000 chars)."""
-# The label Kubernetes (1.27+) puts on a Job's pods.
-JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
 @dataclass(frozen=True)
@@ -203,6 +198,7 @@ class Cycle:
 
     def fetch_chart(self, tmp: Path) -> Deploy:
         """Download the head's tarball, extract CHART_PATH safely, read its values files."""
+        from .archive import extract_chart  # tarfile and friends: not for an idle run
         from .helm import Deploy, chart_values
 
         s = self.settings
@@ -223,6 +219,8 @@ class Cycle:
     def build(self, plan: Plan) -> tuple[str | None, str | None]:
         """Build and push the head's image: (the error when the build failed, the digest
         pushed when it could be read)."""
+        from .build import Builder, check_secrets  # not for an idle run
+
         s = self.settings
         check_secrets(self.kube, s)
         builder = Builder(self.kube, s)
@@ -240,31 +238,10 @@ class Cycle:
                 last = " | ".join(result.log_tail.strip().splitlines()[-LAST_LOG_LINES:])
                 error += f"; log: {last}"
             return error, None
-        digest = self.pushed_digest(job) if s.deploy_by_digest else None
+        digest = builder.pushed_digest(job, plan.sha) if s.deploy_by_digest else None
         self.record(lambda current: current.built(plan.sha, digest))
         log.info("built %s:%s and %s:%s", s.image, plan.sha, s.image, s.latest_tag)
         return None, digest
-
-    def pushed_digest(self, job: str) -> str | None:
-        """The digest the build pod's termination message reports (Kaniko's --digest-file);
-        None, with a warning, when the pod is gone or says none: then the tag is deployed."""
-        s = self.settings
-        try:
-            pods = self.kube.query(PODS, s.cicd_namespace, label_selector=f"{JOB_NAME_LABEL}={job}")
-        except KubernetesError as e:
-            log.warning("could not read the build pod of %s: %s", job, e)
-            pods = []
-        digests = [d for d in map(pushed_digest, pods) if d]
-        if not digests:
-            log.warning(
-                "build Job %s succeeded but no pod of it reports the pushed digest; "
-                "deploying %s:%s by its tag",
-                job,
-                s.image,
-                self.head,
-            )
-            return None
-        return digests[-1]
 
     def deploy(self, plan: Plan, deploy: Deploy, digest: str | None = None) -> Outcome:
         """helm upgrade --install, rolled back by helm on failure; then the record."""

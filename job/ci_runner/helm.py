@@ -187,6 +187,15 @@ def helm_major(executable: str) -> int:
     return int(client.version.major)
 
 
+_STUCK = {
+    pyhelm3.ReleaseRevisionStatus.PENDING_INSTALL,
+    pyhelm3.ReleaseRevisionStatus.PENDING_UPGRADE,
+    pyhelm3.ReleaseRevisionStatus.PENDING_ROLLBACK,
+    pyhelm3.ReleaseRevisionStatus.UNINSTALLING,
+}
+"""What a stopped helm leaves: ``get_proceedable_revision`` rolls back or uninstalls these."""
+
+
 @dataclass(frozen=True)
 class Deploy:
     """One ``helm upgrade --install`` of an extracted chart with its values."""
@@ -213,33 +222,59 @@ class Deploy:
 
     async def _run(self) -> int:
         s = self.settings
-        client = pyhelm3.Client(
+        command = pyhelm3.Command(
             executable=require_helm(),
             insecure_skip_tls_verify=not s.verify_ssl,
             default_timeout=f"{s.helm_timeout}s",
         )
-        # A helm killed mid-upgrade (a crashed run) leaves the release pending-*, which blocks
-        # every later upgrade; pyhelm3 rolls such a release back (or uninstalls a pending
-        # install) first.
-        await client.get_proceedable_revision(
-            s.release, namespace=s.deploy_namespace, timeout=f"{s.helm_timeout}s"
-        )
-        chart = await client.get_chart(self.chart_dir)
+        # One Client for the run: its constructor runs `helm version`, which picks the flag.
+        client = pyhelm3.Client(command)
         helm4 = client.version.major >= 4
-        revision = await client.install_or_upgrade_release(
+        try:
+            return await self._upgrade(command, helm4)
+        except pyhelm3.errors.Error:
+            # A helm killed mid-upgrade (a crashed run) leaves the release pending-*, and
+            # helm refuses to upgrade it ("another operation is in progress") before it
+            # changes anything (prepareUpgrade in helm's pkg/action/upgrade.go, 3.18 and 4.1).
+            # So the release's status is asked only after a failure, not before every deploy.
+            if not await self._recovered(client):
+                raise
+        return await self._upgrade(command, helm4)
+
+    async def _upgrade(self, command: pyhelm3.Command, helm4: bool) -> int:
+        """``helm upgrade --install``; the new revision. pyhelm3's Command rather than
+        ``Client.install_or_upgrade_release``, whose Chart costs a ``helm show chart`` for a
+        ``--version`` that helm ignores for a chart directory (``LocateChart``)."""
+        s = self.settings
+        release = await command.install_or_upgrade(
             s.release,
-            chart,
-            self.values,  # one layer: pyhelm3's own merge would concatenate lists
-            # helm 4 renamed --atomic; asking pyhelm3 for the right one avoids its warning.
-            atomic=not helm4,
-            rollback_on_failure=helm4,
+            self.chart_dir,
+            self.values,
+            atomic=True,
+            atomic_arg="--rollback-on-failure" if helm4 else "--atomic",  # renamed in helm 4
             create_namespace=s.create_namespace,
             namespace=s.deploy_namespace,
             timeout=f"{s.helm_timeout}s",
             wait=True,
         )
-        log.debug("helm revision %s is %s", revision.revision, revision.status)
-        return int(revision.revision)
+        log.debug("helm revision %s is %s", release["version"], release["info"]["status"])
+        return int(release["version"])
+
+    async def _recovered(self, client: pyhelm3.Client) -> bool:
+        """Roll back a release left pending-* (uninstall a pending install) as pyhelm3's
+        ``get_proceedable_revision`` does; False when the release is not stuck."""
+        s = self.settings
+        try:
+            current = await client.get_current_revision(s.release, namespace=s.deploy_namespace)
+        except pyhelm3.errors.Error:
+            return False  # not installed, or helm cannot tell: the upgrade's own error stands
+        if current.status not in _STUCK:
+            return False
+        log.warning("release %s was left %s; recovering it", s.release, current.status.value)
+        await client.get_proceedable_revision(
+            s.release, namespace=s.deploy_namespace, timeout=f"{s.helm_timeout}s"
+        )
+        return True
 
 
 def _stderr(e: pyhelm3.errors.Error) -> str:

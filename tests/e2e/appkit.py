@@ -77,6 +77,32 @@ APP_FILES = {
 }
 
 
+def runner_env(kube: KubeTarget, github_url: str, path: str, home: Path) -> dict[str, str]:
+    """The environment ``ci-runner`` runs the app with: its settings, the Kubernetes API, the
+    GitHub fake, ``path`` as PATH, and ``home`` as HOME (helm keeps its caches there)."""
+    env = {
+        **kube.env(),
+        "PATH": path,
+        "HOME": str(home),
+        "HELM_CACHE_HOME": str(home / "helm-cache"),
+        "HELM_CONFIG_HOME": str(home / "helm-config"),
+        "HELM_DATA_HOME": str(home / "helm-data"),
+        "REPO": REPO,
+        "IMAGE": IMAGE,
+        "CHART_PATH": "deploy/chart",
+        "RELEASE": RELEASE,
+        "CICD_NS": kube.namespace,
+        "DEPLOY_NS": f"{kube.namespace}-app",
+        "GITHUB_API_URL": github_url,
+        "HELM_TIMEOUT": "60",
+        "API_TIMEOUT": "5",
+        "VERIFY_SSL": "false",
+    }
+    for obsolete in ("INTERVAL", "STATE_PATH", "GIT_TOKEN", "KANIKO_IMAGE"):
+        env.pop(obsolete, None)
+    return env
+
+
 @dataclass
 class Run:
     """One finished ``ci-runner`` process."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.appkit import APP_FILES, IMAGE, RELEASE, REPO, App
+from tests.e2e.appkit import APP_FILES, REPO, App, runner_env
 from tests.support import charts, rbac, rbac_exact
 from tests.support.github_fake import GitHubFake
 from tests.support.kube_target import KubeTarget
@@ -47,26 +47,9 @@ def app(
     home = tmp_path / "home"
     home.mkdir()
     env = {
-        **kube.env(),
-        "PATH": tools_path,
-        "HOME": str(home),
-        "HELM_CACHE_HOME": str(home / "helm-cache"),
-        "HELM_CONFIG_HOME": str(home / "helm-config"),
-        "HELM_DATA_HOME": str(home / "helm-data"),
+        **runner_env(kube, github.url, tools_path, home),
         "PYTHONPATH": os.pathsep.join(sys.path),
-        "REPO": REPO,
-        "IMAGE": IMAGE,
-        "CHART_PATH": "deploy/chart",
-        "RELEASE": RELEASE,
-        "CICD_NS": kube.namespace,
-        "DEPLOY_NS": f"{kube.namespace}-app",
-        "GITHUB_API_URL": github.url,
-        "HELM_TIMEOUT": "60",
-        "API_TIMEOUT": "5",
-        "VERIFY_SSL": "false",
     }
-    for obsolete in ("INTERVAL", "STATE_PATH", "GIT_TOKEN", "KANIKO_IMAGE"):
-        env.pop(obsolete, None)
     if kube.emulator is None:
         env["KANIKO_IMAGE"] = os.environ.get("CI_RUNNER_TEST_BUILD_IMAGE", "hello-world")
     the_app = App(kube, github, env, home)

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.ship.shipkit import (
     KUBERNETES_VERSIONS,
@@ -102,7 +103,9 @@ def test_per_app_schedule_suspend_timezone_and_resources(render: Render) -> None
     assert api["spec"]["timeZone"] == "Europe/Berlin"
     (container,) = api["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert container["resources"]["limits"]["memory"] == "1Gi"
-    assert container["resources"]["requests"]["memory"] == "256Mi", "overrides merge, not replace"
+    default = yaml.safe_load((charts.CHART / "values.yaml").read_text())["runner"]["resources"]
+    merged = container["resources"]["requests"]["memory"]
+    assert merged == default["requests"]["memory"], "overrides merge, not replace"
     assert one(docs, "CronJob", "ci-worker")["spec"]["suspend"] is True
     assert one(docs, "CronJob", "ci-web")["spec"]["suspend"] is False
     worker_rules = one(docs, "Role", "ci-worker-deploy")["rules"]

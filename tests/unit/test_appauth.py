@@ -87,3 +87,9 @@ def test_the_exchange_and_its_refusals(github: GitHubFake) -> None:
         assert "A JSON web token could not be decoded" in str(refused.value)
         with pytest.raises(ConfigError, match="check GITHUB_APP_INSTALLATION_ID"):
             gh.installation_token(app_jwt("4242", rsa_pem(), now), 78)
+
+
+def test_the_kept_token_is_where_build_jobs_read_it() -> None:
+    from ci_runner import appauth, build
+
+    assert appauth.TOKEN_KEY == build.TOKEN_KEY

@@ -86,6 +86,10 @@ class Handler(BaseHTTPRequestHandler):
     """One connection; each request is routed to discovery, objects or a watch."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body are two writes: with Nagle's algorithm the body waits for the client's
+    # delayed ACK of the headers, 40 ms per answer. The real API server is Go, whose TCP
+    # connections have no delay unless asked (net.TCPConn.SetNoDelay: "The default is true").
+    disable_nagle_algorithm = True
     server: Server
 
     def log_message(self, format: str, *args: Any) -> None:
