@@ -14,7 +14,8 @@ from pathlib import Path
 from .archive import extract_chart
 from .check import Result, failed, passed
 from .errors import BadCommit, CiRunnerError, ConfigError, GitHubError, shorten
-from .github import GitHub, RateLimit
+from .github import GitHub
+from .github_answers import RateLimit
 from .settings import Settings
 
 HELM_TIMEOUT_SECONDS = 120

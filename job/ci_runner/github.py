@@ -14,14 +14,13 @@ import requests
 import urllib3
 
 from .errors import ArchiveError, ConfigError, GitHubError, GitHubRefused, shorten
+from .github_answers import RateLimit, commit_of, message_of, raise_for_status, rate_limit_of
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 # A chart lives in a repository of ordinary size; a tarball past this is refused, not buffered.
 MAX_TARBALL_BYTES = 200 * 1024 * 1024
-_SHA_LENGTH = 40
-_HEX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -47,16 +46,6 @@ class Changes:
     """Every path the listed files touch (a rename's old name too)."""
     listed: int
     """How many files GitHub listed (it lists at most 300)."""
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """The primary (``core``) rate limit of the credentials in use."""
-
-    limit: int
-    remaining: int
-    reset: int
-    """When it is full again, in seconds since the epoch."""
 
 
 class GitHub:
@@ -106,8 +95,8 @@ class GitHub:
         with response:
             if response.status_code == 304:
                 return Head(sha=None, etag=etag)
-            self._raise_for_status(response, f"reading the head of branch {branch!r}")
-            sha, message = _commit(response)
+            self._check(response, f"reading the head of branch {branch!r}")
+            sha, message = commit_of(response)
             if sha is None:
                 raise GitHubError(
                     f"GitHub answered something that is not a commit SHA for branch {branch!r}: "
@@ -123,9 +112,9 @@ class GitHub:
         response = self._get(f"/repos/{self._repo}/compare/{base}...{head}")
         with response:
             if response.status_code in {404, 422}:  # a base the branch no longer has, say
-                answer = f"{response.status_code} {_message(response)}"
+                answer = f"{response.status_code} {message_of(response)}"
                 raise GitHubError(f"GitHub could not compare while {doing} ({answer})")
-            self._raise_for_status(response, doing)
+            self._check(response, doing)
             try:
                 body = response.json()
                 files = body.get("files") or []
@@ -146,7 +135,7 @@ class GitHub:
         doing = f"downloading the tarball of {sha[:7]}"
         response = self._get(f"/repos/{self._repo}/tarball/{sha}", stream=True)
         with response:
-            self._raise_for_status(response, doing)
+            self._check(response, doing)
             declared = int(response.headers.get("Content-Length") or 0)
             too_big = f"the tarball of {sha[:7]} is larger than {MAX_TARBALL_BYTES} bytes"
             if declared > MAX_TARBALL_BYTES:
@@ -182,7 +171,7 @@ class GitHub:
         with response:
             if response.status_code == 401:
                 raise GitHubError(
-                    f"GitHub refused the App's JWT while {doing} (401 {_message(response)}): "
+                    f"GitHub refused the App's JWT while {doing} (401 {message_of(response)}): "
                     "GITHUB_APP_PRIVATE_KEY is not the key of App GITHUB_APP_ID, or the clock "
                     "is off"
                 )
@@ -191,7 +180,7 @@ class GitHub:
                     [f"GitHub has no installation {installation} of this App while {doing} "
                      "(404): check GITHUB_APP_INSTALLATION_ID"]
                 )  # fmt: skip
-            self._raise_for_status(response, doing)
+            self._check(response, doing)
             try:
                 body = response.json()
                 token, expires = str(body["token"]), str(body["expires_at"])
@@ -235,14 +224,14 @@ class GitHub:
             if response.status_code in {403, 404} and not limited:
                 wanted = response.headers.get("x-accepted-github-permissions")
                 raise GitHubRefused(
-                    f"GitHub refused {doing} ({response.status_code} {_message(response)})",
+                    f"GitHub refused {doing} ({response.status_code} {message_of(response)})",
                     wanted,
                 )
             if response.status_code == 422:  # _raise_for_status reads a 422 as a bad branch
                 raise GitHubError(
-                    f"GitHub answered {response.status_code} while {doing}: {_message(response)}"
+                    f"GitHub answered {response.status_code} while {doing}: {message_of(response)}"
                 )
-            self._raise_for_status(response, doing)
+            self._check(response, doing)
             try:
                 body = response.json()
             except ValueError:
@@ -267,19 +256,15 @@ class GitHub:
             if response.status_code == 404:
                 return None
             self._refuse_credentials(response, doing)
-            self._raise_for_status(response, doing)
-            try:
-                core = response.json()["resources"]["core"]
-                return RateLimit(int(core["limit"]), int(core["remaining"]), int(core["reset"]))
-            except (ValueError, KeyError, TypeError) as e:
-                raise GitHubError(f"GitHub answered something unusable while {doing}") from e
+            self._check(response, doing)
+            return rate_limit_of(response, doing)
 
     def repository(self) -> dict[str, object]:
         """``GET /repos/{repo}``: ConfigError when GitHub does not show it to these credentials."""
         doing = f"reading repository {self._repo}"
         with self._get(f"/repos/{self._repo}") as response:
             self._refuse_credentials(response, doing)
-            self._raise_for_status(response, doing)
+            self._check(response, doing)
             try:
                 answer = response.json()
             except ValueError as e:
@@ -290,7 +275,7 @@ class GitHub:
         # A token GitHub refuses is a misconfiguration (exit 2) for `check`.
         if response.status_code == 401:
             raise ConfigError([f"GitHub refused the credentials while {doing} (401 "
-                               f"{_message(response)}): check GIT_TOKEN"])  # fmt: skip
+                               f"{message_of(response)}): check GIT_TOKEN"])  # fmt: skip
 
     def _get(self, path: str, **kwargs: object) -> requests.Response:
         url = f"{self._api}{path}"
@@ -308,49 +293,5 @@ class GitHub:
     def _authorised(self) -> bool:
         return "Authorization" in self._session.headers
 
-    def _raise_for_status(self, response: requests.Response, doing: str) -> None:
-        if response.status_code < 400:
-            return
-        remaining = response.headers.get("x-ratelimit-remaining")
-        if response.status_code in {403, 429} and (
-            remaining == "0" or "retry-after" in response.headers
-        ):
-            reset = response.headers.get("x-ratelimit-reset", "")
-            when = f" (resets at epoch {reset})" if reset else ""
-            raise GitHubError(f"GitHub rate limit exhausted while {doing}{when}")
-        message = _message(response)
-        if response.status_code == 401:
-            raise GitHubError(f"GitHub refused the token while {doing} (401 {message})")
-        if response.status_code == 404:
-            # GitHub answers 404 for a private repository the token may not see, too.
-            access = "the token has no access to it" if self._authorised else "no GIT_TOKEN"
-            raise ConfigError(
-                [f"GitHub has no repository {self._repo!r} while {doing} (404): check REPO; "
-                 f"it may be private and {access}"]
-            )  # fmt: skip
-        if response.status_code == 422:
-            # GitHub answers 422 "No commit found for SHA" for a branch that does not exist.
-            raise ConfigError([f"GitHub found no such commit or branch while {doing} (422)"])
-        raise GitHubError(f"GitHub answered {response.status_code} while {doing}: {message}")
-
-
-def _commit(response: requests.Response) -> tuple[str | None, str]:
-    """(sha, message) of a "Get a commit" answer; sha None when it is not one."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None, ""
-    sha = body.get("sha") if isinstance(body, dict) else None
-    if not isinstance(sha, str) or len(sha) != _SHA_LENGTH or any(c not in _HEX for c in sha):
-        return None, ""
-    commit = body.get("commit")
-    message = commit.get("message") if isinstance(commit, dict) else None
-    return sha, message if isinstance(message, str) else ""
-
-
-def _message(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return shorten(response.text, 120)
-    return shorten(str(body.get("message", "")) if isinstance(body, dict) else "", 120)
+    def _check(self, response: requests.Response, doing: str) -> None:
+        raise_for_status(response, doing, self._repo, self._authorised)

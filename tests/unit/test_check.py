@@ -20,7 +20,7 @@ from ci_runner.check import (
 from ci_runner.check_github import helm_problem, lint_errors, rate_limit_line
 from ci_runner.cli import main
 from ci_runner.errors import ConfigError, GitHubError, KubernetesError
-from ci_runner.github import RateLimit
+from ci_runner.github_answers import RateLimit
 from ci_runner.settings import Settings
 from click.testing import CliRunner
 
