@@ -80,20 +80,11 @@ def kept_token(secret: Obj | None, now: datetime) -> str | None:
 
 def token_secret(settings: Settings, token: str, expires: datetime) -> Obj:
     """The runner's token Secret holding an installation token and its expiry."""
-    from .build import MANAGED_BY, RELEASE_LABEL
+    from .build import token_secret as kept_secret  # the same Secret GIT_TOKEN is kept in
 
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {
-            "name": settings.token_secret_name,
-            "namespace": settings.cicd_namespace,
-            "labels": {**MANAGED_BY, RELEASE_LABEL: settings.release},
-            "annotations": {EXPIRES: expires.astimezone(UTC).isoformat(timespec="seconds")},
-        },
-        "stringData": {TOKEN_KEY: token},
-    }
+    return kept_secret(
+        settings, token, {EXPIRES: expires.astimezone(UTC).isoformat(timespec="seconds")}
+    )
 
 
 def authenticate(kube: Kube, github: GitHub, settings: Settings, store: bool = True) -> None:

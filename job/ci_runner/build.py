@@ -139,18 +139,22 @@ def build_job(settings: Settings, sha: str, attempt: int, nonce: str = "") -> Ob
     }
 
 
-def token_secret(settings: Settings) -> Obj:
-    """The Secret the runner keeps for Kaniko when given GIT_TOKEN but no GIT_TOKEN_SECRET."""
+def token_secret(settings: Settings, token: str, annotations: dict[str, str] | None = None) -> Obj:
+    """The Secret the runner keeps for Kaniko: GIT_TOKEN's value (when no GIT_TOKEN_SECRET is
+    given) or a GitHub App's installation token (appauth adds its expiry as an annotation)."""
+    metadata: Obj = {
+        "name": settings.token_secret_name,
+        "namespace": settings.cicd_namespace,
+        "labels": {**MANAGED_BY, RELEASE_LABEL: settings.release},
+    }
+    if annotations:
+        metadata["annotations"] = annotations
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": {
-            "name": settings.token_secret_name,
-            "namespace": settings.cicd_namespace,
-            "labels": {**MANAGED_BY, RELEASE_LABEL: settings.release},
-        },
-        "stringData": {TOKEN_KEY: settings.git_token},
+        "metadata": metadata,
+        "stringData": {TOKEN_KEY: token},
     }
 
 
@@ -178,7 +182,7 @@ class Builder:
         s = self._settings
         if not s.git_token or s.git_token_secret:
             return
-        body = token_secret(s)
+        body = token_secret(s, s.git_token)
         current = self._kube.read(SECRETS, self._ns, body["metadata"]["name"])
         if current is not None:
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]

@@ -58,7 +58,8 @@ def test_token_only_as_a_secret_reference() -> None:
     assert user == {"name": "GIT_USERNAME", "value": "x-access-token"}
     assert password["name"] == "GIT_PASSWORD"
     assert password["valueFrom"]["secretKeyRef"] == {"name": "ci-runner-shop-git", "key": "token"}
-    secret = token_secret(load(Settings, {}, {**BASE, "GIT_TOKEN": "fake-super-secret"}))
+    settings = load(Settings, {}, {**BASE, "GIT_TOKEN": "fake-super-secret"})
+    secret = token_secret(settings, "fake-super-secret")
     assert secret["metadata"]["name"] == "ci-runner-shop-git"
 
 
