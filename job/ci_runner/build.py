@@ -6,9 +6,9 @@ import copy
 import logging
 import re
 
-from .buildwatch import BuildResult, Watcher, finished
+from .buildwatch import BuildResult, Watcher, finished, job_pods
 from .errors import ConfigError, Conflict, KubernetesError
-from .kube import JOBS, PODS, SECRETS, Kube, Obj
+from .kube import JOBS, SECRETS, Kube, Obj
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -17,8 +17,6 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "ci-runner"}
 RELEASE_LABEL = "ci-runner.io/release"
 COMMIT_LABEL = "ci-runner.io/commit"
 TOKEN_KEY = "token"
-# The label Kubernetes (1.27+) puts on a Job's pods.
-JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 # Finished build Jobs stay a day for their logs, then Kubernetes removes them.
 TTL_SECONDS = 86_400
 TERMINATION_LOG = "/dev/termination-log"
@@ -214,7 +212,7 @@ class Builder:
         None, with a warning, when the pod is gone or says none: then the tag is deployed."""
         s = self._settings
         try:
-            pods = self._kube.query(PODS, self._ns, label_selector=f"{JOB_NAME_LABEL}={job}")
+            pods = job_pods(self._kube, self._ns, job)
         except KubernetesError as e:
             log.warning("could not read the build pod of %s: %s", job, e)
             pods = []

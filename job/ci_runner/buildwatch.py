@@ -197,9 +197,15 @@ class Watcher:
 
     def _pod(self) -> Obj | None:
         """The Job's newest pod, if any."""
-        # batch.kubernetes.io/job-name since Kubernetes 1.27; job-name on older clusters.
-        for label in ("batch.kubernetes.io/job-name", "job-name"):
-            pods = self._kube.query(PODS, self._ns, label_selector=f"{label}={self._name}")
-            if pods:
-                return max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
-        return None
+        pods = job_pods(self._kube, self._ns, self._name)
+        return pods[-1] if pods else None
+
+
+def job_pods(kube: Kube, namespace: str, job: str) -> list[Obj]:
+    """The pods of Job ``job``, oldest first."""
+    # batch.kubernetes.io/job-name since Kubernetes 1.27; job-name on older clusters.
+    for label in ("batch.kubernetes.io/job-name", "job-name"):
+        pods = kube.query(PODS, namespace, label_selector=f"{label}={job}")
+        if pods:
+            return sorted(pods, key=lambda p: str(p["metadata"].get("creationTimestamp") or ""))
+    return []
