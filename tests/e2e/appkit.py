@@ -155,6 +155,15 @@ class App:
             start_new_session=True,
         )
 
+    def start_a_slow_upgrade(self) -> tuple[subprocess.Popen[str], str, str]:
+        """Push a commit with a chart Job the emulator holds and start a run; return once helm
+        waits for that Job (the release is pending): (the run, the held Job, the commit)."""
+        assert self.kube.emulator is not None, "needs the emulator's Job controls"
+        self.kube.emulator.jobs.behave("hold", name=f"{RELEASE}-migrate")
+        sha = self.push({"deploy/chart/templates/migrate.yaml": MIGRATION}, message="migrate")
+        process = self.start()
+        return process, self.wait_for_job(self.deploy_ns), sha
+
     @staticmethod
     def kill_like_a_node_loss(process: subprocess.Popen[str]) -> None:
         """SIGKILL the runner and its helm at once, as losing the pod's node would. helm runs

@@ -204,13 +204,18 @@ def test_check_writes_nothing_and_answers_json(installed: Installed) -> None:
     assert ours and not writes, writes
 
 
-def test_a_permission_taken_from_the_role_is_refused(installed: Installed) -> None:
+def take_lease_update_from_the_role(installed: Installed) -> None:
+    """Patch the chart's CICD Role so that it no longer grants `update` on leases."""
     role = json.loads(installed.kubectl("get", "role", ACCOUNT, "-n", installed.cicd,
                                         "-o", "json"))  # fmt: skip
     (leases,) = [i for i, r in enumerate(role["rules"]) if r["resources"] == ["leases"]]
     patch = [{"op": "replace", "path": f"/rules/{leases}/verbs", "value": ["get", "create"]}]
     installed.kubectl("patch", "role", ACCOUNT, "-n", installed.cicd, "--type=json",
                       "-p", json.dumps(patch))  # fmt: skip
+
+
+def test_a_permission_taken_from_the_role_is_refused(installed: Installed) -> None:
+    take_lease_update_from_the_role(installed)
 
     done = installed.check()
 
@@ -303,12 +308,7 @@ def test_the_readmes_runner_kubeconfig_asks_as_the_service_account(
     script = block.replace("ci-runner-hello", ACCOUNT).replace("-n cicd", f"-n {installed.cicd}")
     script = script.replace(" ci-runner check", f" {sys.executable} -m ci_runner check")
     assert script.count("ci_runner check") == 1
-    role = json.loads(installed.kubectl("get", "role", ACCOUNT, "-n", installed.cicd,
-                                        "-o", "json"))  # fmt: skip
-    (leases,) = [i for i, r in enumerate(role["rules"]) if r["resources"] == ["leases"]]
-    patch = [{"op": "replace", "path": f"/rules/{leases}/verbs", "value": ["get", "create"]}]
-    installed.kubectl("patch", "role", ACCOUNT, "-n", installed.cicd, "--type=json",
-                      "-p", json.dumps(patch))  # fmt: skip
+    take_lease_update_from_the_role(installed)
 
     env = {**installed.env, "KUBECONFIG": installed.kube.kubeconfig}
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,

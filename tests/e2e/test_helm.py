@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.appkit import IMAGE, MIGRATION, RELEASE, App
+from tests.e2e.appkit import IMAGE, RELEASE, App
 
 # Logs each helm command line, then becomes the real helm (same pid, so signals still reach it).
 WRAPPER = """\
@@ -53,10 +53,7 @@ def test_a_deploy_runs_helm_twice_its_version_and_the_upgrade(app: App, tmp_path
 def test_a_first_install_left_pending_is_uninstalled_then_installed(
     app: App, emulator: Any, tmp_path: Path
 ) -> None:
-    emulator.jobs.behave("hold", name=f"{RELEASE}-migrate")
-    sha = app.push({"deploy/chart/templates/migrate.yaml": MIGRATION}, message="migrate")
-    killed = app.start()
-    held = app.wait_for_job(app.deploy_ns)  # helm is now waiting for it, release pending
+    killed, held, sha = app.start_a_slow_upgrade()  # helm waits: the release is pending
     app.kill_like_a_node_loss(killed)
     assert app.helm("status", RELEASE)["info"]["status"] == "pending-install"
 

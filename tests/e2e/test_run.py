@@ -352,10 +352,7 @@ def test_a_crashed_runs_build_job_is_adopted(app: App, emulator: Any) -> None:
 @pytest.mark.helm
 def test_a_release_left_pending_by_a_killed_helm_is_recovered(app: App, emulator: Any) -> None:
     assert app.run().code == 0
-    emulator.jobs.behave("hold", name=f"{RELEASE}-migrate")
-    newer = app.push({"deploy/chart/templates/migrate.yaml": MIGRATION}, message="migrate")
-    killed = app.start()
-    held = app.wait_for_job(app.deploy_ns)  # helm is now waiting for it, release pending
+    killed, held, newer = app.start_a_slow_upgrade()  # helm waits: the release is pending
     app.kill_like_a_node_loss(killed)
     assert app.helm("status", RELEASE)["info"]["status"] == "pending-upgrade"
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.appkit import APP_FILES, IMAGE, MIGRATION, RELEASE, App
+from tests.e2e.appkit import APP_FILES, IMAGE, RELEASE, App
 
 BUILD = {"app.kubernetes.io/component": "build"}
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
@@ -176,10 +176,7 @@ def helm_processes(namespace: str) -> list[str]:
 @pytest.mark.helm
 def test_sigterm_during_a_slow_upgrade_stops_helm_too(app: App, emulator: Any) -> None:
     assert app.run().code == 0
-    emulator.jobs.behave("hold", name=f"{RELEASE}-migrate")
-    newer = app.push({"deploy/chart/templates/migrate.yaml": MIGRATION}, message="migrate")
-    running = app.start()
-    held = app.wait_for_job(app.deploy_ns)  # helm is waiting for the chart's Job
+    running, held, newer = app.start_a_slow_upgrade()  # helm waits: the release is pending
     assert helm_processes(app.deploy_ns)
     os.kill(running.pid, signal.SIGTERM)
     _, err = running.communicate(timeout=60)
