@@ -12,6 +12,7 @@ run that wants one yes/no answer and a clean release.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import threading
 import uuid
@@ -128,6 +129,9 @@ class Lease:
             raise KubernetesError(f"lost {self.where} while working: {self._lost}")
 
     def _renew_until_stopped(self) -> None:
+        # A SIGTERM must reach the main thread: there it interrupts the blocking read that
+        # thread may be in. Delivered to this thread instead, it waits for that read to end.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
         while not self._stop.wait(RENEW_SECONDS):
             try:
                 self._write(datetime.now(UTC))

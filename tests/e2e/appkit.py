@@ -126,6 +126,8 @@ class App:
     env: dict[str, str]
     home: Path
     heads: list[str] = field(default_factory=list)
+    started: list[subprocess.Popen[str]] = field(default_factory=list)
+    """Runs started in the background; the fixture reaps any a failed test left running."""
 
     @property
     def cicd(self) -> str:
@@ -146,7 +148,7 @@ class App:
 
     def start(self, *args: str, **env: str) -> subprocess.Popen[str]:
         """Start ``ci-runner run ARGS`` in the background, in a process group of its own."""
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [*self.command("run"), *args],
             env={**self.env, **env},
             stdout=subprocess.PIPE,
@@ -154,6 +156,8 @@ class App:
             text=True,
             start_new_session=True,
         )
+        self.started.append(process)
+        return process
 
     def start_a_slow_upgrade(self) -> tuple[subprocess.Popen[str], str, str]:
         """Push a commit with a chart Job the emulator holds and start a run; return once helm

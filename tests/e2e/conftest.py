@@ -55,6 +55,10 @@ def app(
     the_app = App(kube, github, env, home)
     the_app.push(APP_FILES, message="first")
     yield the_app
+    for process in the_app.started:  # a test that failed midway leaves no run (or pipe) behind
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
     if kube.emulator is not None:
         ours = [r for r in kube.emulator.requests if r.user_agent.startswith(RUNNER_AGENTS)]
         refused = [
