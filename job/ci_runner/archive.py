@@ -14,6 +14,7 @@ import posixpath
 import tarfile
 import zlib
 from pathlib import Path
+from typing import IO
 
 from .errors import ArchiveError, BadCommit
 
@@ -29,8 +30,8 @@ class _Inflated:
     """The decompressed tar stream for ``tarfile``: reads and seeks (which tarfile uses to skip
     members) past ``limit`` bytes raise ArchiveError instead of inflating on."""
 
-    def __init__(self, data: bytes, limit: int, where: str) -> None:
-        self._gzip = gzip.GzipFile(fileobj=io.BytesIO(data))
+    def __init__(self, tarball: IO[bytes], limit: int, where: str) -> None:
+        self._gzip = gzip.GzipFile(fileobj=tarball)
         self._limit = limit
         self._where = where
 
@@ -53,14 +54,14 @@ class _Inflated:
         return self._gzip.tell()
 
 
-def extract_chart(data: bytes, chart_path: str, dest: Path, where: str) -> Path:
-    """Extract ``chart_path`` from the tarball ``data`` into ``dest``; return the chart directory.
+def extract_chart(tarball: IO[bytes], chart_path: str, dest: Path, where: str) -> Path:
+    """Extract ``chart_path`` from the gzip ``tarball`` into ``dest``; return the chart directory.
 
     ``where`` names the commit in messages. Raises ArchiveError for a malformed or hostile
     archive, BadCommit when the commit has no chart there (nothing is extracted then).
     """
     try:
-        inflated = _Inflated(data, MAX_UNPACKED_BYTES, where)
+        inflated = _Inflated(tarball, MAX_UNPACKED_BYTES, where)
         tar = tarfile.open(fileobj=inflated, mode="r:")  # type: ignore[call-overload]  # noqa: SIM115
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise ArchiveError(f"the tarball of {where} is not a gzip tar archive") from e

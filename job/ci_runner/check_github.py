@@ -135,7 +135,8 @@ def chart_line(s: Settings, github: GitHub, sha: str, helm: str | None) -> Resul
     with tempfile.TemporaryDirectory(prefix="ci-runner-check-") as tmp:
         try:
             where = f"{s.repo}@{sha[:7]}"
-            chart_dir = extract_chart(github.tarball(sha), s.chart_path, Path(tmp), where)
+            with github.tarball(sha) as tarball:
+                chart_dir = extract_chart(tarball, s.chart_path, Path(tmp), where)
             values = chart_values(s, chart_dir, sha)
         except BadCommit as e:  # the commit's own fault: a run would count failed attempts
             return failed(item, f"{e}: fix CHART_PATH or VALUES_FILES, or push the chart")

@@ -203,7 +203,8 @@ class Cycle:
 
         s = self.settings
         where = f"{s.repo}@{self.head[:7]}"
-        chart_dir = extract_chart(self.github.tarball(self.head), s.chart_path, tmp, where)
+        with self.github.tarball(self.head) as tarball:
+            chart_dir = extract_chart(tarball, s.chart_path, tmp, where)
         return Deploy(s, chart_dir, chart_values(s, chart_dir, self.head))
 
     def act(self, plan: Plan, deploy: Deploy) -> Outcome:

@@ -4,48 +4,31 @@ installation token, and what it reports back (commit statuses, deployments)."""
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 import requests
 import urllib3
 
-from .errors import ArchiveError, ConfigError, GitHubError, GitHubRefused, shorten
-from .github_answers import RateLimit, commit_of, message_of, raise_for_status, rate_limit_of
+from .errors import ArchiveError, ConfigError, GitHubError, GitHubRefused, ServiceError, shorten
+from .github_answers import (
+    Changes,
+    Head,
+    RateLimit,
+    commit_of,
+    message_of,
+    raise_for_status,
+    rate_limit_of,
+)
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-# A chart lives in a repository of ordinary size; a tarball past this is refused, not buffered.
+# A chart lives in a repository of ordinary size; a tarball past this is refused, not kept.
 MAX_TARBALL_BYTES = 200 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Head:
-    """The head commit of a branch as GitHub reported it."""
-
-    sha: str | None
-    """The commit SHA, or None when GitHub answered 304 (unchanged since ``etag``)."""
-    etag: str | None
-    """The ETag to send next time; a 304 answer for it costs no rate limit."""
-    message: str | None = None
-    """The commit message; None when GitHub answered 304."""
-
-
-@dataclass(frozen=True)
-class Changes:
-    """What GitHub's compare of two commits says changed."""
-
-    base: str
-    status: str
-    """ahead, behind, diverged or identical: how the head stands to ``base``."""
-    paths: tuple[str, ...]
-    """Every path the listed files touch (a rename's old name too)."""
-    listed: int
-    """How many files GitHub listed (it lists at most 300)."""
 
 
 class GitHub:
@@ -126,34 +109,39 @@ class GitHub:
                 raise GitHubError(f"GitHub answered no comparison while {doing}") from e
             return Changes(base, status, tuple(str(p) for p in paths), len(files))
 
-    def tarball(self, sha: str) -> bytes:
-        """The gzip tarball of commit ``sha`` (GitHub redirects to a download host).
+    def tarball(self, sha: str) -> IO[bytes]:
+        """The gzip tarball of commit ``sha`` (GitHub redirects to a download host), in an
+        unnamed temporary file on TMPDIR, read from its start; the caller closes it. Memory stays
+        flat however big the repository: the pod's limit need not grow with it.
 
         API_TIMEOUT bounds the whole download, not one read: a tarball that trickles in is
         given up on after about that long."""
         deadline = time.monotonic() + self._timeout
         doing = f"downloading the tarball of {sha[:7]}"
+        too_big = f"the tarball of {sha[:7]} is larger than {MAX_TARBALL_BYTES} bytes"
         response = self._get(f"/repos/{self._repo}/tarball/{sha}", stream=True)
-        with response:
-            self._check(response, doing)
-            declared = int(response.headers.get("Content-Length") or 0)
-            too_big = f"the tarball of {sha[:7]} is larger than {MAX_TARBALL_BYTES} bytes"
-            if declared > MAX_TARBALL_BYTES:
-                raise ArchiveError(too_big)
-            chunks, size = [], 0
-            try:
-                # read1 returns what has arrived instead of waiting for a full chunk, so the
-                # deadline is checked at least once per read timeout.
-                while chunk := response.raw.read1(1 << 16):
-                    size += len(chunk)
-                    if size > MAX_TARBALL_BYTES:
-                        raise ArchiveError(too_big)
-                    if time.monotonic() > deadline:
-                        raise GitHubError(f"GitHub {doing} took longer than {self._timeout}s")
-                    chunks.append(chunk)
-            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
-                raise GitHubError(f"GitHub {doing} failed: {type(e).__name__}") from e
-            return b"".join(chunks)
+        file = tempfile.TemporaryFile()  # noqa: SIM115  # the caller's; gone when closed or killed
+        try:
+            with response:
+                self._check(response, doing)
+                if int(response.headers.get("Content-Length") or 0) > MAX_TARBALL_BYTES:
+                    raise ArchiveError(too_big)
+                try:
+                    # read1 returns what has arrived instead of waiting for a full chunk, so the
+                    # deadline is checked at least once per read timeout.
+                    while chunk := response.raw.read1(1 << 16):
+                        if file.tell() + len(chunk) > MAX_TARBALL_BYTES:
+                            raise ArchiveError(too_big)
+                        if time.monotonic() > deadline:
+                            raise GitHubError(f"GitHub {doing} took longer than {self._timeout}s")
+                        _keep(file, chunk, sha)
+                except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
+                    raise GitHubError(f"GitHub {doing} failed: {type(e).__name__}") from e
+        except BaseException:
+            file.close()
+            raise
+        file.seek(0)
+        return file
 
     def authorize(self, token: str) -> None:
         """Send ``token`` (an App installation's) with every request from now on."""
@@ -295,3 +283,10 @@ class GitHub:
 
     def _check(self, response: requests.Response, doing: str) -> None:
         raise_for_status(response, doing, self._repo, self._authorised)
+
+
+def _keep(file: IO[bytes], chunk: bytes, sha: str) -> None:
+    try:
+        file.write(chunk)
+    except OSError as e:  # TMPDIR is full: not GitHub's doing, and not the commit's
+        raise ServiceError(f"cannot keep the tarball of {sha[:7]} on TMPDIR: {e.strerror}") from e

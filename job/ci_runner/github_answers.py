@@ -1,5 +1,5 @@
-"""How GitHub's answers become the runner's values and errors (one place for both the reads
-and the writes of github.py)."""
+"""How GitHub's answers become the runner's values (heads, comparisons, rate limits) and
+errors (one place for both the reads and the writes of github.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,31 @@ from dataclasses import dataclass
 import requests
 
 from .errors import ConfigError, GitHubError, shorten
+
+
+@dataclass(frozen=True)
+class Head:
+    """The head commit of a branch as GitHub reported it."""
+
+    sha: str | None
+    """The commit SHA, or None when GitHub answered 304 (unchanged since ``etag``)."""
+    etag: str | None
+    """The ETag to send next time; a 304 answer for it costs no rate limit."""
+    message: str | None = None
+    """The commit message; None when GitHub answered 304."""
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What GitHub's compare of two commits says changed."""
+
+    base: str
+    status: str
+    """ahead, behind, diverged or identical: how the head stands to ``base``."""
+    paths: tuple[str, ...]
+    """Every path the listed files touch (a rename's old name too)."""
+    listed: int
+    """How many files GitHub listed (it lists at most 300)."""
 
 
 @dataclass(frozen=True)

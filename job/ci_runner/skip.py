@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .github import Changes
+from .github_answers import Changes
 
 # The markers GitHub Actions honours in a commit message ([skip ci], [ci skip], [no ci]), and
 # one for a commit that CI may test but that should not be deployed.

@@ -41,7 +41,7 @@ def test_only_the_chart_directory_is_extracted(tmp_path: Path) -> None:
     data = github_tarball(
         {**CHART, "deploy/chart/templates/cm.yaml": b"kind: ConfigMap\n", "README.md": b"hi"}
     )
-    chart = extract_chart(data, "deploy/chart", tmp_path, "acme/shop@0123456")
+    chart = extract_chart(io.BytesIO(data), "deploy/chart", tmp_path, "acme/shop@0123456")
     extracted = sorted(str(p.relative_to(chart)) for p in chart.rglob("*") if p.is_file())
     assert extracted == ["Chart.yaml", "templates/cm.yaml"]
 
@@ -73,15 +73,19 @@ def test_hostile_archives_are_refused_and_nothing_lands(
     tmp_path: Path, data: bytes, message: str
 ) -> None:
     with pytest.raises(ArchiveError, match=message):
-        extract_chart(data, "deploy/chart", tmp_path, "acme/shop@0123456")
+        extract_chart(io.BytesIO(data), "deploy/chart", tmp_path, "acme/shop@0123456")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_missing_chart_is_the_commits_fault(tmp_path: Path) -> None:
     with pytest.raises(BadCommit, match="does not exist"):
-        extract_chart(github_tarball(CHART), "charts/other", tmp_path, "acme/shop@0123456")
+        extract_chart(
+            io.BytesIO(github_tarball(CHART)), "charts/other", tmp_path, "acme/shop@0123456"
+        )
     with pytest.raises(BadCommit, match=r"no Chart\.yaml"):
-        extract_chart(github_tarball({"deploy/x": b""}), "deploy", tmp_path, "acme/shop@0123456")
+        extract_chart(
+            io.BytesIO(github_tarball({"deploy/x": b""})), "deploy", tmp_path, "acme/shop@0123456"
+        )
 
 
 def test_a_gzip_bomb_outside_the_chart_is_refused_without_inflating_it(
@@ -100,7 +104,7 @@ def test_a_gzip_bomb_outside_the_chart_is_refused_without_inflating_it(
         tar.addfile(chart, io.BytesIO(b"x: 1"))
     assert len(buffer.getvalue()) < 1024 * 1024
     with pytest.raises(ArchiveError, match="unpacks to over 8388608 bytes"):
-        extract_chart(buffer.getvalue(), "deploy/chart", tmp_path, "acme/shop@0123456")
+        extract_chart(io.BytesIO(buffer.getvalue()), "deploy/chart", tmp_path, "acme/shop@0123456")
     assert not (tmp_path / "chart").exists()
 
 
@@ -108,4 +112,4 @@ def test_a_corrupt_gzip_stream_is_refused(tmp_path: Path) -> None:
     data = bytearray(github_tarball(CHART))
     data[len(data) // 2] ^= 0xFF
     with pytest.raises(ArchiveError):
-        extract_chart(bytes(data), "deploy/chart", tmp_path, "acme/shop@0123456")
+        extract_chart(io.BytesIO(data), "deploy/chart", tmp_path, "acme/shop@0123456")

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import io
+import os
+import tempfile
+
 import pytest
-from ci_runner.errors import ConfigError, GitHubError
+from ci_runner.errors import ConfigError, GitHubError, ServiceError
 from ci_runner.github import GitHub
 from ci_runner.settings import Settings, load
 
@@ -123,9 +128,8 @@ def test_tarball_follows_the_redirect_without_sending_the_token(
     github: GitHubFake, repo: str
 ) -> None:
     github.require_token(TOKEN)
-    with client(github, GIT_TOKEN=TOKEN) as gh:
-        data = gh.tarball(repo)
-    assert data[:2] == b"\x1f\x8b"
+    with client(github, GIT_TOKEN=TOKEN) as gh, gh.tarball(repo) as tarball:
+        assert tarball.read(2) == b"\x1f\x8b"
     downloads = [r for r in github.requests if r.host == "download"]
     assert downloads
     assert all(TOKEN not in str(r.headers) for r in downloads)
@@ -159,3 +163,22 @@ def test_a_trickling_tarball_ends_at_the_deadline_not_when_it_finishes(
     github.trickle_next(r"legacy\.tar\.gz", bytes_per_second=50)
     with client(github) as gh, pytest.raises(GitHubError, match="took longer than 2s"):
         gh.tarball(repo)
+
+
+class _FullDisk(io.BytesIO):
+    def write(self, data: object) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_tmpdir_is_named_as_such_not_blamed_on_github(
+    github: GitHubFake, repo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tarball is kept on TMPDIR (the pod's emptyDir), not in memory.
+    monkeypatch.setattr(tempfile, "TemporaryFile", _FullDisk)
+    with client(github) as gh, pytest.raises(ServiceError) as raised:
+        gh.tarball(repo)
+    assert (
+        str(raised.value)
+        == f"cannot keep the tarball of {repo[:7]} on TMPDIR: No space left on device"
+    )
+    assert not isinstance(raised.value, GitHubError)

@@ -4,7 +4,7 @@ files GitHub's compare lists."""
 from __future__ import annotations
 
 import pytest
-from ci_runner.github import Changes
+from ci_runner.github_answers import Changes
 from ci_runner.skip import skip_marker, unwatched, watched
 
 
