@@ -68,7 +68,8 @@ def kill_helm_after_grace() -> None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
 
-    if _ExecNotShell.running:
+    # Only for a helm still running: the timer's thread keeps the process alive until it fires.
+    if any(process.returncode is None for process in _ExecNotShell.running):
         threading.Timer(HELM_GRACE_SECONDS, kill).start()
 
 

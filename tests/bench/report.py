@@ -82,6 +82,14 @@ def goals(results: Results) -> list[tuple[str, float, float, bool]]:
     return [(what, figure, bound, figure <= bound) for what, figure, bound in rows]
 
 
+def deploy_floor(results: Results) -> float:
+    """The least a deploy's wall time can be, over helm's alone: a deploy does at least what an
+    idle run does (start, import the client, read the state, ask GitHub) and then the same
+    ``helm upgrade``; the build, the state writes and ``helm version`` are counted as free."""
+    idle, helm = results.summary(IDLE).wall.median, results.summary(HELM_ALONE).wall.median
+    return (idle + helm) / helm
+
+
 def memory(results: Results) -> dict[str, Spread]:
     """The deploy's peaks: the runner's own, helm's, and their sum, which bounds the pod's.
 
@@ -121,6 +129,10 @@ def table(results: Results) -> str:
     lines += ["", *_counts(results), *_deploys(results), "", "Goals:"]
     for what, figure, bound, met in goals(results):
         lines.append(f"  {'met' if met else 'MISSED':<6} {what}: {figure:.2f} (goal ≤ {bound:g})")
+    lines.append(
+        f"  floor  deploy wall / helm upgrade wall, were the build, the writes and helm version "
+        f"free (idle run + helm upgrade): {deploy_floor(results):.2f}"
+    )
     return "\n".join(lines)
 
 
@@ -172,6 +184,7 @@ def as_json(results: Results) -> str:
             else None
         ),
         "idle_cpu_seconds_per_day": results.summary(IDLE).cpu.median * RUNS_PER_DAY,
+        "deploy_floor": deploy_floor(results),
         "goals": [
             {"goal": what, "figure": figure, "bound": bound, "met": met}
             for what, figure, bound, met in goals(results)
