@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from . import stopping
 from .errors import Gone, KubernetesError, shorten
 from .kube import EVENTS, JOBS, PODS, Kube, Obj
 from .settings import Settings
@@ -125,6 +126,7 @@ class Watcher:
         deadline = started + self._timeout + GRACE_SECONDS
         next_progress = started + PROGRESS_SECONDS
         while True:
+            stopping.check()
             job = self._kube.read(JOBS, self._ns, self._name)
             verdict = finished(job) if job is not None else (False, "the build Job was deleted")
             if verdict is None:

@@ -19,7 +19,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from . import __version__, cycle, kube, logs
+from . import __version__, cycle, kube, logs, stopping
 from .errors import CiRunnerError
 from .settings import OBSOLETE, Settings, StateSettings, load, secrets, table
 from .state import read_configmap, status_report
@@ -79,6 +79,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     # unwinding cancels helm (pyhelm3 passes it the SIGTERM; it is killed if it takes too
     # long) and then releases the Lease.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough
+    stopping.request(signum)  # in case the SystemExit below is lost (see stopping.py)
     helm = sys.modules.get("ci_runner.helm")
     if helm is not None:
         helm.kill_helm_after_grace()

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import kube
+from . import kube, stopping
 from .appauth import authenticate
 from .errors import BadCommit, ConfigError, CycleFailed, GitHubError, KubernetesError
 from .events import Recorder
@@ -215,6 +215,7 @@ class Cycle:
             error, digest = self.build(plan)  # 5. the build
             if error is not None:
                 return self.fail(plan, "BuildFailed", error)
+        stopping.check()  # a stop asked for during the build: no helm that would be cut short
         return self.deploy(plan, deploy.pinned(plan.sha, digest), digest)  # 6. and 7.
 
     def build(self, plan: Plan) -> tuple[str | None, str | None]:

@@ -1,0 +1,26 @@
+"""A stop the platform asked for (SIGTERM), kept where the run's long waits can see it.
+
+The SIGTERM handler (cli.py) raises SystemExit, so that a blocking read in the main thread ends
+at once and the run unwinds: helm cancelled, the Lease released. But Python runs a signal
+handler between any two bytecodes, finalizers included (``__del__``, a generator's clean-up,
+which the HTTP client's objects run all the time), and an exception raised there is printed as
+"Exception ignored" and dropped: the run would go on, deaf to the one SIGTERM Kubernetes sends.
+So the handler also records the signal here, and the build watch (at least every LOOK_SECONDS)
+and the step before helm raise it again.
+"""
+
+from __future__ import annotations
+
+_signal: int | None = None
+
+
+def request(signum: int) -> None:
+    """Remember that signal ``signum`` asked the run to stop."""
+    global _signal
+    _signal = signum
+
+
+def check() -> None:
+    """Exit as the signal asked (128 + its number) if one did; else nothing."""
+    if _signal is not None:
+        raise SystemExit(128 + _signal)

@@ -1,0 +1,82 @@
+"""SIGTERM stops a run even when the SystemExit its handler raises is lost.
+
+Python runs a signal handler between any two bytecodes, finalizers included, and drops an
+exception raised in a finalizer ("Exception ignored in ..."). The handler also records the
+signal, and the run's long waits raise it again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+from ci_runner import stopping
+from ci_runner.buildwatch import Watcher
+from ci_runner.settings import Settings, load
+
+LOST_IN_A_FINALIZER = textwrap.dedent(
+    """
+    import os, signal
+    from ci_runner import cli, stopping
+
+    signal.signal(signal.SIGTERM, cli._terminate)
+
+    class Finalized:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs in here
+
+    Finalized()
+    print("still running", flush=True)
+    stopping.check()
+    print("not stopped", flush=True)
+    """
+)
+
+
+def test_a_sigterm_lost_in_a_finalizer_is_raised_again_by_the_next_check() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", LOST_IN_A_FINALIZER],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        timeout=60,
+    )
+    assert "Exception ignored" in done.stderr  # what Python does with the handler's SystemExit
+    assert done.stdout == "still running\n"
+    assert done.returncode == 128 + signal.SIGTERM
+
+
+class HeldBuild:
+    """A Kubernetes whose build Job runs for ever, and which counts the watches of it."""
+
+    def __init__(self) -> None:
+        self.watches = 0
+
+    def read(self, *args: Any) -> dict[str, Any]:
+        return {"metadata": {"name": "b", "resourceVersion": "7"}, "status": {"active": 1}}
+
+    def query(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return []
+
+    def watch(self, *args: Any) -> list[tuple[str, dict[str, Any]]]:
+        self.watches += 1
+        assert self.watches == 1, "watched on after the SIGTERM"
+        stopping.request(signal.SIGTERM)  # as if the SIGTERM came during this watch, and was lost
+        return []
+
+
+def test_the_build_watch_stops_at_its_next_look_after_a_sigterm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stopping, "_signal", None)
+    raw = {"REPO": "acme/shop", "IMAGE": "r.io/a/s", "CHART_PATH": "c", "RELEASE": "shop"}
+    kube = HeldBuild()
+    watcher = Watcher(kube, load(Settings, {}, raw), "b")  # type: ignore[arg-type]
+    with pytest.raises(SystemExit) as stopped:
+        watcher.wait()
+    assert stopped.value.code == 128 + signal.SIGTERM
