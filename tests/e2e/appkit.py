@@ -79,11 +79,16 @@ APP_FILES = {
 
 def runner_env(kube: KubeTarget, github_url: str, path: str, home: Path) -> dict[str, str]:
     """The environment ``ci-runner`` runs the app with: its settings, the Kubernetes API, the
-    GitHub fake, ``path`` as PATH, and ``home`` as HOME (helm keeps its caches there)."""
+    GitHub fake, ``path`` as PATH, and ``home`` as HOME (helm keeps its caches there) with a
+    ``tmp`` in it as TMPDIR, made here (the pod's /tmp emptyDir; what a killed run leaves there
+    stays with the test)."""
+    (home / "tmp").mkdir(exist_ok=True)
     env = {
         **kube.env(),
         "PATH": path,
         "HOME": str(home),
+        "TMPDIR": str(home / "tmp"),
+        "PYTHONFAULTHANDLER": "1",  # a run aborted by a test prints every thread's stack
         "HELM_CACHE_HOME": str(home / "helm-cache"),
         "HELM_CONFIG_HOME": str(home / "helm-config"),
         "HELM_DATA_HOME": str(home / "helm-data"),
@@ -167,6 +172,19 @@ class App:
         sha = self.push({"deploy/chart/templates/migrate.yaml": MIGRATION}, message="migrate")
         process = self.start()
         return process, self.wait_for_job(self.deploy_ns), sha
+
+    @staticmethod
+    def terminate(process: subprocess.Popen[str], within: float = 60) -> str:
+        """SIGTERM ``process``, as Kubernetes stops a pod; its stderr once it has exited. A run
+        still alive ``within`` seconds later is aborted, and the failure shows where each of its
+        threads stood (PYTHONFAULTHANDLER is set for every run)."""
+        process.terminate()
+        try:
+            return process.communicate(timeout=within)[1]
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            _, err = process.communicate(timeout=30)
+            raise AssertionError(f"still running {within}s after SIGTERM:\n{err[-8000:]}") from None
 
     @staticmethod
     def kill_like_a_node_loss(process: subprocess.Popen[str]) -> None:

@@ -441,8 +441,7 @@ def test_sigterm_releases_the_lease_so_the_next_run_need_not_wait(app: App, emul
     emulator.jobs.behave("hold", labels=BUILD)
     stopped = app.start()
     job = wait_for_build_job(app)
-    stopped.terminate()  # what Kubernetes sends a pod it stops
-    _, err = stopped.communicate(timeout=60)
+    err = app.terminate(stopped)
     assert stopped.returncode == 128 + signal.SIGTERM, err
 
     emulator.jobs.release(app.cicd, job)

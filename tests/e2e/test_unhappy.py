@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 from pathlib import Path
@@ -178,8 +177,7 @@ def test_sigterm_during_a_slow_upgrade_stops_helm_too(app: App, emulator: Any) -
     assert app.run().code == 0
     running, held, newer = app.start_a_slow_upgrade()  # helm waits: the release is pending
     assert helm_processes(app.deploy_ns)
-    os.kill(running.pid, signal.SIGTERM)
-    _, err = running.communicate(timeout=60)
+    err = app.terminate(running)
     assert running.returncode == 128 + signal.SIGTERM, err
     assert helm_processes(app.deploy_ns) == []  # helm got the signal; none is left behind
 
