@@ -17,6 +17,9 @@ from typing import Any
 import pytest
 from ci_runner import stopping
 from ci_runner.buildwatch import Watcher
+from ci_runner.cycle import Cycle
+from ci_runner.github import GitHub
+from ci_runner.plan import Action, Plan
 from ci_runner.settings import Settings, load
 
 LOST_IN_A_FINALIZER = textwrap.dedent(
@@ -79,4 +82,26 @@ def test_the_build_watch_stops_at_its_next_look_after_a_sigterm(
     watcher = Watcher(kube, load(Settings, {}, raw), "b")  # type: ignore[arg-type]
     with pytest.raises(SystemExit) as stopped:
         watcher.wait()
+    assert stopped.value.code == 128 + signal.SIGTERM
+
+
+def test_a_sigterm_lost_during_the_build_starts_no_helm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stopping, "_signal", None)
+    raw = {"REPO": "acme/shop", "IMAGE": "r.io/a/s", "CHART_PATH": "c", "RELEASE": "shop"}
+    settings = load(Settings, {}, raw)
+    with GitHub(settings) as github:
+        the_cycle = Cycle(settings, HeldBuild(), github, force=False)  # type: ignore[arg-type]
+
+    def built(plan: Plan) -> tuple[None, None]:
+        stopping.request(signal.SIGTERM)  # as if it came during the build, and was lost
+        return None, None
+
+    def deployed(*args: Any) -> None:
+        raise AssertionError("helm was started after the SIGTERM")
+
+    monkeypatch.setattr(the_cycle, "build", built)
+    monkeypatch.setattr(the_cycle, "deploy", deployed)
+    plan = Plan(Action.BUILD_AND_DEPLOY, "a" * 40, 1, "new commit")
+    with pytest.raises(SystemExit) as stopped:
+        the_cycle.act(plan, None)  # type: ignore[arg-type]
     assert stopped.value.code == 128 + signal.SIGTERM
