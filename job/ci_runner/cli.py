@@ -75,14 +75,14 @@ def _load(kind: type[S], options: dict[str, Any], masked: list[str]) -> S:
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
-    # Kubernetes stops a pod with SIGTERM and kills it 30 s later. Exiting through Python's
-    # unwinding cancels helm (pyhelm3 passes it the SIGTERM; it is killed if it takes too
-    # long) and then releases the Lease.
+    # Kubernetes stops a pod with SIGTERM and kills it 30 s later. helm gets it too (and is
+    # killed if it takes too long); exiting through Python's unwinding waits for helm, then
+    # releases the Lease.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough
     stopping.request(signum)  # in case the SystemExit below is lost (see stopping.py)
     helm = sys.modules.get("ci_runner.helm")
     if helm is not None:
-        helm.kill_helm_after_grace()
+        helm.stop_helm()
     raise SystemExit(128 + signum)
 
 

@@ -255,6 +255,7 @@ class Cycle:
         try:
             revision = deploy.run()
         except DeployError as e:
+            stopping.check()  # helm was stopped by our SIGTERM: not the commit's failure
             return self.fail(plan, "DeployFailed", f"{e} (rolled back)")
         now = datetime.now(UTC).isoformat(timespec="seconds")
         pinned = digest if s.deploy_by_digest else None

@@ -20,6 +20,7 @@ import pyhelm3.command
 import pyhelm3.errors
 import yaml
 
+from . import stopping
 from .errors import BadCommit, ConfigError, DeployError, KubernetesError, shorten
 from .settings import Settings
 
@@ -47,6 +48,7 @@ class _ExecNotShell:
 
     @classmethod
     async def create_subprocess_shell(cls, cmd: str, **kwargs: Any) -> asyncio.subprocess.Process:
+        stopping.check()  # no new helm (a status, a rollback) once a stop was asked for
         process = await asyncio.create_subprocess_exec(
             *shlex.split(cmd), start_new_session=True, **kwargs
         )
@@ -57,9 +59,15 @@ class _ExecNotShell:
 pyhelm3.command.asyncio = _ExecNotShell()
 
 
-def kill_helm_after_grace() -> None:
-    """Called on SIGTERM: helm gets HELM_GRACE_SECONDS to stop by itself, then SIGKILL.
-    A killed helm leaves the release pending-*, which the next run rolls back."""
+def stop_helm() -> None:
+    """Called on SIGTERM: each running helm gets it now, and HELM_GRACE_SECONDS to cancel and
+    roll back by itself, then SIGKILL. A killed helm leaves the release pending-*, which the
+    next run rolls back.
+
+    helm would get the signal anyway when the run's SystemExit cancels pyhelm3's task (pyhelm3
+    terminate()s it), but that exception can be lost (stopping.py). A second SIGTERM does no
+    harm: helm's install and upgrade commands read one from a signal.Notify channel and cancel
+    their context (helm cmd/helm/install.go, upgrade.go)."""
 
     def kill() -> None:
         for process in list(_ExecNotShell.running):
@@ -68,8 +76,12 @@ def kill_helm_after_grace() -> None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
 
+    running = [process for process in _ExecNotShell.running if process.returncode is None]
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
     # Only for a helm still running: the timer's thread keeps the process alive until it fires.
-    if any(process.returncode is None for process in _ExecNotShell.running):
+    if running:
         threading.Timer(HELM_GRACE_SECONDS, kill).start()
 
 

@@ -5,8 +5,10 @@ at once and the run unwinds: helm cancelled, the Lease released. But Python runs
 handler between any two bytecodes, finalizers included (``__del__``, a generator's clean-up,
 which the HTTP client's objects run all the time), and an exception raised there is printed as
 "Exception ignored" and dropped: the run would go on, deaf to the one SIGTERM Kubernetes sends.
-So the handler also records the signal here, and the build watch (at least every LOOK_SECONDS)
-and the step before helm raise it again.
+So the handler also records the signal here and sends it to a running helm itself (helm.py);
+the build watch (at least every LOOK_SECONDS), the step before the deploy, the start of any
+helm process, and a deploy that failed raise it again: a helm our SIGTERM stopped is not the
+commit's failed attempt.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import pytest
 from ci_runner import stopping
 from ci_runner.buildwatch import Watcher
 from ci_runner.cycle import Cycle
+from ci_runner.errors import DeployError
 from ci_runner.github import GitHub
 from ci_runner.plan import Action, Plan
 from ci_runner.settings import Settings, load
@@ -105,3 +106,25 @@ def test_a_sigterm_lost_during_the_build_starts_no_helm(monkeypatch: pytest.Monk
     with pytest.raises(SystemExit) as stopped:
         the_cycle.act(plan, None)  # type: ignore[arg-type]
     assert stopped.value.code == 128 + signal.SIGTERM
+
+
+def test_a_helm_our_sigterm_stopped_is_no_failed_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stopping, "_signal", None)
+    raw = {"REPO": "acme/shop", "IMAGE": "r.io/a/s", "CHART_PATH": "c", "RELEASE": "shop"}
+    settings = load(Settings, {}, raw)
+    with GitHub(settings) as github:
+        the_cycle = Cycle(settings, HeldBuild(), github, force=False)  # type: ignore[arg-type]
+
+    class StoppedHelm:
+        def run(self) -> int:
+            stopping.request(signal.SIGTERM)  # it reached helm; the run's SystemExit was lost
+            raise DeployError("helm upgrade of shop failed: context canceled")
+
+    counted: list[object] = []
+    monkeypatch.setattr(the_cycle.report, "deploying", lambda sha: None)
+    monkeypatch.setattr(the_cycle, "fail", lambda *args: counted.append(args))
+    plan = Plan(Action.DEPLOY, "a" * 40, 1, "built already")
+    with pytest.raises(SystemExit) as stopped:
+        the_cycle.deploy(plan, StoppedHelm())  # type: ignore[arg-type]
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert counted == []
