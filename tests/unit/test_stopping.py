@@ -23,6 +23,16 @@ from ci_runner.github import GitHub
 from ci_runner.plan import Action, Plan
 from ci_runner.settings import Settings, load
 
+SETTINGS = load(
+    Settings, {}, {"REPO": "acme/shop", "IMAGE": "r.io/a/s", "CHART_PATH": "c", "RELEASE": "shop"}
+)
+
+
+@pytest.fixture(autouse=True)
+def no_stop_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stopping, "_signal", None)
+
+
 LOST_IN_A_FINALIZER = textwrap.dedent(
     """
     import os, signal
@@ -74,24 +84,21 @@ class HeldBuild:
         return []
 
 
-def test_the_build_watch_stops_at_its_next_look_after_a_sigterm(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(stopping, "_signal", None)
-    raw = {"REPO": "acme/shop", "IMAGE": "r.io/a/s", "CHART_PATH": "c", "RELEASE": "shop"}
-    kube = HeldBuild()
-    watcher = Watcher(kube, load(Settings, {}, raw), "b")  # type: ignore[arg-type]
+def held_cycle() -> Cycle:
+    """A cycle over HeldBuild; GitHub is never asked."""
+    with GitHub(SETTINGS) as github:
+        return Cycle(SETTINGS, HeldBuild(), github, force=False)  # type: ignore[arg-type]
+
+
+def test_the_build_watch_stops_at_its_next_look_after_a_sigterm() -> None:
+    watcher = Watcher(HeldBuild(), SETTINGS, "b")  # type: ignore[arg-type]
     with pytest.raises(SystemExit) as stopped:
         watcher.wait()
     assert stopped.value.code == 128 + signal.SIGTERM
 
 
 def test_a_sigterm_lost_during_the_build_starts_no_helm(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stopping, "_signal", None)
-    raw = {"REPO": "acme/shop", "IMAGE": "r.io/a/s", "CHART_PATH": "c", "RELEASE": "shop"}
-    settings = load(Settings, {}, raw)
-    with GitHub(settings) as github:
-        the_cycle = Cycle(settings, HeldBuild(), github, force=False)  # type: ignore[arg-type]
+    the_cycle = held_cycle()
 
     def built(plan: Plan) -> tuple[None, None]:
         stopping.request(signal.SIGTERM)  # as if it came during the build, and was lost
@@ -109,11 +116,7 @@ def test_a_sigterm_lost_during_the_build_starts_no_helm(monkeypatch: pytest.Monk
 
 
 def test_a_helm_our_sigterm_stopped_is_no_failed_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stopping, "_signal", None)
-    raw = {"REPO": "acme/shop", "IMAGE": "r.io/a/s", "CHART_PATH": "c", "RELEASE": "shop"}
-    settings = load(Settings, {}, raw)
-    with GitHub(settings) as github:
-        the_cycle = Cycle(settings, HeldBuild(), github, force=False)  # type: ignore[arg-type]
+    the_cycle = held_cycle()
 
     class StoppedHelm:
         def run(self) -> int:
