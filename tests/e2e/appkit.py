@@ -31,6 +31,8 @@ from tests.support.kube_target import KubeTarget
 REPO = "acme/shop"
 IMAGE = "registry.example.com/acme/shop"
 RELEASE = "shop"
+BUILD = {"app.kubernetes.io/component": "build"}
+"""The labels of the runner's build Jobs and pods."""
 CHART_YAML = "apiVersion: v2\nname: shop\nversion: 0.1.0\n"
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -216,6 +218,10 @@ class App:
             ):
                 return str(event["object"].metadata.name)
         raise AssertionError(f"no Job appeared in {namespace}")
+
+    def wait_for_build_job(self) -> str:
+        """Block until the runner's build Job appears; its name."""
+        return self.wait_for_job(self.cicd, f"ci-runner.io/release={RELEASE}")
 
     def cli(self, *args: str, **env: str) -> Run:
         done = subprocess.run(

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.appkit import DEPLOYMENT, IMAGE, MIGRATION, RELEASE, App
+from tests.e2e.appkit import BUILD, DEPLOYMENT, IMAGE, MIGRATION, RELEASE, App
 
-BUILD = {"app.kubernetes.io/component": "build"}
 DIGEST = "sha256:" + "5e" * 32
 OTHER_DIGEST = "sha256:" + "7a" * 32
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}

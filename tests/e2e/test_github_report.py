@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 from ci_runner.appauth import EXPIRES
 
-from tests.e2e.appkit import RELEASE, REPO, App, Run
+from tests.e2e.appkit import BUILD, RELEASE, REPO, App, Run
 from tests.support.appkeys import public_pem, rsa_pem
 from tests.support.github_fake import GitHubFake
 from tests.support.notify_server import NotifyServer
 
-BUILD = {"app.kubernetes.io/component": "build"}
 TOKEN = "fake-e2e-token-0123456789abcdefABCDEF"
 APP_ID, INSTALLATION = "4242", 77
 CONTEXT = f"ci-runner/{RELEASE}"

@@ -9,16 +9,11 @@ from typing import Any
 import pytest
 from ci_runner.state import ATTEMPTS, LAST_ERROR
 
-from tests.e2e.appkit import APP_FILES, IMAGE, MIGRATION, RELEASE, REPO, App
+from tests.e2e.appkit import APP_FILES, BUILD, IMAGE, MIGRATION, RELEASE, REPO, App
 from tests.e2e.secretscan import assert_nowhere
 from tests.support.appkeys import public_pem, rsa_pem
 
-BUILD = {"app.kubernetes.io/component": "build"}
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
-
-
-def wait_for_build_job(app: App) -> str:
-    return app.wait_for_job(app.cicd, f"ci-runner.io/release={RELEASE}")
 
 
 def state_annotations(app: App) -> dict[str, str]:
@@ -314,7 +309,7 @@ def test_two_runs_at_once_build_and_deploy_once(app: App, emulator: Any) -> None
     emulator.jobs.behave("hold", labels=BUILD)
     first = app.start()
     try:
-        job = wait_for_build_job(app)
+        job = app.wait_for_build_job()
         second = app.run()
         assert second.code == 0, second.output
         assert "holds Lease" in second.stderr
@@ -332,7 +327,7 @@ def test_two_runs_at_once_build_and_deploy_once(app: App, emulator: Any) -> None
 def test_a_crashed_runs_build_job_is_adopted(app: App, emulator: Any) -> None:
     emulator.jobs.behave("hold", labels=BUILD)
     crashed = app.start()
-    job = wait_for_build_job(app)
+    job = app.wait_for_build_job()
     crashed.kill()  # SIGKILL: no clean-up, the Lease stays held
     crashed.communicate()
 
@@ -440,7 +435,7 @@ def test_without_create_namespace_the_runner_never_touches_namespaces(
 def test_sigterm_releases_the_lease_so_the_next_run_need_not_wait(app: App, emulator: Any) -> None:
     emulator.jobs.behave("hold", labels=BUILD)
     stopped = app.start()
-    job = wait_for_build_job(app)
+    job = app.wait_for_build_job()
     err = app.terminate(stopped)
     assert stopped.returncode == 128 + signal.SIGTERM, err
 

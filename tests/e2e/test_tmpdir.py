@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.appkit import RELEASE, App
-
-BUILD = {"app.kubernetes.io/component": "build"}
+from tests.e2e.appkit import BUILD, App
 
 
 def left_on_tmpdir(app: App) -> list[str]:
@@ -39,7 +37,7 @@ def test_a_refused_commit_leaves_nothing_on_tmpdir(app: App) -> None:
 def test_sigterm_mid_build_leaves_nothing_on_tmpdir(app: App, emulator: Any) -> None:
     emulator.jobs.behave("hold", labels=BUILD)
     stopped = app.start()
-    job = app.wait_for_job(app.cicd, f"ci-runner.io/release={RELEASE}")
+    job = app.wait_for_build_job()
     err = app.terminate(stopped)
     assert stopped.returncode == 128 + signal.SIGTERM, err
     assert left_on_tmpdir(app) == []

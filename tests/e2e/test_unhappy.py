@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.appkit import APP_FILES, IMAGE, RELEASE, App
+from tests.e2e.appkit import APP_FILES, BUILD, IMAGE, RELEASE, App
 
-BUILD = {"app.kubernetes.io/component": "build"}
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
 
 VALUES_CONFIGMAP = """\
