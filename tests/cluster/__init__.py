@@ -1,0 +1,1 @@
+"""The real control plane of the test ground: its pinned Go modules, build and launcher."""
