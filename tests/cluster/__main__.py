@@ -5,7 +5,10 @@
     python -m tests.cluster run -- COMMAND ...          start it, run COMMAND against it, stop it
 
 ``run`` gives COMMAND the plane's kubeconfig as both KUBECONFIG and CI_RUNNER_TEST_KUBECONFIG
-(the switch that points the end-to-end tests at a real cluster), and exits with its exit code.
+(the switch that points the end-to-end tests at a real cluster), CI_RUNNER_TEST_KWOK=1 (pods'
+fates can be chosen, tests/cluster/stages.yaml), CI_RUNNER_TEST_ETCD (etcd's client URL, for
+compaction) and CI_RUNNER_TEST_PLANE_PID (SIGUSR1 there kills kube-apiserver, SIGUSR2 starts it
+again), and exits with COMMAND's exit code.
 """
 
 from __future__ import annotations
@@ -52,7 +55,14 @@ def main(argv: list[str]) -> int:
             **os.environ,
             "KUBECONFIG": str(plane.kubeconfig),
             "CI_RUNNER_TEST_KUBECONFIG": str(plane.kubeconfig),
+            # kwok plays the kubelet with our Stages: tests may choose a pod's fate
+            "CI_RUNNER_TEST_KWOK": "1",
+            "CI_RUNNER_TEST_ETCD": plane.etcd_url,
+            # SIGUSR1 to this pid kills kube-apiserver, SIGUSR2 starts it again (restart tests)
+            "CI_RUNNER_TEST_PLANE_PID": str(os.getpid()),
         }
+        signal.signal(signal.SIGUSR1, lambda signum, frame: plane.kill_apiserver())
+        signal.signal(signal.SIGUSR2, lambda signum, frame: plane.start_apiserver())
         print(f"kube-apiserver {version} at {plane.server}", flush=True)
         print(f"export KUBECONFIG={plane.kubeconfig}", flush=True)
         if args.action == "run":

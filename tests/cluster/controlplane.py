@@ -78,6 +78,10 @@ class ControlPlane:
         return f"https://127.0.0.1:{self.api_port}"
 
     @property
+    def etcd_url(self) -> str:
+        return f"http://127.0.0.1:{self.etcd_port}"
+
+    @property
     def ca_file(self) -> Path:
         return self.root / "pki" / "apiserver.crt"
 
@@ -201,7 +205,7 @@ class ControlPlane:
             ],
         )
         self._add_node()
-        self._wait_for(self._node_ready, "node {NODE} Ready")
+        self._wait_for(self._node_ready, f"node {NODE} Ready")
         self._wait_for(self._default_service_account, "the default ServiceAccount")
 
     def _spawn(self, name: str, argv: list[str]) -> None:
@@ -331,25 +335,26 @@ class ControlPlane:
         self.processes.clear()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def restart_apiserver(self) -> None:
-        """Stop kube-apiserver and start it again with the same flags; return once ready."""
+    def kill_apiserver(self) -> None:
+        """SIGKILL kube-apiserver, as a crash or a lost control-plane node would end it."""
         process = self.processes["kube-apiserver"]
-        argv = [str(a) for a in process.args]  # type: ignore[union-attr]
-        process.terminate()
-        process.wait(timeout=30)
+        process.kill()
+        process.wait()
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again with the flags it had; return once it is ready."""
+        argv = [str(arg) for arg in self.processes["kube-apiserver"].args]  # type: ignore[union-attr]
         self._spawn("kube-apiserver", argv)
         self._wait_ready()
 
-    def compact(self) -> None:
-        """Compact etcd at its current revision, as the API server does every 5 minutes: older
-        resourceVersions then answer 410 Gone to a watch."""
-        url = f"http://127.0.0.1:{self.etcd_port}/v3/kv/range"
-        head = _post_json(url, {"key": "AA==", "limit": 1})  # any key: the header has the revision
-        revision = int(head["header"]["revision"])
-        _post_json(
-            f"http://127.0.0.1:{self.etcd_port}/v3/kv/compaction",
-            {"revision": revision, "physical": True},
-        )
+
+def compact(etcd_url: str) -> int:
+    """Compact etcd at its current revision, as kube-apiserver does every 5 minutes: a watch
+    from an older resourceVersion then ends with 410 Gone. The revision compacted at."""
+    head = _post_json(f"{etcd_url}/v3/kv/range", {"key": "AA==", "limit": 1})  # any key will do
+    revision = int(head["header"]["revision"])
+    _post_json(f"{etcd_url}/v3/kv/compaction", {"revision": revision, "physical": True})
+    return revision
 
 
 def _post_json(url: str, body: object) -> dict[str, dict[str, str]]:

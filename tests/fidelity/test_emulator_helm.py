@@ -181,6 +181,7 @@ def test_wait_times_out_on_a_held_job(helm: Helm, emulator: Emulator) -> None:
     assert "release: not found" in helm.run("history", "demo", check=False).stderr
 
 
+@pytest.mark.kubelet  # a PersistentVolumeClaim is Bound by a provisioner, which kwok is not
 def test_wait_for_statefulset_daemonset_and_claim(
     helm: Helm, kubectl_bin: str, kube: KubeTarget
 ) -> None:

@@ -202,7 +202,7 @@ def test_patch_types(kubectl_bin: str, kube: KubeTarget) -> None:
     deployment = get_json(kubectl_bin, kube, "deployment", "web")
     [web] = deployment["spec"]["template"]["spec"]["containers"]
     assert web["image"] == "nginx:2"
-    assert [e["name"] for e in web["env"]] == ["A", "B", "C"]
+    assert [e["name"] for e in web["env"]] == ["C", "A", "B"]  # new items first, as the real one
     assert deployment["metadata"]["generation"] == 2
 
     json_patch = [{"op": "replace", "path": "/spec/replicas", "value": 3}]

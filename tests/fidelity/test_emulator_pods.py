@@ -92,6 +92,7 @@ def secret(name: str, **data: str) -> client.V1Secret:
 # ---- a missing Secret or ConfigMap: the kubelet's own checks, on any API server -------------
 
 
+@pytest.mark.kubelet
 def test_a_missing_secret_in_env_waits_with_create_container_config_error(
     api: client.ApiClient, kube: KubeTarget
 ) -> None:
@@ -124,6 +125,7 @@ def test_a_missing_secret_in_env_waits_with_create_container_config_error(
     assert complete(api, ns, "env").status.succeeded == 1
 
 
+@pytest.mark.kubelet
 def test_a_missing_secret_volume_fails_to_mount(api: client.ApiClient, kube: KubeTarget) -> None:
     core, ns = client.CoreV1Api(api), kube.namespace
     items = [client.V1KeyToPath(key=".dockerconfigjson", path="config.json")]
@@ -156,6 +158,7 @@ def test_a_missing_secret_volume_fails_to_mount(api: client.ApiClient, kube: Kub
     assert complete(api, ns, "mount").status.succeeded == 1
 
 
+@pytest.mark.kubelet
 def test_a_pod_waits_for_its_configmap_and_ignores_optional_references(
     api: client.ApiClient, kube: KubeTarget
 ) -> None:
@@ -195,6 +198,7 @@ def test_a_pod_waits_for_its_configmap_and_ignores_optional_references(
 # ---- emulator only: a Job whose Pod cannot be pulled, scheduled or created ------------------
 
 
+@pytest.mark.kubelet
 def test_image_pull_error_then_back_off_until_released(
     api: client.ApiClient, kube: KubeTarget, emulator: Emulator
 ) -> None:
@@ -248,6 +252,7 @@ def test_image_pull_error_then_back_off_until_released(
     assert emulator.list("v1", "pods", ns, label_selector="job-name=pull-1") == []
 
 
+@pytest.mark.kubelet
 def test_image_pull_error_says_what_the_registry_said(
     api: client.ApiClient, kube: KubeTarget, emulator: Emulator
 ) -> None:

@@ -132,7 +132,12 @@ def _merge_key(key: str, value: Any, parent: str) -> str | None:
 
 
 def _merge_list(current: list[Any], patch: list[Any], merge_key: str, field: str) -> list[Any]:
+    """Merge by key. Items the list did not have come first, in the patch's order, as
+    kube-apiserver orders them when the patch has no $setElementOrder (a patch adding env C to
+    [A, B] gives [C, A, B]: tests/fidelity/test_emulator_kubectl.py::test_patch_types, checked
+    against v1.37.2)."""
     result = [copy.deepcopy(x) for x in current]
+    added: list[Any] = []
     for item in patch:
         if not isinstance(item, dict) or merge_key not in item:
             result.append(copy.deepcopy(item))
@@ -149,10 +154,10 @@ def _merge_list(current: list[Any], patch: list[Any], merge_key: str, field: str
             if index is not None:
                 del result[index]
         elif index is None:
-            result.append({k: copy.deepcopy(v) for k, v in item.items() if k != "$patch"})
+            added.append({k: copy.deepcopy(v) for k, v in item.items() if k != "$patch"})
         else:
             result[index] = strategic_merge_patch(result[index], item, field)
-    return result
+    return added + result
 
 
 def json_patch(target: Any, operations: Any) -> Any:

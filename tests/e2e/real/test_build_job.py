@@ -1,0 +1,81 @@
+"""The Kaniko Job on a real API server: the real Job controller's conditions decide, kwok plays
+the build pod (tests/cluster/stages.yaml), and Pod Security admission is the real one."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.e2e.appkit import App
+from tests.e2e.real.realkit import DIGEST, fate, kubectl, require_kwok, require_real
+
+pytestmark = pytest.mark.helm
+
+
+def conditions(job: dict[str, Any]) -> dict[str, str]:
+    return {c["type"]: c.get("reason", "") for c in job["status"].get("conditions") or []}
+
+
+def test_a_build_that_succeeds_deploys_the_digest_it_pushed(app: App) -> None:
+    require_kwok(app)
+    done = app.run(BUILD_POD=fate("digest"))
+    assert done.code == 0, done.output
+    (job,) = app.build_jobs()
+    assert {"SuccessCriteriaMet", "Complete"} <= set(conditions(job))
+    assert DIGEST in app.deployed_image()
+
+
+def test_a_build_that_exits_1_is_a_failed_attempt_with_kanikos_message(app: App) -> None:
+    require_kwok(app)
+    done = app.run(BUILD_POD=fate("fail"))
+    assert done.code == 1, done.output
+    (job,) = app.build_jobs()
+    assert {"FailureTarget", "Failed"} <= set(conditions(job))
+    assert conditions(job)["Failed"] == "BackoffLimitExceeded"
+    status = app.status()
+    assert (status["phase"], status["attempts"]) == ("failing", 1)
+    assert "BackoffLimitExceeded" in status["lastError"], status
+    assert kubectl(app, "get", "deployment", "shop", "-n", app.deploy_ns, check=False).returncode
+
+
+def test_a_build_past_its_deadline_is_a_failed_attempt(app: App) -> None:
+    require_kwok(app)
+    done = app.run(BUILD_POD=fate("hold"), BUILD_TIMEOUT="3")
+    assert done.code == 1, done.output
+    (job,) = app.build_jobs()
+    assert conditions(job)["Failed"] == "DeadlineExceeded"
+    assert "DeadlineExceeded" in done.stderr
+
+
+def test_a_build_pod_that_cannot_pull_its_image_ends_the_attempt_with_the_reason(
+    app: App,
+) -> None:
+    require_kwok(app)
+    done = app.run(BUILD_POD=fate("pull-error"))
+    assert done.code == 1, done.output
+    assert "ImagePullBackOff" in done.stderr
+
+
+def test_a_restricted_cicd_namespace_refuses_kaniko_and_the_runner_says_why(app: App) -> None:
+    """Pod Security admission (the real plugin) refuses Kaniko's root pod: the runner ends the
+    attempt in seconds, with the admission's reason and the fix."""
+    require_real(app)
+    kubectl(app, "label", "namespace", app.cicd, "pod-security.kubernetes.io/enforce=restricted")
+    done = app.run()
+    assert done.code == 1, done.output
+    assert "FailedCreate" in done.stderr
+    assert "violates PodSecurity" in done.stderr
+    assert "violates PodSecurity" in app.status()["lastError"]
+
+
+def test_kubectl_describe_shows_the_runners_events_on_the_state(app: App) -> None:
+    require_kwok(app)
+    assert app.run(BUILD_POD=fate("fail")).code == 1
+    described = kubectl(app, "describe", "configmap", "ci-runner-shop", "-n", app.cicd).stdout
+    assert "Events:" in described
+    events = json.loads(kubectl(app, "get", "events", "-n", app.cicd, "-o", "json").stdout)["items"]
+    ours = [e for e in events if e["involvedObject"]["name"] == "ci-runner-shop"]
+    assert ours, "no Event on the state ConfigMap"
+    assert any(e["type"] == "Warning" for e in ours)

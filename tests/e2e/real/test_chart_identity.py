@@ -1,0 +1,117 @@
+"""The runner as the product chart's ServiceAccount, on a real API server: the real RBAC
+authorizer enforces the chart's Roles, with a token from the TokenRequest API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.appkit import RELEASE, App
+from tests.e2e.real.realkit import (
+    SERVICE_ACCOUNT,
+    as_service_account,
+    install_chart,
+    kubectl,
+    replace_role,
+    require_kwok,
+    require_real,
+    role,
+)
+
+pytestmark = pytest.mark.helm
+
+
+def test_a_first_deploy_as_the_charts_service_account(
+    app: App, helm_bin: str, tmp_path: Path
+) -> None:
+    require_real(app)
+    install_chart(app, helm_bin, tmp_path)
+    done = app.run(**as_service_account(app, tmp_path))
+    assert done.code == 0, done.output
+    assert app.status()["lastDeployedSha"] == app.heads[-1]
+    assert app.heads[-1] in app.deployed_image()
+
+    app.push({"README.md": "next"})  # and the next commit, as an upgrade
+    done = app.run(**as_service_account(app, tmp_path))
+    assert done.code == 0, done.output
+    assert app.heads[-1] in app.deployed_image()
+
+
+def _cicd_rules() -> list[tuple[str, str]]:
+    """(resource, verb) of every grant in the chart's CICD Role a first deploy needs."""
+    return [
+        ("configmaps", "get"),
+        ("configmaps", "create"),
+        ("leases", "get"),
+        ("leases", "create"),
+        ("leases", "update"),
+        ("jobs", "create"),
+        ("jobs", "get"),
+    ]
+
+
+@pytest.mark.parametrize(("resource", "verb"), _cicd_rules())
+def test_each_grant_a_deploy_needs_is_needed(
+    app: App, helm_bin: str, tmp_path: Path, resource: str, verb: str
+) -> None:
+    """Take one verb away from the chart's Role: the run fails at the step that needs it, says
+    what it was doing and that it was forbidden, and deploys nothing."""
+    require_kwok(app)
+    install_chart(app, helm_bin, tmp_path)
+    body = role(app, SERVICE_ACCOUNT, app.cicd)
+    rules: list[dict[str, Any]] = body["rules"]
+    for rule in rules:
+        if resource in rule["resources"]:
+            rule["verbs"] = [v for v in rule["verbs"] if v != verb]
+    body["rules"] = [r for r in rules if r["verbs"]]
+    replace_role(app, body, tmp_path)
+
+    done = app.run(**as_service_account(app, tmp_path))
+    assert done.code != 0, done.output
+    assert "forbidden" in done.stderr.lower(), done.stderr
+    assert resource.rstrip("s") in done.stderr.lower(), done.stderr
+    helm = kubectl(app, "get", "deployment", RELEASE, "--namespace", app.deploy_ns, check=False)
+    assert helm.returncode != 0, "deployed without the grant"
+
+
+def test_a_manual_run_from_the_charts_cronjob_is_what_the_runner_needs(
+    app: App, helm_bin: str, tmp_path: Path
+) -> None:
+    """``kubectl create job --from=cronjob/...``: the Job's pod runs as the app's
+    ServiceAccount with the chart's security context and settings; the runner, run with that
+    env and that ServiceAccount's token, deploys."""
+    require_real(app)
+    install_chart(app, helm_bin, tmp_path)
+    kubectl(
+        app,
+        "create",
+        "job",
+        "--from",
+        f"cronjob/{SERVICE_ACCOUNT}",
+        "manual-1",
+        "--namespace",
+        app.cicd,
+    )
+    job = json.loads(
+        kubectl(app, "get", "job", "manual-1", "--namespace", app.cicd, "-o", "json").stdout
+    )
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == SERVICE_ACCOUNT
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    owner = job["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"]) == ("CronJob", SERVICE_ACCOUNT)
+
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    for name in ("REPO", "BRANCH", "IMAGE", "CHART_PATH", "RELEASE", "CICD_NS", "DEPLOY_NS"):
+        assert name in env, f"the Job's pod has no {name}"
+    kubectl(app, "delete", "job", "manual-1", "--namespace", app.cicd)  # kwok would run it
+
+    done = app.run(**env, **as_service_account(app, tmp_path))
+    assert done.code == 0, done.output
+    assert app.heads[-1] in app.deployed_image()
