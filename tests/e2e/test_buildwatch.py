@@ -7,10 +7,10 @@ import threading
 from typing import Any
 
 import pytest
-from ci_runner import buildwatch
-from ci_runner.build import build_job
-from ci_runner.kube import JOBS, Kube
-from ci_runner.settings import Settings, load
+from ci_runner.config import Settings, load
+from ci_runner.kube import build_watch as buildwatch
+from ci_runner.kube.build_job import build_job
+from ci_runner.kube.client import JOBS, Kube
 from kubernetes import config
 
 from tests.support.kube_target import KubeTarget
@@ -36,8 +36,8 @@ def test_a_running_build_logs_its_progress_until_it_ends(
                 progressed.set()
 
     handler = Seen()
-    logging.getLogger("ci_runner.buildwatch").addHandler(handler)
-    logging.getLogger("ci_runner.buildwatch").setLevel(logging.INFO)
+    logging.getLogger("ci_runner.kube.build_watch").addHandler(handler)
+    logging.getLogger("ci_runner.kube.build_watch").setLevel(logging.INFO)
     results: list[buildwatch.BuildResult] = []
     with Kube(config.new_client_from_config(kube.kubeconfig), 10) as api:
         api.create(JOBS, body)
@@ -51,5 +51,5 @@ def test_a_running_build_logs_its_progress_until_it_ends(
         finally:
             emulator.jobs.release(kube.namespace, name, "succeed")
             waiter.join(60)
-            logging.getLogger("ci_runner.buildwatch").removeHandler(handler)
+            logging.getLogger("ci_runner.kube.build_watch").removeHandler(handler)
     assert results == [buildwatch.BuildResult(True)]

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from ci_runner import lock
-from ci_runner.kube import Kube
-from ci_runner.lock import Lease
-from ci_runner.settings import StateSettings, load
+from ci_runner.config import StateSettings, load
+from ci_runner.kube import lease as lock
+from ci_runner.kube.client import Kube
+from ci_runner.kube.lease import Lease
 from kubernetes import client, config, watch
 
 from tests.support.kube_target import KubeTarget

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
-from ci_runner.appauth import EXPIRES, app_jwt, kept_token, token_secret
+from ci_runner.config import Settings, load
 from ci_runner.errors import ConfigError, GitHubError
-from ci_runner.github import GitHub
-from ci_runner.settings import Settings, load
+from ci_runner.github.app import app_jwt
+from ci_runner.github.client import GitHub
+from ci_runner.kube.build_job import build_job
+from ci_runner.kube.token_secret import EXPIRES, TOKEN_KEY, kept_token, token_secret
 
 from tests.support.appkeys import public_pem, rsa_pem
 from tests.support.github_fake import GitHubFake
@@ -91,6 +93,8 @@ def test_the_exchange_and_its_refusals(github: GitHubFake) -> None:
 
 
 def test_the_kept_token_is_where_build_jobs_read_it() -> None:
-    from ci_runner import appauth, build
-
-    assert appauth.TOKEN_KEY == build.TOKEN_KEY
+    raw = {"REPO": "a/b", "IMAGE": "r.io/a/b", "CHART_PATH": "c", "RELEASE": "shop"}
+    job = build_job(load(Settings, {}, {**raw, "GIT_TOKEN": "t"}), "a" * 40, 1)
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    [ref] = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e]
+    assert ref == {"name": "ci-runner-shop-git", "key": TOKEN_KEY}

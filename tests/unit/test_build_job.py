@@ -7,9 +7,10 @@ import json
 from typing import Any
 
 import pytest
-from ci_runner.build import build_job, job_name, pushed_digest, token_secret
+from ci_runner.config import Settings, load
 from ci_runner.errors import ConfigError
-from ci_runner.settings import Settings, load
+from ci_runner.kube.build_job import build_job, job_name, pushed_digest
+from ci_runner.kube.token_secret import token_secret
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 BASE = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ci_runner.buildwatch import pod_state, stuck
+from ci_runner.kube.build_watch import pod_state, stuck
 
 
 def pod(waiting: str | None = None, unschedulable: bool = False) -> dict[str, Any]:

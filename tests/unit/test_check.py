@@ -7,21 +7,14 @@ import json
 import time
 
 import pytest
-from ci_runner.check import (
-    CICD,
-    CLUSTER,
-    NEEDS,
-    Result,
-    exit_code,
-    failed,
-    passed,
-    render,
-)
-from ci_runner.check_github import helm_problem, lint_errors, rate_limit_line
+from ci_runner.checklist import Result, exit_code, failed, passed, render
 from ci_runner.cli import main
+from ci_runner.config import Settings
 from ci_runner.errors import ConfigError, GitHubError, KubernetesError
-from ci_runner.github_answers import RateLimit
-from ci_runner.settings import Settings
+from ci_runner.github.answers import RateLimit
+from ci_runner.github.probes import rate_limit_line
+from ci_runner.helm.probes import helm_problem, lint_errors
+from ci_runner.kube.probes import CICD, CLUSTER, NEEDS
 from click.testing import CliRunner
 
 BASE = {"repo": "acme/shop", "image": "r.example/acme/shop", "chart_path": "chart",

@@ -8,9 +8,9 @@ import os
 import tempfile
 
 import pytest
+from ci_runner.config import Settings, load
 from ci_runner.errors import ConfigError, GitHubError, ServiceError
-from ci_runner.github import GitHub
-from ci_runner.settings import Settings, load
+from ci_runner.github.client import GitHub
 
 from tests.support.github_fake import GitHubFake
 

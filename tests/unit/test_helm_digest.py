@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ci_runner.helm import Deploy, image_values
-from ci_runner.settings import Settings, load
+from ci_runner.config import Settings, load
+from ci_runner.helm.deploy import Deploy
+from ci_runner.helm.values import image_values
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 DIGEST = "sha256:" + "cd" * 32

@@ -10,7 +10,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from ci_runner import helm, stopping
+from ci_runner import stopping
+from ci_runner.helm import deploy as helm
 
 
 def _grace_timers() -> list[threading.Timer]:

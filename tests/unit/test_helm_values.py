@@ -4,7 +4,7 @@ the rules down without a server."""
 from __future__ import annotations
 
 import yaml
-from ci_runner.helm import HelmYAML, merge
+from ci_runner.helm.values import HelmYAML, merge
 
 
 def test_maps_merge_deeply_lists_are_replaced_and_null_is_kept_for_helm() -> None:

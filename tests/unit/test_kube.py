@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 from ci_runner.errors import Conflict, KubernetesError, NotFound
-from ci_runner.kube import CONFIGMAPS, Kube
+from ci_runner.kube.client import CONFIGMAPS, Kube
 from kubernetes.client.api_client import ApiClient
 from kubernetes.client.configuration import Configuration
 

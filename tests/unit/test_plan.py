@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ci_runner.plan import Action, decide
-from ci_runner.state import State
+from ci_runner.kube.state import State
+from ci_runner.run.plan import Action, decide
 
 A = "a" * 40
 B = "b" * 40

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ci_runner.settings import Settings, table
+from ci_runner.config import Settings, table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 ROW = re.compile(r"^\| `([A-Z_]+)` \| `([^`]+)` \| ([^|]+) \|")

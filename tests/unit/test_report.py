@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-from ci_runner import report
-from ci_runner.github import GitHub
-from ci_runner.report import Reporter
-from ci_runner.settings import Settings, load
+from ci_runner.config import Settings, load
+from ci_runner.github.client import GitHub
+from ci_runner.run import report
+from ci_runner.run.report import Reporter
 
 from tests.support.github_fake import GitHubFake
 from tests.support.notify_server import NotifyServer

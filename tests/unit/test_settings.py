@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from ci_runner.config import Settings, StateSettings, load, table
+from ci_runner.config.parse import DEFAULT_KANIKO_IMAGE
 from ci_runner.errors import ConfigError
-from ci_runner.settings import DEFAULT_KANIKO_IMAGE, Settings, StateSettings, load, table
 
 from tests.support.appkeys import ec_pem, rsa_pem
 

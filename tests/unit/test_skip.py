@@ -4,8 +4,8 @@ files GitHub's compare lists."""
 from __future__ import annotations
 
 import pytest
-from ci_runner.github_answers import Changes
-from ci_runner.skip import skip_marker, unwatched, watched
+from ci_runner.github.answers import Changes
+from ci_runner.run.plan import skip_marker, unwatched, watched
 
 
 @pytest.mark.parametrize(

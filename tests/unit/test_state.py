@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ci_runner.settings import Settings, load
-from ci_runner.state import (
+from ci_runner.config import Settings, load
+from ci_runner.kube.state import (
     ATTEMPTS,
     BUILT_DIGEST,
     BUILT_SHA,

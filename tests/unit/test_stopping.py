@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 from ci_runner import stopping
-from ci_runner.buildwatch import Watcher
-from ci_runner.cycle import Cycle
+from ci_runner.config import Settings, load
 from ci_runner.errors import DeployError
-from ci_runner.github import GitHub
-from ci_runner.plan import Action, Plan
-from ci_runner.settings import Settings, load
+from ci_runner.github.client import GitHub
+from ci_runner.kube.build_watch import Watcher
+from ci_runner.run.cycle import Cycle
+from ci_runner.run.plan import Action, Plan
 
 SETTINGS = load(
     Settings, {}, {"REPO": "acme/shop", "IMAGE": "r.io/a/s", "CHART_PATH": "c", "RELEASE": "shop"}

@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .errors import Conflict, KubernetesError, NotFound
-from .kube import LEASES, Kube, Obj, missing_namespace
-from .settings import StateSettings
+from ..config import StateSettings
+from ..errors import Conflict, KubernetesError, NotFound
+from .client import LEASES, Kube, Obj, missing_namespace
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-from . import stopping
-from .errors import Gone, KubernetesError, shorten
-from .kube import EVENTS, JOBS, PODS, Kube, Obj
-from .settings import Settings
+from .. import stopping
+from ..config import Settings
+from ..errors import Gone, KubernetesError, shorten
+from .client import EVENTS, JOBS, PODS, Kube, Obj
 
 log = logging.getLogger(__name__)
 

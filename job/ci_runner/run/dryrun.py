@@ -7,14 +7,13 @@ import shutil
 
 import yaml
 
-from . import helm
-from .build import build_job, check_secrets
-from .errors import ConfigError
-from .helm import Deploy
-from .kube import Kube, missing_namespace
+from ..config import Settings
+from ..helm import deploy as helm
+from ..helm.deploy import Deploy
+from ..kube.build_job import build_job, check_secrets
+from ..kube.client import Kube, namespace_problem
+from ..kube.state import State
 from .plan import Action, Plan
-from .settings import Settings
-from .state import State
 
 log = logging.getLogger(__name__)
 
@@ -42,23 +41,16 @@ def describe(s: Settings, state: State, plan: Plan, deploy: Deploy | None) -> st
     return "\n".join(lines)
 
 
-def namespace_problem(
-    setting: str, namespace: str, exists: bool | None, create_namespace: bool
-) -> ConfigError | None:
-    """What a run would refuse about a namespace (``exists`` None: we may not tell): a missing
-    CICD_NS, or a missing DEPLOY_NS that helm may not create (CREATE_NAMESPACE=false)."""
-    if exists is False and (setting == "CICD_NS" or not create_namespace):
-        return missing_namespace(setting, namespace)
-    return None
-
-
 def check_cluster(kube: Kube, s: Settings) -> None:
     """Both namespaces and the referenced Secrets: ConfigError for what a run would refuse."""
     for setting, namespace in (("CICD_NS", s.cicd_namespace), ("DEPLOY_NS", s.deploy_namespace)):
         exists = kube.namespace_exists(namespace)
         if exists is None:
-            log.warning("cannot tell whether %s %s exists: no permission to read namespaces",
-                        setting, namespace)  # fmt: skip
+            log.warning(
+                "cannot tell whether %s %s exists: no permission to read namespaces",
+                setting,
+                namespace,
+            )
         problem = namespace_problem(setting, namespace, exists, s.create_namespace)
         if problem is not None:
             raise problem

@@ -15,24 +15,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import kube, stopping
-from .appauth import authenticate
-from .errors import BadCommit, ConfigError, CycleFailed, GitHubError, KubernetesError
-from .events import Recorder
-from .github import GitHub
-from .lock import Lease
-from .logs import mask
-from .plan import Action, Plan, decide
+from .. import stopping
+from ..config import Settings
+from ..errors import BadCommit, ConfigError, DeployError, GitHubError, KubernetesError
+from ..github.client import GitHub
+from ..kube import client as kube
+from ..kube import token_secret
+from ..kube.events import Recorder
+from ..kube.lease import Lease
+from ..kube.state import State, StateStore
+from ..logs import mask
+from .auth import authenticate
+from .plan import Action, Plan, decide, skip_marker, unwatched
 from .report import Reporter
-from .settings import Settings
-from .skip import skip_marker, unwatched
-from .state import State, StateStore
 
 if TYPE_CHECKING:
-    from .helm import Deploy
+    from ..helm.deploy import Deploy
 
 log = logging.getLogger(__name__)
 
+FAILED = 1
+"""The exit code of a cycle whose build or deploy failed (an attempt was counted)."""
 LAST_LOG_LINES = 5
 """Build log lines kept in the recorded last error (the whole error is cut at 1000 chars)."""
 
@@ -198,8 +201,9 @@ class Cycle:
 
     def fetch_chart(self, tmp: Path) -> Deploy:
         """Download the head's tarball, extract CHART_PATH safely, read its values files."""
-        from .archive import extract_chart  # tarfile and friends: not for an idle run
-        from .helm import Deploy, chart_values
+        from ..archive import extract_chart  # tarfile and friends: not for an idle run
+        from ..helm.deploy import Deploy
+        from ..helm.values import chart_values
 
         s = self.settings
         where = f"{s.repo}@{self.head[:7]}"
@@ -221,12 +225,12 @@ class Cycle:
     def build(self, plan: Plan) -> tuple[str | None, str | None]:
         """Build and push the head's image: (the error when the build failed, the digest
         pushed when it could be read)."""
-        from .build import Builder, check_secrets  # not for an idle run
+        from ..kube.build_job import Builder, check_secrets  # not for an idle run
 
         s = self.settings
         check_secrets(self.kube, s)
         builder = Builder(self.kube, s)
-        builder.ensure_token_secret()
+        token_secret.keep_git_token(self.kube, s)
         # The nonce makes a fresh Job name for a forced build, or when a failed Job of the same
         # name exists: such a Job's failure was counted already and is never adopted again.
         self.report.building(plan.sha)
@@ -247,8 +251,6 @@ class Cycle:
 
     def deploy(self, plan: Plan, deploy: Deploy, digest: str | None = None) -> Outcome:
         """helm upgrade --install, rolled back by helm on failure; then the record."""
-        from .errors import DeployError
-
         s = self.settings
         self.lease.check()
         self.report.deploying(plan.sha)
@@ -291,4 +293,4 @@ class Cycle:
         message = f"attempt {used}/{n} on {plan.sha[:7]} failed: {error}; {then}"
         self.events.emit(self.uid, reason, message, warning=True)
         self.report.failed(plan.sha, used, n, error)
-        return Outcome(message, CycleFailed.exit_code)
+        return Outcome(message, FAILED)

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .errors import Conflict, KubernetesError, shorten
-from .kube import CONFIGMAPS, Kube, Obj
-from .settings import Settings, StateSettings
+from ..config import Settings, StateSettings
+from ..errors import Conflict, KubernetesError, shorten
+from .client import CONFIGMAPS, Kube, Obj
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import requests
 
-from .errors import ConfigError, GitHubError, shorten
+from ..errors import ConfigError, GitHubError, shorten
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,11 @@ def raise_for_status(response: requests.Response, doing: str, repo: str, authori
         # GitHub answers 404 for a private repository the token may not see, too.
         access = "the token has no access to it" if authorised else "no GIT_TOKEN"
         raise ConfigError(
-            [f"GitHub has no repository {repo!r} while {doing} (404): check REPO; "
-             f"it may be private and {access}"]
-        )  # fmt: skip
+            [
+                f"GitHub has no repository {repo!r} while {doing} (404): check REPO; "
+                f"it may be private and {access}"
+            ]
+        )
     if response.status_code == 422:
         # GitHub answers 422 "No commit found for SHA" for a branch that does not exist.
         raise ConfigError([f"GitHub found no such commit or branch while {doing} (422)"])

@@ -26,10 +26,14 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.client.rest import RESTResponse
 from kubernetes.config.config_exception import ConfigException
 
-from . import __version__
-from .errors import ConfigError, Conflict, Gone, KubernetesError, NotFound, shorten
+from .. import __version__
+from ..errors import ConfigError, Conflict, Gone, KubernetesError, NotFound, shorten
 
 Obj = dict[str, Any]
+
+# The labels of what the runner creates (build Jobs, the token Secret).
+MANAGED_BY = {"app.kubernetes.io/managed-by": "ci-runner"}
+RELEASE_LABEL = "ci-runner.io/release"
 
 _TYPED = {404: NotFound, 409: Conflict, 410: Gone}
 # Failures where the request never reached the server: a refused connection, or a pooled
@@ -78,9 +82,11 @@ def connect(verify_ssl: bool, timeout: float) -> Kube:
         except (ConfigException, OSError) as e:
             path = os.environ.get("KUBECONFIG") or "~/.kube/config"
             raise ConfigError(
-                [f"no Kubernetes configuration: not in a cluster, and no usable kubeconfig at "
-                 f"{path} ({shorten(str(e), 200)})"]
-            ) from e  # fmt: skip
+                [
+                    f"no Kubernetes configuration: not in a cluster, and no usable kubeconfig at "
+                    f"{path} ({shorten(str(e), 200)})"
+                ]
+            ) from e
     configuration.verify_ssl = verify_ssl
     # No silent urllib3 retries: they would repeat a request the server may have acted on.
     # Kube retries only what never reached the server (see _NOT_SENT).
@@ -101,9 +107,21 @@ def missing_namespace(setting: str, namespace: str) -> ConfigError:
         else ""
     )
     return ConfigError(
-        [f"{setting} namespace {namespace!r} does not exist: create it with "
-         f"`kubectl create namespace {namespace}`{hint}"]
-    )  # fmt: skip
+        [
+            f"{setting} namespace {namespace!r} does not exist: create it with "
+            f"`kubectl create namespace {namespace}`{hint}"
+        ]
+    )
+
+
+def namespace_problem(
+    setting: str, namespace: str, exists: bool | None, create_namespace: bool
+) -> ConfigError | None:
+    """What a run would refuse about a namespace (``exists`` None: we may not tell): a missing
+    CICD_NS, or a missing DEPLOY_NS that helm may not create (CREATE_NAMESPACE=false)."""
+    if exists is False and (setting == "CICD_NS" or not create_namespace):
+        return missing_namespace(setting, namespace)
+    return None
 
 
 def _message(status: int, body: bytes | str | None, reason: str | None) -> str:
@@ -257,9 +275,13 @@ class Kube:
     ) -> RESTResponse:
         headers = {"Accept": "application/json", "Content-Type": "application/json"}
         request = self.api.param_serialize(
-            method, path, query_params=query, header_params=headers, body=body,
+            method,
+            path,
+            query_params=query,
+            header_params=headers,
+            body=body,
             auth_settings=["BearerToken"],
-        )  # fmt: skip
+        )
         seconds = timeout or self.timeout
         with translated(doing):
             try:

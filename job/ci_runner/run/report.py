@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import requests
 
-from .errors import CiRunnerError, GitHubRefused, shorten
-from .github import GitHub
-from .settings import Settings
+from ..config import Settings
+from ..errors import CiRunnerError, GitHubRefused, shorten
+from ..github.client import GitHub
 
 log = logging.getLogger(__name__)
 

@@ -1,85 +1,24 @@
-"""``ci-runner check``: is this setup right? Every item a run depends on, asked without writing.
-
-Like ``flux check --pre``: one line per item, ✔ or ✘ with what to do. Each check is a small
-function that returns Results; what they decide from (the permissions a run needs, helm's
-version, the exit code) is pure. Nothing is written: the only POSTs are SelfSubjectAccessReviews,
-which the API server answers without storing anything. The GitHub side is in ``check_github``.
+"""``ci-runner check``, the Kubernetes side: the API answers, both namespaces, every permission a
+run needs (``NEEDS``, kept equal to the chart's CICD Role by a test) and the Secrets a build
+references. Nothing is written: the only POSTs are SelfSubjectAccessReviews, which the API server
+answers without storing anything.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from . import kube
-from .build import check_secrets
-from .dryrun import namespace_problem
-from .errors import CiRunnerError, ConfigError, KubernetesError, NotFound, ServiceError
-from .kube import NAMESPACES_PATH, Kube, Obj
-from .settings import Settings
+from ..checklist import Result, failed, passed
+from ..config import Settings
+from ..errors import ConfigError, KubernetesError, NotFound
+from . import client as kube
+from .build_job import check_secrets
+from .client import NAMESPACES_PATH, Kube, Obj, namespace_problem
 
-MISCONFIGURED = ConfigError.exit_code
-UNREACHABLE = ServiceError.exit_code
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
 CICD, DEPLOY, CLUSTER = "CICD_NS", "DEPLOY_NS", "cluster"
-
-
-@dataclass(frozen=True)
-class Result:
-    """One line of the report."""
-
-    item: str
-    ok: bool
-    message: str
-    """What was found; for a failure, what is wrong and what to do."""
-    exit_code: int = 0
-    """0, MISCONFIGURED (2) or UNREACHABLE (3)."""
-
-
-def passed(item: str, message: str) -> Result:
-    """A check that passed."""
-    return Result(item, True, message)
-
-
-def failed(item: str, problem: CiRunnerError | str, code: int = MISCONFIGURED) -> Result:
-    """A check that failed: a service that failed or cannot be reached is UNREACHABLE, except
-    that credentials or permissions it refuses (401, 403) are a misconfiguration."""
-    if isinstance(problem, ServiceError):
-        refused = isinstance(problem, KubernetesError) and problem.status in (401, 403)
-        code = MISCONFIGURED if refused else UNREACHABLE
-    return Result(item, False, str(problem), code)
-
-
-def exit_code(results: Iterable[Result]) -> int:
-    """0 when every check passed; else 2 when something is misconfigured (what the user must
-    fix, whatever else failed), else 3 (a service could not be reached)."""
-    codes = {r.exit_code for r in results if not r.ok}
-    if MISCONFIGURED in codes:
-        return MISCONFIGURED
-    return UNREACHABLE if codes else 0
-
-
-def render(results: list[Result], output: str) -> str:
-    """The report: a ✔/✘ line per item, or the list as JSON."""
-    if output == "json":
-        entries = [
-            {"item": r.item, "ok": r.ok, "message": r.message, "exitCode": r.exit_code}
-            for r in results
-        ]
-        return json.dumps(entries, indent=2)
-    lines = [f"{'✔' if r.ok else '✘'} {r.item}: {r.message}" for r in results]
-    problems = sum(not r.ok for r in results)
-    lines.append(
-        f"{problems} problem(s): fix them, then run `ci-runner check` again"
-        if problems
-        else "all checks passed: try `ci-runner run --dry-run`, then `ci-runner run`"
-    )
-    return "\n".join(lines)
-
-
-# -- what a run needs of the Kubernetes API ------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -150,8 +89,11 @@ def may(api: Kube, verb: str, group: str, resource: str, namespace: str) -> bool
     attributes = {"namespace": namespace, "verb": verb, "group": group, "resource": name}
     if sub:
         attributes["subresource"] = sub
-    body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": attributes}}  # fmt: skip
+    body = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": attributes},
+    }
     doing = f"asking whether we may {verb} {resource} in {namespace or 'the cluster'}"
     answer = api.request("POST", SSAR_PATH, doing, body=body)
     return bool((answer.get("status") or {}).get("allowed"))
@@ -172,8 +114,9 @@ def permissions(api: Kube, s: Settings) -> list[Result]:
                 group = f".{need.group}" if need.group else ""
                 name, _, sub = need.resource.partition("/")
                 what = name + group + (f"/{sub}" if sub else "")
-                missing = [v for v in need.verbs if not may(api, v, need.group, need.resource,
-                                                            namespace)]  # fmt: skip
+                missing = [
+                    v for v in need.verbs if not may(api, v, need.group, need.resource, namespace)
+                ]
                 if missing:
                     refused.append(f"{','.join(missing)} {what} ({need.why})")
         except KubernetesError as e:
@@ -181,8 +124,10 @@ def permissions(api: Kube, s: Settings) -> list[Result]:
             continue
         count = sum(len(n.verbs) for n in needs)
         if refused:
-            fix = ("grant them (the chart's Roles do: charts/ci-runner/templates/rbac.yaml; "
-                   "`kubectl auth can-i --list` shows what you have)")  # fmt: skip
+            fix = (
+                "grant them (the chart's Roles do: charts/ci-runner/templates/rbac.yaml; "
+                "`kubectl auth can-i --list` shows what you have)"
+            )
             results.append(failed(item, f"refused: {'; '.join(refused)}; {fix}"))
         else:
             results.append(passed(item, f"all {count} granted"))
@@ -201,8 +146,11 @@ def namespace(api: Kube, setting: str, name: str, s: Settings) -> Result:
     except KubernetesError as e:
         if e.status != 403:
             return failed(item, e)
-        return passed(item, "cannot be read (no permission to get namespaces); the permission "
-                            "checks below tell whether the runner may work there")  # fmt: skip
+        return passed(
+            item,
+            "cannot be read (no permission to get namespaces); the permission "
+            "checks below tell whether the runner may work there",
+        )
     problem = namespace_problem(setting, name, found is not None, s.create_namespace)
     if problem is not None:
         return failed(item, problem)
@@ -211,28 +159,40 @@ def namespace(api: Kube, setting: str, name: str, s: Settings) -> Result:
     labels = (found.get("metadata") or {}).get("labels") or {}
     level = labels.get(PSA_ENFORCE) or "not set"
     if setting == CICD and level == "restricted":
-        return failed(item, f"Pod Security level {level!r} refuses the Kaniko build pod (it "
-                            f"runs as root): `kubectl label namespace {name} --overwrite "
-                            f"{PSA_ENFORCE}=baseline`")  # fmt: skip
+        return failed(
+            item,
+            f"Pod Security level {level!r} refuses the Kaniko build pod (it "
+            f"runs as root): `kubectl label namespace {name} --overwrite "
+            f"{PSA_ENFORCE}=baseline`",
+        )
     return passed(item, f"exists (Pod Security enforce: {level})")
 
 
 def secrets(api: Kube, s: Settings) -> Result:
     """The Secrets a build Job references exist in CICD_NS with their keys."""
     item = f"Secrets in {s.cicd_namespace}"
-    wanted = [(env, name, key) for env, name, key in (
-        ("REGISTRY_SECRET", s.registry_secret, ".dockerconfigjson"),
-        ("GIT_TOKEN_SECRET", s.git_token_secret, "token"),
-    ) if name]  # fmt: skip
+    wanted = [
+        (env, name, key)
+        for env, name, key in (
+            ("REGISTRY_SECRET", s.registry_secret, ".dockerconfigjson"),
+            ("GIT_TOKEN_SECRET", s.git_token_secret, "token"),
+        )
+        if name
+    ]
     if not wanted:
-        return passed(item, "none referenced (REGISTRY_SECRET and GIT_TOKEN_SECRET unset: Kaniko "
-                            "pushes without registry credentials)")  # fmt: skip
+        return passed(
+            item,
+            "none referenced (REGISTRY_SECRET and GIT_TOKEN_SECRET unset: Kaniko "
+            "pushes without registry credentials)",
+        )
     try:
         check_secrets(api, s)
     except ConfigError as e:
-        fix = (f"create it in {s.cicd_namespace} (`kubectl create secret docker-registry ...` "
-               f"for REGISTRY_SECRET, `kubectl create secret generic NAME --from-literal="
-               f"token=...` for GIT_TOKEN_SECRET)")  # fmt: skip
+        fix = (
+            f"create it in {s.cicd_namespace} (`kubectl create secret docker-registry ...` "
+            f"for REGISTRY_SECRET, `kubectl create secret generic NAME --from-literal="
+            f"token=...` for GIT_TOKEN_SECRET)"
+        )
         return failed(item, f"{'; '.join(e.problems)}: {fix}")
     except KubernetesError as e:
         return failed(item, e)
@@ -262,11 +222,3 @@ def check_kubernetes(s: Settings) -> list[Result]:
         results += permissions(api, s)
         results.append(secrets(api, s))
     return results
-
-
-def run_checks(s: Settings) -> list[Result]:
-    """Every check, in the order a run meets them."""
-    from .check_github import check_github, check_helm
-
-    helm, helm_result = check_helm()
-    return [*check_kubernetes(s), helm_result, *check_github(s, helm)]

@@ -1,9 +1,10 @@
-"""The runner's settings: one declarative table, parsed and validated once from raw strings.
+"""The runner's settings: one declarative table.
 
 Each field of the frozen dataclasses below *is* a row of the table: its environment variable,
 its option, the parser that validates it, its default and its help text. The click options of
 every command, the validation that names every problem at once, the README's configuration
-table (checked by a test) and the chart's environment all follow from these rows.
+table (checked by a test) and the chart's environment all follow from these rows;
+``loading.py`` parses and validates them.
 """
 
 from __future__ import annotations
@@ -11,16 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import Field, dataclass, fields
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
-from . import parsing as p
-from .build_settings import DEFAULT_KANIKO_IMAGE, BuildSettings, build_problems
-from .errors import ConfigError
-from .github_settings import GitHubSettings, credential_problems
-from .parsing import Spec, setting
+from . import parse as p
+from .parse import DEFAULT_KANIKO_IMAGE, Spec, setting
 
-__all__ = ["DEFAULT_KANIKO_IMAGE", "Settings", "StateSettings", "load", "secrets", "table"]
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
 
 
 # Settings of the earlier loop-based runner that the CronJob design replaced.
@@ -78,8 +76,168 @@ class StateSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Settings(GitHubSettings, BuildSettings, StateSettings):
-    """Everything one run needs to know, validated (the build's rows are in BuildSettings)."""
+class Settings(StateSettings):
+    """Everything one run needs to know, validated. The rows keep the order the CLI's help, its
+    messages and the README have always shown: where the state is (``StateSettings``), the
+    build, GitHub and reporting, then the app itself."""
+
+    # -- the build: which commits are built (WATCH_PATHS), Kaniko's image, flags and pod ------
+
+    kaniko_image: str = setting(
+        "KANIKO_IMAGE",
+        "Kaniko executor image of the build Job (the maintained fork, pinned).",
+        default=DEFAULT_KANIKO_IMAGE,
+    )
+    build_timeout: int = setting(
+        "BUILD_TIMEOUT",
+        "Seconds a build may take (the Job's activeDeadlineSeconds).",
+        default=1800,
+        parse=p.positive,
+        metavar="SECONDS",
+    )
+    dockerfile: str = setting(
+        "DOCKERFILE",
+        "Dockerfile, relative to the build context.",
+        default="Dockerfile",
+        parse=p.file_path,
+        metavar="PATH",
+    )
+    build_context: str = setting(
+        "BUILD_CONTEXT",
+        "Build context directory in the repository.",
+        default=".",
+        parse=p.directory,
+        metavar="PATH",
+    )
+    build_cache: bool = setting(
+        "BUILD_CACHE",
+        "Kaniko's layer cache in a registry repository (--cache=true --cache-repo --cache-ttl).",
+        default=False,
+        parse=p.boolean,
+        metavar="BOOLEAN",
+    )
+    cache_repo: str = setting(
+        "CACHE_REPO",
+        "Repository of the layer cache (with BUILD_CACHE).",
+        default="",
+        parse=p.image,
+        shown="<IMAGE>/cache",
+        metavar="REPOSITORY",
+    )
+    build_cache_ttl: str = setting(
+        "BUILD_CACHE_TTL",
+        "How long a cached layer is used (Kaniko's --cache-ttl, a Go duration).",
+        default="168h",
+        parse=p.duration,
+        metavar="DURATION",
+    )
+    build_args: tuple[tuple[str, str], ...] = setting(
+        "BUILD_ARGS",
+        "Comma-separated KEY=VALUE build arguments (visible in the Job: no secrets); "
+        "CI_RUNNER_SHA and CI_RUNNER_BRANCH are always passed.",
+        default=(),
+        parse=p.build_args,
+        metavar="KEY=VALUE,...",
+    )
+    kaniko_args: tuple[str, ...] = setting(
+        "KANIKO_ARGS",
+        "More Kaniko flags, split as a shell splits words; not those the runner sets.",
+        default=(),
+        parse=p.kaniko_args,
+        metavar="FLAGS",
+    )
+    build_pod: Mapping[str, Any] | None = setting(
+        "BUILD_POD",
+        "JSON: the build pod's resources, nodeSelector, tolerations, affinity, "
+        "serviceAccountName and priorityClassName.",
+        default=None,
+        parse=p.build_pod,
+        metavar="JSON",
+    )
+    registry_insecure: bool = setting(
+        "REGISTRY_INSECURE",
+        "Push to a plain-HTTP registry (Kaniko's --insecure --skip-tls-verify).",
+        default=False,
+        parse=p.boolean,
+        metavar="BOOLEAN",
+    )
+
+    watch_paths: tuple[str, ...] = setting(
+        "WATCH_PATHS",
+        "Comma-separated globs (** spans directories); a commit that changes none of them (nor "
+        "CHART_PATH) since the deployed one is not built.",
+        default=(),
+        parse=p.patterns,
+        metavar="GLOBS",
+    )
+
+    # -- GitHub: where it is, App credentials, and what GitHub and the operator are told ------
+
+    github_api_url: str = setting(
+        "GITHUB_API_URL",
+        "GitHub API root (GitHub Enterprise: https://HOST/api/v3).",
+        default=DEFAULT_GITHUB_API_URL,
+        parse=p.url,
+        metavar="URL",
+    )
+    github_app_id: str | None = setting(
+        "GITHUB_APP_ID",
+        "GitHub App ID (or client ID) to authenticate as, instead of GIT_TOKEN.",
+        default=None,
+        parse=p.app_id,
+        metavar="ID",
+    )
+    github_app_installation_id: int | None = setting(
+        "GITHUB_APP_INSTALLATION_ID",
+        "The App's installation on the repository's owner.",
+        default=None,
+        parse=p.positive,
+        metavar="ID",
+    )
+    github_app_private_key: str | None = setting(
+        "GITHUB_APP_PRIVATE_KEY",
+        "The App's private key, PEM text (from a Secret).",
+        default=None,
+        secret=True,
+        metavar="PEM",
+    )
+    github_status: bool = setting(
+        "GITHUB_STATUS",
+        "Post a commit status when a build or deploy starts, succeeds or fails.",
+        default=True,
+        parse=p.boolean,
+        metavar="BOOLEAN",
+    )
+    status_context: str = setting(
+        "STATUS_CONTEXT",
+        "Context of the commit statuses.",
+        default="",
+        shown="ci-runner/<RELEASE>",
+    )
+    github_deployments: bool = setting(
+        "GITHUB_DEPLOYMENTS",
+        "Record each deploy as a GitHub Deployment of the commit to ENVIRONMENT.",
+        default=False,
+        parse=p.boolean,
+        metavar="BOOLEAN",
+    )
+    environment: str = setting(
+        "ENVIRONMENT",
+        "GitHub Deployments environment name.",
+        default="",
+        shown="<DEPLOY_NS>/<RELEASE>",
+    )
+    notify_url: str | None = setting(
+        "NOTIFY_URL",
+        "URL that gets a JSON POST (Slack-compatible 'text') when a commit is deployed, fails "
+        "or is given up on.",
+        default=None,
+        parse=p.url,
+        secret=True,
+        metavar="URL",
+    )
+
+    # -- the app: its repository, image, chart and release ------------------------------------
 
     repo: str = setting(
         "REPO",
@@ -188,11 +346,24 @@ class Settings(GitHubSettings, BuildSettings, StateSettings):
         metavar="BOOLEAN",
     )
 
+    def cache_repository(self, image: str) -> str:
+        """Where the layer cache goes: CACHE_REPO, else ``<image>/cache`` (Kaniko's own
+        inference from the destination, README "Flag --cache-repo", made explicit)."""
+        return self.cache_repo or f"{image}/cache"
+
+    @property
+    def uses_app(self) -> bool:
+        """Whether the runner authenticates as a GitHub App installation."""
+        return self.github_app_id is not None
+
     @property
     def secret_values(self) -> list[str]:
         """The values of the secret settings given, to mask wherever outside text is kept."""
-        return [str(getattr(self, f.name)) for f, spec in table(Settings)
-                if spec.secret and getattr(self, f.name)]  # fmt: skip
+        return [
+            str(getattr(self, f.name))
+            for f, spec in table(Settings)
+            if spec.secret and getattr(self, f.name)
+        ]
 
     @property
     def github_host(self) -> str:
@@ -220,77 +391,6 @@ class Settings(GitHubSettings, BuildSettings, StateSettings):
         return _NOT_IN_TAG.sub("-", self.branch)[: 128 - len("-latest")] + "-latest"
 
 
-# -- loading --------------------------------------------------------------------------------------
-
-S = TypeVar("S", bound=StateSettings)
-
-
 def table(kind: type[StateSettings] = Settings) -> list[tuple[Field[Any], Spec]]:
     """The settings of ``kind`` in order, each with its Spec."""
     return [(f, f.metadata["setting"]) for f in fields(kind)]
-
-
-def _derived(values: dict[str, Any]) -> list[str]:
-    """Defaults that follow from other settings, and checks that span settings."""
-    if not values.get("state_configmap") and values.get("release"):
-        values["state_configmap"] = f"ci-runner-{values['release']}"
-    if not values.get("status_context") and values.get("release"):
-        values["status_context"] = f"ci-runner/{values['release']}"
-    if not values.get("environment") and values.get("release"):
-        values["environment"] = f"{values.get('deploy_namespace', 'default')}/{values['release']}"
-    problems = build_problems(values) + credential_problems(values)
-    keys = {
-        "IMAGE_REPOSITORY_KEY": values.get("image_repository_key", "image.repository"),
-        "IMAGE_TAG_KEY": values.get("image_tag_key", "image.tag"),
-        "IMAGE_DIGEST_KEY": values.get("image_digest_key"),
-    }
-    named = [name for name, key in keys.items() if key is not None]
-    for i, first in enumerate(named):
-        problems += [
-            f"{first} and {n} must differ" for n in named[i + 1 :] if keys[first] == keys[n]
-        ]
-    if keys["IMAGE_DIGEST_KEY"] and values.get("deploy_by_digest") is False:
-        problems.append(
-            "IMAGE_DIGEST_KEY needs DEPLOY_BY_DIGEST on: without it no digest is deployed"
-        )
-    return problems
-
-
-def load(kind: type[S], options: Mapping[str, Any], environ: Mapping[str, str]) -> S:
-    """Build ``kind`` from command-line ``options`` (by field name; None: not given), falling
-    back to ``environ``; raise ConfigError naming every problem at once."""
-    values: dict[str, Any] = {}
-    problems: list[str] = []
-    for f, spec in table(kind):
-        given = options.get(f.name)
-        if isinstance(given, bool):  # a --flag/--no-flag
-            values[f.name] = given
-            continue
-        raw = given if given is not None else environ.get(spec.env)
-        text = raw.strip() if isinstance(raw, str) else ""
-        if not text:
-            if spec.required:
-                problems.append(f"{spec.env} is required ({spec.help.rstrip('.')})")
-            continue
-        try:
-            values[f.name] = spec.parse(text)
-        except ValueError as e:
-            shown = "***" if spec.secret else repr(text)
-            problems.append(f"{spec.env} {e}, got {shown}")
-    problems += _derived(values)
-    if problems:
-        raise ConfigError(problems)
-    names = {f.name for f in fields(kind)}  # _derived may add what only Settings has
-    return kind(**{name: value for name, value in values.items() if name in names})
-
-
-def secrets(options: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]:
-    """The raw values of secret settings, so logs and messages can mask them even when the
-    settings themselves did not validate."""
-    found = []
-    for f, spec in table(Settings):
-        if spec.secret:
-            value = options.get(f.name) or environ.get(spec.env)
-            if isinstance(value, str) and value.strip():
-                found.append(value.strip())
-    return found

@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import shlex
 import shutil
 import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,11 +18,11 @@ from typing import Any, ClassVar
 import pyhelm3
 import pyhelm3.command
 import pyhelm3.errors
-import yaml
 
-from . import stopping
-from .errors import BadCommit, ConfigError, DeployError, KubernetesError, shorten
-from .settings import Settings
+from .. import stopping
+from ..config import Settings
+from ..errors import ConfigError, DeployError, KubernetesError, shorten
+from .values import image_values, merge
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,18 @@ class _ExecNotShell:
         return process
 
 
-pyhelm3.command.asyncio = _ExecNotShell()
+@contextlib.contextmanager
+def helm_running() -> Iterator[None]:
+    """While pyhelm3 runs helm here, and only then: its commands are exec'd (``_ExecNotShell``
+    is what ``pyhelm3.command`` sees as ``asyncio``), and a SIGTERM reaches them (``stop_helm``
+    is what the stop registry cancels)."""
+    saved = pyhelm3.command.asyncio
+    pyhelm3.command.asyncio = _ExecNotShell()
+    try:
+        with stopping.cancelling(stop_helm):
+            yield
+    finally:
+        pyhelm3.command.asyncio = saved
 
 
 def stop_helm() -> None:
@@ -85,41 +96,6 @@ def stop_helm() -> None:
         threading.Timer(HELM_GRACE_SECONDS, kill).start()
 
 
-class HelmYAML(yaml.SafeLoader):
-    """YAML read as helm reads values files: sigs.k8s.io/yaml's YAMLToJSON over its go-yaml v2
-    fork (goyaml.v2 resolve.go). Unlike PyYAML's YAML 1.1, that takes ``y``/``n`` for booleans,
-    keeps timestamps as strings and has no base-60 numbers; a value a chart renders must come
-    out as helm itself would have read it."""
-
-    bool_values: ClassVar[dict[str, bool]] = {
-        **yaml.SafeLoader.bool_values,
-        "y": True,
-        "n": False,
-    }
-
-
-_REDEFINED = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
-HelmYAML.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _REDEFINED]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-HelmYAML.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
-# PyYAML's int pattern without its base-60 (1:20) form; go-yaml's float pattern.
-HelmYAML.add_implicit_resolver(
-    "tag:yaml.org,2002:int",
-    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
-    list("-+0123456789"),
-)
-HelmYAML.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
-)
-
-
 def require_helm() -> str:
     """The helm executable on PATH, or ConfigError."""
     found = shutil.which("helm")
@@ -128,76 +104,35 @@ def require_helm() -> str:
     return found
 
 
-def image_values(settings: Settings, sha: str, digest: str | None = None) -> dict[str, Any]:
-    """Values that point the chart at the freshly built image, nested from the dotted keys.
-
-    With a ``digest`` (and DEPLOY_BY_DIGEST on) the release gets exactly what was built: the
-    tag value becomes ``<sha>@<digest>``, which a chart's ``repository:tag`` turns into a
-    reference that pulls by digest; or, with IMAGE_DIGEST_KEY, the digest goes there.
-    """
-    s = settings
-    pinned = digest is not None and s.deploy_by_digest
-    tag = f"{sha}@{digest}" if pinned and not s.image_digest_key else sha
-    pairs = [(s.image_repository_key, s.image), (s.image_tag_key, tag)]
-    if digest is not None and pinned and s.image_digest_key:
-        pairs.append((s.image_digest_key, digest))
-    values: dict[str, Any] = {}
-    for key, value in pairs:
-        *parents, leaf = key.split(".")
-        node = values
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return values
-
-
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Layer ``override`` on ``base`` as helm layers ``--values`` files (``mergeMaps`` in
-    helm's pkg/cli/values/options.go): maps merge deeply, anything else (lists included) is
-    replaced, and a ``null`` is kept, so that helm then removes that chart default."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def chart_values(settings: Settings, chart_dir: Path, sha: str) -> dict[str, Any]:
-    """The values files (in order) and then the image values, merged as helm merges them."""
-    merged: dict[str, Any] = {}
-    for name in settings.values_files:
-        path = chart_dir / name
-        if not path.is_file():
-            raise BadCommit(f"VALUES_FILES entry {name!r} does not exist in the chart")
-        try:
-            loaded = yaml.load(path.read_text(), Loader=HelmYAML)
-        except yaml.YAMLError as e:
-            problem = shorten(str(e), 120)
-            raise BadCommit(f"VALUES_FILES entry {name!r} is not valid YAML: {problem}") from e
-        if loaded is not None and not isinstance(loaded, dict):
-            raise BadCommit(f"VALUES_FILES entry {name!r} is not a mapping of values")
-        merged = merge(merged, loaded or {})
-    return merge(merged, image_values(settings, sha))
-
-
 def command_line(settings: Settings, chart: str, helm4: bool) -> str:
     """The helm command a deploy runs, for --dry-run (the values go in on stdin)."""
     s = settings
     rollback = "--rollback-on-failure" if helm4 else "--atomic"
     words = [
-        "helm", "upgrade", s.release, chart, "--install", "--namespace", s.deploy_namespace,
+        "helm",
+        "upgrade",
+        s.release,
+        chart,
+        "--install",
+        "--namespace",
+        s.deploy_namespace,
         *(["--create-namespace"] if s.create_namespace else []),
-        rollback, "--wait", "--wait-for-jobs", "--timeout", f"{s.helm_timeout}s", "--values", "-",
-    ]  # fmt: skip
+        rollback,
+        "--wait",
+        "--wait-for-jobs",
+        "--timeout",
+        f"{s.helm_timeout}s",
+        "--values",
+        "-",
+    ]
     return shlex.join(words)
 
 
 def helm_major(executable: str) -> int:
     """The major version of the helm binary."""
-    client = pyhelm3.Client(executable=executable)
-    return int(client.version.major)
+    with helm_running():
+        client = pyhelm3.Client(executable=executable)
+        return int(client.version.major)
 
 
 _STUCK = {
@@ -226,7 +161,8 @@ class Deploy:
     def run(self) -> int:
         """Install or upgrade the release; its new revision number."""
         try:
-            return asyncio.run(self._run())
+            with helm_running():
+                return asyncio.run(self._run())
         except pyhelm3.errors.ConnectionError as e:
             raise KubernetesError(f"helm could not reach the Kubernetes API: {_stderr(e)}") from e
         except pyhelm3.errors.Error as e:

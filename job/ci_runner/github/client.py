@@ -13,8 +13,9 @@ from urllib.parse import quote
 import requests
 import urllib3
 
-from .errors import ArchiveError, ConfigError, GitHubError, GitHubRefused, ServiceError, shorten
-from .github_answers import (
+from ..config import Settings
+from ..errors import ArchiveError, ConfigError, GitHubError, GitHubRefused, ServiceError, shorten
+from .answers import (
     Changes,
     Head,
     RateLimit,
@@ -23,7 +24,6 @@ from .github_answers import (
     raise_for_status,
     rate_limit_of,
 )
-from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +165,11 @@ class GitHub:
                 )
             if response.status_code == 404:
                 raise ConfigError(
-                    [f"GitHub has no installation {installation} of this App while {doing} "
-                     "(404): check GITHUB_APP_INSTALLATION_ID"]
-                )  # fmt: skip
+                    [
+                        f"GitHub has no installation {installation} of this App while {doing} "
+                        "(404): check GITHUB_APP_INSTALLATION_ID"
+                    ]
+                )
             self._check(response, doing)
             try:
                 body = response.json()
@@ -262,8 +264,12 @@ class GitHub:
     def _refuse_credentials(self, response: requests.Response, doing: str) -> None:
         # A token GitHub refuses is a misconfiguration (exit 2) for `check`.
         if response.status_code == 401:
-            raise ConfigError([f"GitHub refused the credentials while {doing} (401 "
-                               f"{message_of(response)}): check GIT_TOKEN"])  # fmt: skip
+            raise ConfigError(
+                [
+                    f"GitHub refused the credentials while {doing} (401 "
+                    f"{message_of(response)}): check GIT_TOKEN"
+                ]
+            )
 
     def _get(self, path: str, **kwargs: object) -> requests.Response:
         url = f"{self._api}{path}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from .errors import KubernetesError, shorten
-from .kube import EVENTS, Kube, Obj
-from .settings import Settings
+from ..config import Settings
+from ..errors import KubernetesError, shorten
+from .client import EVENTS, Kube, Obj
 
 log = logging.getLogger(__name__)
 

@@ -6,17 +6,15 @@ import copy
 import logging
 import re
 
-from .buildwatch import BuildResult, Watcher, finished, job_pods
-from .errors import ConfigError, Conflict, KubernetesError
-from .kube import JOBS, SECRETS, Kube, Obj
-from .settings import Settings
+from ..config import Settings
+from ..errors import ConfigError, Conflict, KubernetesError
+from .build_watch import BuildResult, Watcher, finished, job_pods
+from .client import JOBS, MANAGED_BY, RELEASE_LABEL, SECRETS, Kube, Obj
+from .token_secret import TOKEN_KEY
 
 log = logging.getLogger(__name__)
 
-MANAGED_BY = {"app.kubernetes.io/managed-by": "ci-runner"}
-RELEASE_LABEL = "ci-runner.io/release"
 COMMIT_LABEL = "ci-runner.io/commit"
-TOKEN_KEY = "token"
 # Finished build Jobs stay a day for their logs, then Kubernetes removes them.
 TTL_SECONDS = 86_400
 TERMINATION_LOG = "/dev/termination-log"
@@ -137,25 +135,6 @@ def build_job(settings: Settings, sha: str, attempt: int, nonce: str = "") -> Ob
     }
 
 
-def token_secret(settings: Settings, token: str, annotations: dict[str, str] | None = None) -> Obj:
-    """The Secret the runner keeps for Kaniko: GIT_TOKEN's value (when no GIT_TOKEN_SECRET is
-    given) or a GitHub App's installation token (appauth adds its expiry as an annotation)."""
-    metadata: Obj = {
-        "name": settings.token_secret_name,
-        "namespace": settings.cicd_namespace,
-        "labels": {**MANAGED_BY, RELEASE_LABEL: settings.release},
-    }
-    if annotations:
-        metadata["annotations"] = annotations
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": metadata,
-        "stringData": {TOKEN_KEY: token},
-    }
-
-
 def pushed_digest(pod: Obj) -> str | None:
     """The digest Kaniko pushed, from the build pod's termination message (``--digest-file``
     is the termination log); None unless the Kaniko container ended well and left one."""
@@ -174,17 +153,6 @@ class Builder:
         self._kube = kube
         self._settings = settings
         self._ns = settings.cicd_namespace
-
-    def ensure_token_secret(self) -> None:
-        """Create or refresh the token Secret the build Job references (when we own it)."""
-        s = self._settings
-        if not s.git_token or s.git_token_secret:
-            return
-        body = token_secret(s, s.git_token)
-        current = self._kube.read(SECRETS, self._ns, body["metadata"]["name"])
-        if current is not None:
-            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-        self._kube.save(SECRETS, body)
 
     def start(self, sha: str, attempt: int, nonce: str, fresh: bool) -> str:
         """Create the Job for this attempt, or adopt the one a crashed run left; its name.

@@ -1,13 +1,19 @@
 """How a setting is declared (``setting``) and parsed.
 
 A parser takes the text given and returns the value, or raises ``ValueError("must ...")``;
-``settings.load`` adds the variable's name and the text, so a message reads
-"MAX_RETRIES must be at least 1, got '0'". The table itself is in ``settings.py``.
+``config.load`` adds the variable's name and the text, so a message reads
+"MAX_RETRIES must be at least 1, got '0'". The table itself is in ``config/settings.py``.
+
+Kaniko's flags (KANIKO_ARGS) are those of the maintained fork (github.com/osscontainertools/kaniko,
+``cmd/executor/cmd/root.go``; README "Additional Flags"), which parses them with spf13/pflag:
+``--name=value``, ``--name value`` and, for a few, a one-letter shorthand.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field
 from typing import Any
@@ -157,6 +163,113 @@ namespace = dns_label(63)
 secret_name = object_name("Secret")
 configmap_name = object_name("ConfigMap")
 log_format = choice("text", "json")
+
+
+# -- the build's settings --------------------------------------------------------------------------
+
+# ghcr.io/osscontainertools/kaniko is the maintained fork of the archived GoogleContainerTools
+# project; pinned so a build does not change under a user without a release of ours. v1.28.5 is
+# its newest release we found (its repository's tags stop at v1.28.3 on 2026-08-13 in our
+# snapshot; v1.28.4 and v1.28.5 are in public use since).
+DEFAULT_KANIKO_IMAGE = "ghcr.io/osscontainertools/kaniko:v1.28.5"
+
+# What the runner itself gives Kaniko, and the setting to use instead. pflag shorthands:
+# -c --context, -f --dockerfile, -d --destination (root.go).
+RUNNER_FLAGS = {
+    "context": "REPO and BRANCH (the runner clones the exact commit)",
+    "context-sub-path": "BUILD_CONTEXT",
+    "dockerfile": "DOCKERFILE",
+    "destination": "IMAGE (the runner pushes <sha> and <branch>-latest)",
+    "digest-file": "DEPLOY_BY_DIGEST (the runner reads the pushed digest from it)",
+}
+CACHE_FLAGS = {"cache": "BUILD_CACHE", "cache-repo": "CACHE_REPO", "cache-ttl": "BUILD_CACHE_TTL"}
+_SHORTHANDS = {"c": "context", "f": "dockerfile", "d": "destination"}
+# Build arguments the runner always passes, so that a Dockerfile can label its image.
+RUNNER_BUILD_ARGS = ("CI_RUNNER_SHA", "CI_RUNNER_BRANCH")
+# What BUILD_POD may set, each with the JSON type it must have.
+POD_FIELDS: dict[str, type] = {
+    "resources": dict,
+    "nodeSelector": dict,
+    "tolerations": list,
+    "affinity": dict,
+    "serviceAccountName": str,
+    "priorityClassName": str,
+}
+_JSON_TYPES: dict[type, str] = {dict: "object", list: "array", str: "string"}
+_ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def flag_name(word: str) -> str | None:
+    """The long name of the Kaniko flag ``word`` sets (``-c`` is ``context``), None for a value."""
+    if word.startswith("--"):
+        return word[2:].split("=", 1)[0]
+    if word.startswith("-") and len(word) > 1:
+        return _SHORTHANDS.get(word[1], word[1])
+    return None
+
+
+def kaniko_args(text: str) -> tuple[str, ...]:
+    """KANIKO_ARGS: split as a shell splits words; never a flag the runner sets itself."""
+    try:
+        words = tuple(shlex.split(text))
+    except ValueError as e:  # an unclosed quote
+        raise ValueError(f"must split into words as a shell would ({e})") from None
+    if words and flag_name(words[0]) is None:
+        raise ValueError("must start with a flag (--name=value)")
+    for word in words:
+        name = flag_name(word)
+        if name in RUNNER_FLAGS:
+            raise ValueError(f"may not set --{name}: the runner sets it; use {RUNNER_FLAGS[name]}")
+    return words
+
+
+def build_args(text: str) -> tuple[tuple[str, str], ...]:
+    """BUILD_ARGS: comma-separated KEY=VALUE pairs (a value cannot hold a comma)."""
+    pairs = []
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        key, equals, value = item.partition("=")
+        if not equals or not _ARG_NAME.match(key):
+            raise ValueError("entries must be KEY=VALUE with KEY a build argument name")
+        if key in RUNNER_BUILD_ARGS:
+            raise ValueError(f"may not set {key}: the runner passes it")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+def build_pod(text: str) -> dict[str, Any]:
+    """BUILD_POD: a JSON object with only the pod fields the runner lets a user choose."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ValueError("must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object")
+    for key, wanted in value.items():
+        if key not in POD_FIELDS:
+            allowed = ", ".join(POD_FIELDS)
+            raise ValueError(f"may not set {key!r} (only {allowed})")
+        if not isinstance(wanted, POD_FIELDS[key]):
+            raise ValueError(f"{key} must be a JSON {_JSON_TYPES[POD_FIELDS[key]]}")
+    return value
+
+
+def private_key_problem(pem: str) -> str | None:
+    """What is wrong with ``pem`` as a GitHub App's private key (a PEM RSA key), or None."""
+    # Imported here, not at the top: cryptography costs an idle run's start-up time, and only
+    # a GitHub App's key needs it.
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        # The library's message can quote the key's bytes: say only what is wrong.
+        return "is not a PEM private key without a passphrase (the App's .pem file, as it is)"
+    if not isinstance(key, rsa.RSAPrivateKey):
+        return "is not an RSA key (GitHub Apps sign with RS256)"
+    return None
 
 
 @dataclass(frozen=True)
