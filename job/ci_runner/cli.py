@@ -20,7 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from . import __version__, checklist, logs, stopping
-from .config import OBSOLETE, Settings, StateSettings, load, secrets, table
+from .config import OBSOLETE, Settings, StateSettings, given_secrets, load, table
 from .errors import CiRunnerError
 from .run import cycle
 from .run.status import release_status
@@ -143,7 +143,7 @@ def run(dry_run: bool, force: bool, verbose: bool, **options: Any) -> None:
     Reads the head of BRANCH; if it is not deployed, builds it with a Kaniko Job and runs
     helm upgrade --install with rollback on failure. Every option is also an environment variable.
     """
-    masked = secrets(options, os.environ)
+    masked = given_secrets(options, os.environ)
     settings = _load(Settings, options, masked)
     logs.setup(settings.log_format, masked, verbose)
     signal.signal(signal.SIGTERM, _terminate)
@@ -186,7 +186,7 @@ def check(output: str, **options: Any) -> None:
     # idle `run` never needs, and the CLI is imported by every run.
     from .run import check as checks
 
-    masked = secrets(options, os.environ)
+    masked = given_secrets(options, os.environ)
     settings = _load(Settings, options, masked)
     logs.setup(settings.log_format, masked)
     logging.getLogger("ci_runner.github").setLevel(logging.ERROR)  # the report says it all

@@ -12,7 +12,7 @@ from ci_runner.errors import ConfigError, GitHubError
 from ci_runner.github.app import app_jwt
 from ci_runner.github.client import GitHub
 from ci_runner.kube.build_job import build_job
-from ci_runner.kube.token_secret import EXPIRES, TOKEN_KEY, kept_token, token_secret
+from ci_runner.kube.token_secret import EXPIRES, TOKEN_KEY, kept_token, manifest
 
 from tests.support.appkeys import public_pem, rsa_pem
 from tests.support.github_fake import GitHubFake
@@ -64,7 +64,7 @@ def test_the_kept_secret_carries_the_expiry() -> None:
         {**raw, "GITHUB_APP_ID": "1", "GITHUB_APP_INSTALLATION_ID": "2",
          "GITHUB_APP_PRIVATE_KEY": rsa_pem()},
     )  # fmt: skip
-    body = token_secret(settings, "ghs_x", NOW + timedelta(hours=1))
+    body = manifest(settings, "ghs_x", NOW + timedelta(hours=1))
     assert body["metadata"]["name"] == "ci-runner-shop-git"
     assert body["metadata"]["annotations"] == {EXPIRES: "2026-11-01T13:00:00+00:00"}
     assert body["stringData"] == {"token": "ghs_x"}

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from ci_runner.config import Settings, load
 from ci_runner.errors import ConfigError
+from ci_runner.kube import token_secret
 from ci_runner.kube.build_job import build_job, job_name, pushed_digest
-from ci_runner.kube.token_secret import token_secret
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 BASE = {
@@ -60,7 +60,7 @@ def test_token_only_as_a_secret_reference() -> None:
     assert password["name"] == "GIT_PASSWORD"
     assert password["valueFrom"]["secretKeyRef"] == {"name": "ci-runner-shop-git", "key": "token"}
     settings = load(Settings, {}, {**BASE, "GIT_TOKEN": "fake-super-secret"})
-    secret = token_secret(settings, "fake-super-secret")
+    secret = token_secret.manifest(settings, "fake-super-secret")
     assert secret["metadata"]["name"] == "ci-runner-shop-git"
 
 

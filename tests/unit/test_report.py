@@ -29,13 +29,13 @@ def test_the_steps_of_a_cycle() -> None:
 
 
 def test_a_failed_attempt_and_the_last_one() -> None:
-    first = report.failed(1, 3, "build Job shop-build-1 failed: BackoffLimitExceeded")
+    first = report.failure(1, 3, "build Job shop-build-1 failed: BackoffLimitExceeded")
     assert (first.state, first.deployment, first.event) == ("failure", "failure", "failed")
     assert (
         first.description
         == "attempt 1/3 failed: build Job shop-build-1 failed: BackoffLimitExceeded"
     )
-    last = report.failed(3, 3, "helm upgrade failed " + "x" * 300)
+    last = report.failure(3, 3, "helm upgrade failed " + "x" * 300)
     assert last.event == "given-up"
     assert last.description.startswith("given up after 3 attempts: helm upgrade failed")
     assert len(last.description) == report.MAX_DESCRIPTION
@@ -90,7 +90,7 @@ def test_refusals_are_one_warning_per_kind_and_run(
     with client, caplog.at_level(logging.WARNING):
         reporter_.building(sha)
         reporter_.deploying(sha)
-        reporter_.failed(sha, 1, 3, "boom")
+        reporter_.attempt_failed(sha, 1, 3, "boom")
     (warning,) = [r.getMessage() for r in caplog.records]
     assert "GitHub refused posting a commit status (403" in warning
     assert "'Commit statuses: write' (classic token: repo:status)" in warning
@@ -116,7 +116,7 @@ def test_a_failure_before_any_deploy_makes_no_deployment(
 ) -> None:
     reporter_, client = reporter(github, GITHUB_DEPLOYMENTS="true", NOTIFY_URL=notified.url)
     with client:
-        reporter_.failed(sha, 3, 3, "CHART_PATH 'c' does not exist")
+        reporter_.attempt_failed(sha, 3, 3, "CHART_PATH 'c' does not exist")
     (status,) = github.statuses("acme/shop", sha)
     assert status["description"] == "given up after 3 attempts: CHART_PATH 'c' does not exist"
     assert github.deployments("acme/shop") == []
@@ -131,7 +131,7 @@ def test_a_notify_url_that_fails_is_a_warning(
     reporter_, client = reporter(github, NOTIFY_URL=notified.url)
     with client, caplog.at_level(logging.WARNING):
         reporter_.deployed(sha, 1)
-        reporter_.failed(sha, 1, 3, "later")
+        reporter_.attempt_failed(sha, 1, 3, "later")
     (warning,) = [r.getMessage() for r in caplog.records]
     assert warning == "could not notify: NOTIFY_URL answered 500; no more notifications this run"
     assert len(notified.bodies) == 1

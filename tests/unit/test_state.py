@@ -32,14 +32,14 @@ def roundtrip(state: State) -> State:
 
 
 def test_failures_count_and_success_clears() -> None:
-    state = State().failed(A, "build failed").failed(A, "build failed again")
+    state = State().attempt_failed(A, "build failed").attempt_failed(A, "build failed again")
     assert (state.pending_sha, state.attempts, state.last_error) == (A, 2, "build failed again")
     done = state.deployed(A, "2026-11-25T00:00:00+00:00", 4)
     assert (done.deployed_sha, done.revision, done.attempts, done.pending_sha) == (A, 4, 0, None)
 
 
 def test_a_built_image_survives_a_failed_deploy() -> None:
-    state = State().built(A).failed(A, "helm failed")
+    state = State().built(A).attempt_failed(A, "helm failed")
     assert (state.built_sha, state.attempts) == (A, 1)
 
 
@@ -47,7 +47,7 @@ DIGEST = "sha256:" + "0f" * 32
 
 
 def test_the_built_digest_is_kept_with_the_built_sha_until_the_deploy() -> None:
-    built = State().built(A, DIGEST).failed(A, "helm failed")
+    built = State().built(A, DIGEST).attempt_failed(A, "helm failed")
     assert (built.built_sha, built.built_digest) == (A, DIGEST)
     body = to_configmap(built, SETTINGS)
     assert body["metadata"]["annotations"][BUILT_DIGEST] == DIGEST
@@ -62,7 +62,7 @@ def test_the_built_digest_is_kept_with_the_built_sha_until_the_deploy() -> None:
 
 
 def test_a_failed_build_of_another_commit_drops_the_digest() -> None:
-    state = State().built(A, DIGEST).failed("b" * 40, "build failed")
+    state = State().built(A, DIGEST).attempt_failed("b" * 40, "build failed")
     assert (state.built_sha, state.built_digest) == (None, None)
 
 
@@ -72,7 +72,7 @@ def test_a_deploy_by_tag_records_no_digest() -> None:
 
 
 def test_configmap_roundtrip_keeps_attempts_in_annotations() -> None:
-    state = State(resource_version="7").seen(A, '"etag"').failed(A, "x")
+    state = State(resource_version="7").with_etag(A, '"etag"').attempt_failed(A, "x")
     body = to_configmap(state, SETTINGS)
     assert body["metadata"]["annotations"][PENDING_SHA] == A
     assert body["metadata"]["annotations"][ATTEMPTS] == "1"
@@ -81,7 +81,7 @@ def test_configmap_roundtrip_keeps_attempts_in_annotations() -> None:
 
 
 def test_long_errors_are_cut() -> None:
-    assert len(State().failed(A, "x" * 5000).last_error or "") <= 1000
+    assert len(State().attempt_failed(A, "x" * 5000).last_error or "") <= 1000
 
 
 @pytest.mark.parametrize(
@@ -124,5 +124,8 @@ def test_status_phases() -> None:
     assert status_report(None, SETTINGS)["phase"] == "none"
     assert phase(State()) == "none"
     assert phase(State().deployed(A, "t", 1)) == "deployed"
-    assert phase(State().failed(A, "x")) == "failing"
-    assert phase(State().failed(A, "x").failed(A, "x").failed(A, "x")) == "given-up"
+    assert phase(State().attempt_failed(A, "x")) == "failing"
+    assert (
+        phase(State().attempt_failed(A, "x").attempt_failed(A, "x").attempt_failed(A, "x"))
+        == "given-up"
+    )

@@ -20,12 +20,14 @@ from ci_runner.config import Settings, load
 from ci_runner.errors import DeployError
 from ci_runner.github.client import GitHub
 from ci_runner.kube.build_watch import Watcher
-from ci_runner.run.cycle import Cycle
+from ci_runner.run.cycle import Built, Commit, Cycle
 from ci_runner.run.plan import Action, Plan
 
 SETTINGS = load(
     Settings, {}, {"REPO": "acme/shop", "IMAGE": "r.io/a/s", "CHART_PATH": "c", "RELEASE": "shop"}
 )
+
+HEAD = Commit("a" * 40, None, "new commit")
 
 
 @pytest.fixture(autouse=True)
@@ -100,9 +102,9 @@ def test_the_build_watch_stops_at_its_next_look_after_a_sigterm() -> None:
 def test_a_sigterm_lost_during_the_build_starts_no_helm(monkeypatch: pytest.MonkeyPatch) -> None:
     the_cycle = held_cycle()
 
-    def built(plan: Plan) -> tuple[None, None]:
+    def built(commit: Commit, plan: Plan) -> Built:
         stopping.request(signal.SIGTERM)  # as if it came during the build, and was lost
-        return None, None
+        return Built()
 
     def deployed(*args: Any) -> None:
         raise AssertionError("helm was started after the SIGTERM")
@@ -111,7 +113,7 @@ def test_a_sigterm_lost_during_the_build_starts_no_helm(monkeypatch: pytest.Monk
     monkeypatch.setattr(the_cycle, "deploy", deployed)
     plan = Plan(Action.BUILD_AND_DEPLOY, "a" * 40, 1, "new commit")
     with pytest.raises(SystemExit) as stopped:
-        the_cycle.act(plan, None)  # type: ignore[arg-type]
+        the_cycle.act(HEAD, plan, None)  # type: ignore[arg-type]
     assert stopped.value.code == 128 + signal.SIGTERM
 
 
@@ -128,6 +130,6 @@ def test_a_helm_our_sigterm_stopped_is_no_failed_attempt(monkeypatch: pytest.Mon
     monkeypatch.setattr(the_cycle, "fail", lambda *args: counted.append(args))
     plan = Plan(Action.DEPLOY, "a" * 40, 1, "built already")
     with pytest.raises(SystemExit) as stopped:
-        the_cycle.deploy(plan, StoppedHelm())  # type: ignore[arg-type]
+        the_cycle.deploy(HEAD, plan, StoppedHelm())  # type: ignore[arg-type]
     assert stopped.value.code == 128 + signal.SIGTERM
     assert counted == []

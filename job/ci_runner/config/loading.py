@@ -68,7 +68,7 @@ def load(kind: type[S], options: Mapping[str, Any], environ: Mapping[str, str]) 
     return kind(**{name: value for name, value in values.items() if name in names})
 
 
-def secrets(options: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]:
+def given_secrets(options: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]:
     """The raw values of secret settings, so logs and messages can mask them even when the
     settings themselves did not validate."""
     found = []

@@ -168,7 +168,7 @@ class Builder:
         except Conflict:
             existing = self._kube.read(JOBS, self._ns, name)
             verdict = finished(existing) if existing is not None else None
-            if fresh or verdict is None or verdict[0]:
+            if fresh or verdict is None or verdict.succeeded:
                 log.info("adopting build Job %s/%s left by an earlier run", self._ns, name)
                 return name
             return self.start(sha, attempt, nonce, fresh=True)

@@ -40,6 +40,17 @@ HOPELESS_EVENTS = {"FailedCreate", "FailedMount"}
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """How a build Job ends as the watch sees it: done, or failed and why."""
+
+    succeeded: bool
+    reason: str = ""
+
+
+DELETED = Verdict(False, "the build Job was deleted")
+
+
+@dataclass(frozen=True)
 class BuildResult:
     """How a build Job ended."""
 
@@ -50,16 +61,16 @@ class BuildResult:
     """The last lines of the build pod's log, when it failed."""
 
 
-def finished(job: Obj) -> tuple[bool, str] | None:
-    """(succeeded, reason) once the Job has a Complete or Failed condition, else None."""
+def finished(job: Obj) -> Verdict | None:
+    """The Job's verdict once it has a Complete or Failed condition, else None."""
     for condition in (job.get("status") or {}).get("conditions") or []:
         if condition.get("status") != "True":
             continue
         if condition.get("type") == "Complete":
-            return True, ""
+            return Verdict(True)
         if condition.get("type") == "Failed":
             detail = ": ".join(p for p in (condition.get("reason"), condition.get("message")) if p)
-            return False, detail or "Failed"
+            return Verdict(False, detail or "Failed")
     return None
 
 
@@ -76,24 +87,31 @@ def pod_state(pod: Obj | None) -> str:
     return f"pod {status.get('phase') or 'Pending'}" + (f" ({reasons})" if reasons else "")
 
 
-def stuck(pod: Obj | None, events: list[Obj], unschedulable_for: float, grace: float) -> str | None:
-    """Why the build can never start, or None while it may. ``events`` are the Warning Events
-    about the Job and its pod; ``unschedulable_for`` how long the pod has been unschedulable."""
+def stuck(
+    pod: Obj | None, events: list[Obj], unschedulable_for: float, grace: float
+) -> Verdict | None:
+    """A failed verdict when the build can never start (why: its reason), or None while it may.
+    ``events`` are the Warning Events about the Job and its pod; ``unschedulable_for`` how long
+    the pod has been unschedulable."""
     for event in events:
         if event.get("reason") in HOPELESS_EVENTS:
-            return f"{event['reason']}: {shorten(str(event.get('message') or ''), 300)}"
+            message = shorten(str(event.get("message") or ""), 300)
+            return Verdict(False, f"{event['reason']}: {message}")
     if pod is None:
         return None
     status = pod.get("status") or {}
     for container in status.get("containerStatuses") or []:
         waiting = (container.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in HOPELESS:
-            return f"{waiting['reason']}: {shorten(str(waiting.get('message') or ''), 300)}"
+            message = shorten(str(waiting.get("message") or ""), 300)
+            return Verdict(False, f"{waiting['reason']}: {message}")
     if unschedulable_for > grace:
         for condition in status.get("conditions") or []:
             if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
                 message = shorten(str(condition.get("message") or ""), 300)
-                return f"the build pod cannot be scheduled for {int(grace)}s: {message}"
+                return Verdict(
+                    False, f"the build pod cannot be scheduled for {int(grace)}s: {message}"
+                )
     return None
 
 
@@ -128,7 +146,7 @@ class Watcher:
         while True:
             stopping.check()
             job = self._kube.read(JOBS, self._ns, self._name)
-            verdict = finished(job) if job is not None else (False, "the build Job was deleted")
+            verdict = finished(job) if job is not None else DELETED
             if verdict is None:
                 assert job is not None
                 verdict, state = self._look(job)
@@ -137,18 +155,18 @@ class Watcher:
                     log.info("build Job %s: %s, %ds elapsed", self._name, state, now - started)
                     next_progress += PROGRESS_SECONDS
                 if verdict is None and now >= deadline:
-                    verdict = (False, f"no verdict within {self._timeout}s")
+                    verdict = Verdict(False, f"no verdict within {self._timeout}s")
                 if verdict is None:
                     seconds = min(deadline - now, LOOK_SECONDS)
                     verdict = self._watch(job["metadata"]["resourceVersion"], seconds)
             if verdict is not None:
-                succeeded, reason = verdict
-                if succeeded:
+                if verdict.succeeded:
                     return BuildResult(True)
                 message, tail = self._pod_report()
-                return BuildResult(False, "; ".join(p for p in (reason, message) if p), tail)
+                reason = "; ".join(p for p in (verdict.reason, message) if p)
+                return BuildResult(False, reason, tail)
 
-    def _look(self, job: Obj) -> tuple[tuple[bool, str] | None, str]:
+    def _look(self, job: Obj) -> tuple[Verdict | None, str]:
         """(a failed verdict when the pod can never start, else None; the progress phrase)."""
         pod = self._pod()
         if unschedulable(pod):
@@ -161,10 +179,9 @@ class Watcher:
         names = {self._name, *([pod["metadata"]["name"]] if pod else [])}
         warnings = self._kube.query(EVENTS, self._ns, field_selector="type=Warning")
         about = [e for e in warnings if (e.get("involvedObject") or {}).get("name") in names]
-        reason = stuck(pod, about, waited, self._grace)
-        return ((False, reason) if reason else None), pod_state(pod)
+        return stuck(pod, about, waited, self._grace), pod_state(pod)
 
-    def _watch(self, since: str, seconds: float) -> tuple[bool, str] | None:
+    def _watch(self, since: str, seconds: float) -> Verdict | None:
         """Watch from ``since`` until a verdict or the window ends (the caller looks again)."""
         try:
             for kind, job in self._kube.watch(JOBS, self._ns, self._name, since, int(seconds) or 1):
@@ -173,7 +190,7 @@ class Watcher:
                     if verdict is not None:
                         return verdict
                 elif kind == "DELETED":
-                    return False, "the build Job was deleted"
+                    return DELETED
         except Gone:  # our resourceVersion is too old: the caller reads again
             pass
         return None

@@ -168,7 +168,7 @@ def namespace(api: Kube, setting: str, name: str, s: Settings) -> Result:
     return passed(item, f"exists (Pod Security enforce: {level})")
 
 
-def secrets(api: Kube, s: Settings) -> Result:
+def secrets_line(api: Kube, s: Settings) -> Result:
     """The Secrets a build Job references exist in CICD_NS with their keys."""
     item = f"Secrets in {s.cicd_namespace}"
     wanted = [
@@ -220,5 +220,5 @@ def check_kubernetes(s: Settings) -> list[Result]:
             namespace(api, DEPLOY, s.deploy_namespace, s),
         ]
         results += permissions(api, s)
-        results.append(secrets(api, s))
+        results.append(secrets_line(api, s))
     return results

@@ -65,7 +65,7 @@ class State:
         """Attempts already spent on ``sha``."""
         return self.attempts if self.pending_sha == sha else 0
 
-    def seen(self, sha: str, etag: str | None) -> State:
+    def with_etag(self, sha: str, etag: str | None) -> State:
         """Remember GitHub's ETag for head ``sha``, so the next run can ask conditionally."""
         return replace(self, etag=etag, etag_sha=sha) if etag else self
 
@@ -84,7 +84,7 @@ class State:
         """``sha`` is not to be built or deployed; later runs on it do nothing."""
         return replace(self, skipped_sha=sha)
 
-    def failed(self, sha: str, error: str) -> State:
+    def attempt_failed(self, sha: str, error: str) -> State:
         """One more attempt on ``sha`` failed with ``error``."""
         return replace(
             self,

@@ -23,7 +23,7 @@ RENEW_BEFORE = timedelta(minutes=5)
 """A kept token this close to its expiry is renewed (a build must still clone with it)."""
 
 
-def token_secret(settings: Settings, token: str, expires: datetime | None = None) -> Obj:
+def manifest(settings: Settings, token: str, expires: datetime | None = None) -> Obj:
     """The Secret holding ``token`` (with its expiry, for an installation token)."""
     metadata: Obj = {
         "name": settings.token_secret_name,
@@ -72,7 +72,7 @@ def write(
 ) -> None:
     """Keep ``token`` in the Secret, over ``current`` (what was read: Conflict when someone
     wrote it since)."""
-    body = token_secret(settings, token, expires)
+    body = manifest(settings, token, expires)
     if current is not None:
         body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
     kube.save(SECRETS, body)

@@ -1,8 +1,11 @@
 """One check-build-deploy cycle: the one place that joins GitHub, state, build and helm.
 
 ``Cycle.run`` reads top to bottom as the README's seven steps. What to do is decided by the pure
-``plan.decide``; this module only carries it out. helm (pyhelm3, YAML), the archive and the build
-are imported only by the steps that use them, so a run with nothing to do never loads them.
+``plan.decide``; this module only carries it out. The ``Cycle`` holds only the run's connections
+(GitHub, the state store, the Lease, Events, the reporter); what a step learns it returns as a
+small frozen record (``Commit``, ``Plan``, ``Built``, ``Outcome``) that the next step takes.
+helm (pyhelm3, YAML), the archive and the build are imported only by the steps that use them,
+so a run with nothing to do never loads them.
 """
 
 from __future__ import annotations
@@ -41,6 +44,26 @@ LAST_LOG_LINES = 5
 
 
 @dataclass(frozen=True)
+class Commit:
+    """The branch head as GitHub answered: step 2's result."""
+
+    sha: str
+    etag: str | None
+    """The ETag to store with ``sha``: a 304 for it next time means the head is unchanged."""
+    message: str | None
+    """The commit's message; None when GitHub answered 304 (unchanged)."""
+
+
+@dataclass(frozen=True)
+class Built:
+    """Step 5's result: the build failed (``error``), or pushed the image (as ``digest``,
+    when it could be read)."""
+
+    error: str | None = None
+    digest: str | None = None
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How the cycle ended: what the CLI prints and the exit code."""
 
@@ -58,7 +81,7 @@ def run(settings: Settings, *, dry_run: bool = False, force: bool = False) -> Ou
 
 
 class Cycle:
-    """One run's cycle: the connections, the state store, the Lease, and the head commit."""
+    """One run's cycle: its settings and connections; the steps pass everything else."""
 
     def __init__(self, settings: Settings, api: kube.Kube, github: GitHub, force: bool) -> None:
         self.settings = settings
@@ -69,121 +92,117 @@ class Cycle:
         self.lease = Lease(api, settings)
         self.events = Recorder(api, settings)
         self.report = Reporter(settings, github)
-        self.head = ""
-        self.etag: str | None = None
-        self.message: str | None = None
-        """The head commit's message; None when GitHub answered 304 (unchanged)."""
-        self.uid: str | None = None
-        """The state ConfigMap's uid, once it exists: Events name it."""
 
     def run(self, dry_run: bool) -> Outcome:
         """The README's seven steps."""
         s = self.settings
         state = self.store.read()  # 1. the state
         authenticate(self.kube, self.github, s, store=not dry_run)  # as the App, if one
-        self.head, self.etag = self.ask_head(state)  # 2. the head, asked conditionally
-        skipped = self.check_head(state, dry_run)  # its ETag kept; [skip ci], WATCH_PATHS
+        commit = self.ask_head(state)  # 2. the head, asked conditionally
+        skipped = self.check_head(commit, state, dry_run)  # its ETag kept; [skip ci], WATCH_PATHS
         if skipped is not None:
             return skipped
-        plan = decide(self.head, state, s.max_attempts, self.force)  # 3. decide
-        log.info("%s/%s head is %s: %s", s.repo, s.branch, self.head[:7], plan.reason)
+        plan = decide(commit.sha, state, s.max_attempts, self.force)  # 3. decide
+        log.info("%s/%s head is %s: %s", s.repo, s.branch, commit.sha[:7], plan.reason)
         if not plan.acts and not dry_run:
             return Outcome(plan.reason)
         with tempfile.TemporaryDirectory(prefix="ci-runner-") as tmp:
             # The chart is fetched and checked first: a commit without a usable chart must not
             # cost a build, and a bad archive deploys nothing.
             try:
-                deploy = self.fetch_chart(Path(tmp)) if plan.acts else None
+                deploy = self.fetch_chart(commit, Path(tmp)) if plan.acts else None
             except BadCommit as e:
                 if dry_run:  # what a run would refuse
                     raise ConfigError([str(e)]) from e
                 # The commit's own fault: one attempt, so it is given up after MAX_RETRIES.
                 error = str(e)
-                return self.holding_lease(lambda plan: self.fail(plan, "BadCommit", error))
+                return self.holding_lease(
+                    commit, lambda plan: self.fail(commit, plan, "BadCommit", error)
+                )
             if dry_run:
+                # Not at the top: the dry run's report needs YAML and helm, an idle run neither.
                 from .dryrun import check_cluster, describe
 
                 check_cluster(self.kube, s)  # what a real run would refuse, refused now
                 return Outcome(describe(s, state, plan, deploy))
             assert deploy is not None
-            return self.holding_lease(lambda plan: self.act(plan, deploy))
+            return self.holding_lease(commit, lambda plan: self.act(commit, plan, deploy))
 
-    def holding_lease(self, work: Callable[[Plan], Outcome]) -> Outcome:
+    def holding_lease(self, commit: Commit, work: Callable[[Plan], Outcome]) -> Outcome:
         """4. Take the Lease, decide again, and do ``work`` while holding it."""
         holder = self.lease.try_acquire()
         if holder is not None:
             s = self.settings
             return Outcome(
                 f"another run ({holder.identity}) holds {self.lease.where}; "
-                f"leaving {s.repo}@{self.head[:7]} to it"
+                f"leaving {s.repo}@{commit.sha[:7]} to it"
             )
         with self.lease.renewing():
             # Another run may have finished between our first read and taking the Lease.
             state = self.store.read()
-            self.uid = state.uid
-            plan = decide(self.head, state, self.settings.max_attempts, self.force)
+            plan = decide(commit.sha, state, self.settings.max_attempts, self.force)
             if not plan.acts:
                 return Outcome(plan.reason)
             return work(plan)
 
-    def ask_head(self, state: State) -> tuple[str, str | None]:
+    def ask_head(self, state: State) -> Commit:
         """The branch head, asked with the stored ETag so an unchanged head costs no rate limit."""
         etag = state.etag if state.etag_sha else None
         answer = self.github.head(self.settings.branch, etag)
-        self.message = answer.message
         if answer.sha is None:  # 304: unchanged since the ETag we stored with etag_sha
             assert state.etag_sha is not None
-            return state.etag_sha, etag
-        return answer.sha, answer.etag
+            return Commit(state.etag_sha, etag, answer.message)
+        return Commit(answer.sha, answer.etag, answer.message)
 
-    def check_head(self, state: State, dry_run: bool) -> Outcome | None:
+    def check_head(self, commit: Commit, state: State, dry_run: bool) -> Outcome | None:
         """What GitHub's answer asks before deciding: a new ETag for the head we know is kept
         (dry runs write nothing); a head that asks not to be built is skipped (the Outcome)."""
         if not dry_run:
-            self.keep_etag(state)
-        return self.skip_check(state, dry_run)
+            self.keep_etag(commit, state)
+        return self.skip_check(commit, state, dry_run)
 
-    def keep_etag(self, state: State) -> None:
+    def keep_etag(self, commit: Commit, state: State) -> None:
         """GitHub answered 200 for the very head the stored ETag stands for (its answer changed
         shape: the runner used to ask for the bare SHA): store the new ETag, else no run would
         write it while the head stays and none would get a free 304 again."""
-        fresh = self.message is not None and self.etag and self.etag != state.etag
-        if not fresh or self.head != state.etag_sha:
+        fresh = commit.message is not None and commit.etag and commit.etag != state.etag
+        if not fresh or commit.sha != state.etag_sha:
             return
         try:
-            self.store.update(lambda current: current.seen(self.head, self.etag))
+            self.store.update(lambda current: current.with_etag(commit.sha, commit.etag))
         except KubernetesError as e:  # the next run tries again; nothing else depends on it
-            log.warning("could not store GitHub's new ETag for %s: %s", self.head[:7], e)
+            log.warning("could not store GitHub's new ETag for %s: %s", commit.sha[:7], e)
 
-    def skip_check(self, state: State, dry_run: bool) -> Outcome | None:
+    def skip_check(self, commit: Commit, state: State, dry_run: bool) -> Outcome | None:
         """A new head that asks not to be built is recorded as skipped instead: the Outcome.
         None: go on (decide() knows a head deployed, skipped or under way; --force builds)."""
         s = self.settings
-        if self.force or self.head in {state.deployed_sha, state.skipped_sha, state.pending_sha}:
+        head = commit.sha
+        if self.force or head in {state.deployed_sha, state.skipped_sha, state.pending_sha}:
             return None
-        reason = self.skip_reason(state)
+        reason = self.skip_reason(commit, state)
         if reason is None:
             return None
-        message = f"skipped {self.head[:7]} ({reason}): not built or deployed"
+        message = f"skipped {head[:7]} ({reason}): not built or deployed"
         if dry_run:
-            commit = f"commit:  {self.head} ({s.repo} branch {s.branch})"
-            return Outcome(f"{commit}\nplan:    {message}\ndry run: nothing was written")
-        return self.holding_lease(lambda plan: self.skipped(message))
+            line = f"commit:  {head} ({s.repo} branch {s.branch})"
+            return Outcome(f"{line}\nplan:    {message}\ndry run: nothing was written")
+        return self.holding_lease(commit, lambda plan: self.skipped(commit, message))
 
-    def skip_reason(self, state: State) -> str | None:
+    def skip_reason(self, commit: Commit, state: State) -> str | None:
         """Why the head need not be built, or None: a skip marker in its message, or (with
         WATCH_PATHS) no watched change since the deployed commit. With nothing deployed yet, or
         when GitHub cannot compare, it is built: never skipped on a doubt."""
-        marker = skip_marker(self.message)
+        marker = skip_marker(commit.message)
         if marker:
             return f"its message says {marker}"
         s = self.settings
         if not s.watch_paths or state.deployed_sha is None:
             return None
         try:
-            changes = self.github.compare(state.deployed_sha, self.head)
+            changes = self.github.compare(state.deployed_sha, commit.sha)
         except GitHubError as e:
-            log.warning("%s; building %s, as WATCH_PATHS cannot be checked", e, self.head[:7])
+            log.warning("%s; building %s, as WATCH_PATHS cannot be checked", e, commit.sha[:7])
             return None
         log.info(
             "since %s the head is %s with %d changed file(s) listed",
@@ -191,41 +210,44 @@ class Cycle:
             changes.status,
             changes.listed,
         )
-        return unwatched(s.watch_paths, s.chart_path, changes)
+        unchanged = unwatched(s.watch_paths, s.chart_path, changes)
+        return unchanged.reason if unchanged is not None else None
 
-    def skipped(self, message: str) -> Outcome:
+    def skipped(self, commit: Commit, message: str) -> Outcome:
         """Record the head as skipped: later runs on it are free 304s that do nothing."""
-        self.record(lambda current: current.skipped(self.head))
-        self.events.emit(self.uid, "Skipped", message)
+        written = self.record(commit, lambda current: current.skipped(commit.sha))
+        self.events.emit(written.uid, "Skipped", message)
         return Outcome(message)
 
-    def fetch_chart(self, tmp: Path) -> Deploy:
+    def fetch_chart(self, commit: Commit, tmp: Path) -> Deploy:
         """Download the head's tarball, extract CHART_PATH safely, read its values files."""
-        from ..archive import extract_chart  # tarfile and friends: not for an idle run
+        # Not at the top: tarfile, pyhelm3 and YAML are not for an idle run.
+        from ..archive import extract_chart
         from ..helm.deploy import Deploy
         from ..helm.values import chart_values
 
         s = self.settings
-        where = f"{s.repo}@{self.head[:7]}"
-        with self.github.tarball(self.head) as tarball:
+        where = f"{s.repo}@{commit.sha[:7]}"
+        with self.github.tarball(commit.sha) as tarball:
             chart_dir = extract_chart(tarball, s.chart_path, tmp, where)
-        return Deploy(s, chart_dir, chart_values(s, chart_dir, self.head))
+        return Deploy(s, chart_dir, chart_values(s, chart_dir, commit.sha))
 
-    def act(self, plan: Plan, deploy: Deploy) -> Outcome:
+    def act(self, commit: Commit, plan: Plan, deploy: Deploy) -> Outcome:
         """Build when needed, then deploy (by the digest pushed, or recorded by an earlier
         attempt that built this commit)."""
-        digest = plan.digest
+        built = Built(digest=plan.digest)
         if plan.action is Action.BUILD_AND_DEPLOY:
-            error, digest = self.build(plan)  # 5. the build
-            if error is not None:
-                return self.fail(plan, "BuildFailed", error)
+            built = self.build(commit, plan)  # 5. the build
+            if built.error is not None:
+                return self.fail(commit, plan, "BuildFailed", built.error)
         stopping.check()  # a stop asked for during the build: no helm that would be cut short
-        return self.deploy(plan, deploy.pinned(plan.sha, digest), digest)  # 6. and 7.
+        pinned = deploy.pinned(plan.sha, built.digest)
+        return self.deploy(commit, plan, pinned, built.digest)  # 6. and 7.
 
-    def build(self, plan: Plan) -> tuple[str | None, str | None]:
-        """Build and push the head's image: (the error when the build failed, the digest
-        pushed when it could be read)."""
-        from ..kube.build_job import Builder, check_secrets  # not for an idle run
+    def build(self, commit: Commit, plan: Plan) -> Built:
+        """Build and push the head's image."""
+        # Not at the top: the build's code is not for an idle run.
+        from ..kube.build_job import Builder, check_secrets
 
         s = self.settings
         check_secrets(self.kube, s)
@@ -243,13 +265,15 @@ class Cycle:
                 # The recorded error keeps the log's end too, so `status` tells the story.
                 last = " | ".join(result.log_tail.strip().splitlines()[-LAST_LOG_LINES:])
                 error += f"; log: {last}"
-            return error, None
+            return Built(error=error)
         digest = builder.pushed_digest(job, plan.sha) if s.deploy_by_digest else None
-        self.record(lambda current: current.built(plan.sha, digest))
+        self.record(commit, lambda current: current.built(plan.sha, digest))
         log.info("built %s:%s and %s:%s", s.image, plan.sha, s.image, s.latest_tag)
-        return None, digest
+        return Built(digest=digest)
 
-    def deploy(self, plan: Plan, deploy: Deploy, digest: str | None = None) -> Outcome:
+    def deploy(
+        self, commit: Commit, plan: Plan, deploy: Deploy, digest: str | None = None
+    ) -> Outcome:
         """helm upgrade --install, rolled back by helm on failure; then the record."""
         s = self.settings
         self.lease.check()
@@ -258,7 +282,7 @@ class Cycle:
             revision = deploy.run()
         except DeployError as e:
             stopping.check()  # helm was stopped by our SIGTERM: not the commit's failure
-            return self.fail(plan, "DeployFailed", f"{e} (rolled back)")
+            return self.fail(commit, plan, "DeployFailed", f"{e} (rolled back)")
         now = datetime.now(UTC).isoformat(timespec="seconds")
         pinned = digest if s.deploy_by_digest else None
         image = f"{s.image}:{plan.sha}" + (f"@{pinned}" if pinned else "")
@@ -267,30 +291,32 @@ class Cycle:
             f"(image {image})"
         )
         try:
-            self.record(lambda current: current.deployed(plan.sha, now, revision, pinned))
+            written = self.record(
+                commit, lambda current: current.deployed(plan.sha, now, revision, pinned)
+            )
         except KubernetesError as e:
             # helm's work stands; the next run redeploys the same commit (a no-change upgrade)
             # and records it then.
             raise KubernetesError(f"{message}, but the state was not recorded: {e}") from e
-        self.events.emit(self.uid, "Deployed", message)
+        self.events.emit(written.uid, "Deployed", message)
         self.report.deployed(plan.sha, revision)
         return Outcome(message)
 
-    def record(self, change: Callable[[State], State]) -> State:
-        """Write ``change`` to the state (with the head's ETag), unless the Lease was lost."""
+    def record(self, commit: Commit, change: Callable[[State], State]) -> State:
+        """Write ``change`` to the state (with the head's ETag), unless the Lease was lost; the
+        state written (its uid names the ConfigMap in Events)."""
         self.lease.check()
-        written = self.store.update(lambda current: change(current).seen(self.head, self.etag))
-        self.uid = written.uid
-        return written
+        return self.store.update(lambda current: change(current).with_etag(commit.sha, commit.etag))
 
-    def fail(self, plan: Plan, reason: str, error: str) -> Outcome:
+    def fail(self, commit: Commit, plan: Plan, reason: str, error: str) -> Outcome:
         """Count the failed attempt in the state and tell the user how many are left."""
         n = self.settings.max_attempts
         # The error may quote a build log or helm's output: no secret is kept or posted.
         error = mask(error, self.settings.secret_values)
-        used = self.record(lambda current: current.failed(plan.sha, error)).attempts_for(plan.sha)
+        written = self.record(commit, lambda current: current.attempt_failed(plan.sha, error))
+        used = written.attempts_for(plan.sha)
         then = f"{n - used} attempt(s) left" if used < n else "giving up on it"
         message = f"attempt {used}/{n} on {plan.sha[:7]} failed: {error}; {then}"
-        self.events.emit(self.uid, reason, message, warning=True)
-        self.report.failed(plan.sha, used, n, error)
+        self.events.emit(written.uid, reason, message, warning=True)
+        self.report.attempt_failed(plan.sha, used, n, error)
         return Outcome(message, FAILED)

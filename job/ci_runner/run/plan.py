@@ -105,12 +105,25 @@ def watched(patterns: Iterable[str], paths: Iterable[str]) -> list[str]:
     return [path for path in paths if any(r.fullmatch(path) for r in regexes)]
 
 
-def unwatched(patterns: Iterable[str], chart_path: str, changes: Changes) -> str | None:
-    """Why the head need not be built: GitHub listed every change since the deployed commit
-    and none is under ``patterns`` or the chart. None (build) on any doubt: a head that is not
+@dataclass(frozen=True)
+class Unwatched:
+    """Nothing a deploy depends on changed since ``base``: the head need not be built."""
+
+    base: str
+    """The deployed commit the head was compared with."""
+
+    @property
+    def reason(self) -> str:
+        """Why the head is skipped, as the run says it."""
+        return f"no file under WATCH_PATHS or CHART_PATH changed since {self.base[:7]}"
+
+
+def unwatched(patterns: Iterable[str], chart_path: str, changes: Changes) -> Unwatched | None:
+    """GitHub listed every change since the deployed commit and none is under ``patterns`` or
+    the chart: the head need not be built. None (build) on any doubt: a head that is not
     simply ahead (a rewritten branch), or a listing that may have been cut."""
     if changes.status != "ahead" or changes.listed >= COMPARE_FILE_LIMIT:
         return None
     if watched([*patterns, f"{chart_path}/**"], changes.paths):
         return None
-    return f"no file under WATCH_PATHS or CHART_PATH changed since {changes.base[:7]}"
+    return Unwatched(changes.base)

@@ -2,7 +2,7 @@
 Deployment and the NOTIFY_URL message.
 
 What to say is decided by pure functions (``building``, ``deploying``, ``deployed``,
-``failed``); the ``Reporter`` sends it and never fails a cycle: what cannot be sent is one
+``failure``); the ``Reporter`` sends it and never fails a cycle: what cannot be sent is one
 warning line per kind and run, and that kind is not tried again in the run. A run that does
 nothing reports nothing, so a no-op run stays one free 304.
 """
@@ -58,7 +58,7 @@ def deployed(namespace: str, release: str, revision: int | None) -> Report:
     return Report("success", shorten(text, MAX_DESCRIPTION), "success", "deployed")
 
 
-def failed(attempt: int, max_attempts: int, error: str) -> Report:
+def failure(attempt: int, max_attempts: int, error: str) -> Report:
     """Attempt ``attempt`` of ``max_attempts`` failed; the last one gives the commit up."""
     if attempt >= max_attempts:
         head, event = f"given up after {max_attempts} attempts: ", "given-up"
@@ -116,10 +116,10 @@ class Reporter:
         s = self._settings
         self._send(sha, deployed(s.deploy_namespace, s.release, revision))
 
-    def failed(self, sha: str, attempt: int, max_attempts: int, error: str) -> None:
+    def attempt_failed(self, sha: str, attempt: int, max_attempts: int, error: str) -> None:
         """Attempt ``attempt`` on ``sha`` failed with ``error`` (the last one: given up)."""
         # ``error`` comes masked (Cycle.fail): no secret reaches GitHub or NOTIFY_URL.
-        self._send(sha, failed(attempt, max_attempts, error), error)
+        self._send(sha, failure(attempt, max_attempts, error), error)
 
     def _send(self, sha: str, report: Report, error: str | None = None) -> None:
         s = self._settings
