@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,15 +9,9 @@ from ci_runner.config import StateSettings, load
 from ci_runner.kube import lease as lock
 from ci_runner.kube.client import Kube
 from ci_runner.kube.lease import Lease
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 
 from tests.support.kube_target import KubeTarget
-
-
-@pytest.fixture
-def api(kube: KubeTarget) -> Iterator[client.ApiClient]:
-    with config.new_client_from_config(kube.kubeconfig) as api:
-        yield api
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ci_runner.config import Settings, table
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 ROW = re.compile(r"^\| `([A-Z_]+)` \| `([^`]+)` \| ([^|]+) \|")
 
 

@@ -8,13 +8,7 @@ from ci_runner.config.parse import DEFAULT_KANIKO_IMAGE
 from ci_runner.errors import ConfigError
 
 from tests.support.appkeys import ec_pem, rsa_pem
-
-GOOD = {
-    "REPO": "acme/shop",
-    "IMAGE": "registry.example.com/acme/shop",
-    "CHART_PATH": "deploy/chart",
-    "RELEASE": "shop",
-}
+from tests.support.settings import APP_ENV, app_settings
 
 APP = {"GITHUB_APP_ID": "12345", "GITHUB_APP_INSTALLATION_ID": "678"}
 
@@ -24,8 +18,7 @@ def app_key() -> str:
     return rsa_pem()
 
 
-def settings(**env: str) -> Settings:
-    return load(Settings, {}, {**GOOD, **env})
+settings = app_settings
 
 
 def test_defaults() -> None:
@@ -112,7 +105,7 @@ def test_status_needs_only_the_release() -> None:
 
 
 def test_an_option_wins_over_the_environment() -> None:
-    s = load(Settings, {"branch": "next", "verify_ssl": False}, {**GOOD, "BRANCH": "main"})
+    s = load(Settings, {"branch": "next", "verify_ssl": False}, {**APP_ENV, "BRANCH": "main"})
     assert (s.branch, s.verify_ssl) == ("next", False)
 
 

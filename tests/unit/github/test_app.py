@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
-from ci_runner.config import Settings, load
 from ci_runner.errors import ConfigError, GitHubError
 from ci_runner.github.app import app_jwt
 from ci_runner.github.client import GitHub
@@ -16,6 +15,7 @@ from ci_runner.kube.token_secret import EXPIRES, TOKEN_KEY, kept_token, manifest
 
 from tests.support.appkeys import public_pem, rsa_pem
 from tests.support.github_fake import GitHubFake
+from tests.support.settings import app_settings
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -57,13 +57,9 @@ def test_a_kept_token_is_reused_until_five_minutes_before_it_expires(
 
 
 def test_the_kept_secret_carries_the_expiry() -> None:
-    raw = {"REPO": "a/b", "IMAGE": "r.io/a/b", "CHART_PATH": "c", "RELEASE": "shop"}
-    settings = load(
-        Settings,
-        {},
-        {**raw, "GITHUB_APP_ID": "1", "GITHUB_APP_INSTALLATION_ID": "2",
-         "GITHUB_APP_PRIVATE_KEY": rsa_pem()},
-    )  # fmt: skip
+    settings = app_settings(
+        GITHUB_APP_ID="1", GITHUB_APP_INSTALLATION_ID="2", GITHUB_APP_PRIVATE_KEY=rsa_pem()
+    )
     body = manifest(settings, "ghs_x", NOW + timedelta(hours=1))
     assert body["metadata"]["name"] == "ci-runner-shop-git"
     assert body["metadata"]["annotations"] == {EXPIRES: "2026-11-01T13:00:00+00:00"}
@@ -71,8 +67,7 @@ def test_the_kept_secret_carries_the_expiry() -> None:
 
 
 def client(github: GitHubFake) -> GitHub:
-    raw = {"REPO": "acme/shop", "IMAGE": "r.io/a/s", "CHART_PATH": "c", "RELEASE": "shop"}
-    return GitHub(load(Settings, {}, {**raw, "GITHUB_API_URL": github.url, "API_TIMEOUT": "2"}))
+    return GitHub(app_settings(GITHUB_API_URL=github.url, API_TIMEOUT="2"))
 
 
 def test_the_exchange_and_its_refusals(github: GitHubFake) -> None:
@@ -93,8 +88,7 @@ def test_the_exchange_and_its_refusals(github: GitHubFake) -> None:
 
 
 def test_the_kept_token_is_where_build_jobs_read_it() -> None:
-    raw = {"REPO": "a/b", "IMAGE": "r.io/a/b", "CHART_PATH": "c", "RELEASE": "shop"}
-    job = build_job(load(Settings, {}, {**raw, "GIT_TOKEN": "t"}), "a" * 40, 1)
+    job = build_job(app_settings(GIT_TOKEN="t"), "a" * 40, 1)
     [container] = job["spec"]["template"]["spec"]["containers"]
     [ref] = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e]
     assert ref == {"name": "ci-runner-shop-git", "key": TOKEN_KEY}

@@ -8,19 +8,18 @@ import os
 import tempfile
 
 import pytest
-from ci_runner.config import Settings, load
 from ci_runner.errors import ConfigError, GitHubError, ServiceError
 from ci_runner.github.client import GitHub
 
 from tests.support.github_fake import GitHubFake
+from tests.support.settings import app_settings
 
 TOKEN = "fake-unit-token-0123456789"
 
 
 def client(github: GitHubFake | str, **extra: str) -> GitHub:
-    raw = {"REPO": "acme/shop", "IMAGE": "r.io/a/s", "CHART_PATH": "c", "RELEASE": "shop"}
     url = github if isinstance(github, str) else github.url
-    return GitHub(load(Settings, {}, {**raw, "GITHUB_API_URL": url, "API_TIMEOUT": "2", **extra}))
+    return GitHub(app_settings(GITHUB_API_URL=url, API_TIMEOUT="2", **extra))
 
 
 @pytest.fixture

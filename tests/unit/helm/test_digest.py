@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ci_runner.config import Settings, load
 from ci_runner.helm.deploy import Deploy
 from ci_runner.helm.values import image_values
 
+from tests.support.settings import app_settings
+
 SHA = "0123456789abcdef0123456789abcdef01234567"
 DIGEST = "sha256:" + "cd" * 32
-BASE = {"REPO": "acme/shop", "IMAGE": "r.example.com/acme/shop", "CHART_PATH": "c", "RELEASE": "s"}
-
-
-def settings(**extra: str) -> Settings:
-    return load(Settings, {}, {**BASE, **extra})
+settings = app_settings
 
 
 def test_the_tag_becomes_sha_at_digest_so_repository_colon_tag_pulls_by_digest() -> None:

@@ -7,22 +7,17 @@ import json
 from typing import Any
 
 import pytest
-from ci_runner.config import Settings, load
 from ci_runner.errors import ConfigError
 from ci_runner.kube import token_secret
 from ci_runner.kube.build_job import build_job, job_name, pushed_digest
 
+from tests.support.settings import app_settings
+
 SHA = "0123456789abcdef0123456789abcdef01234567"
-BASE = {
-    "REPO": "acme/shop",
-    "IMAGE": "r.example.com/acme/shop",
-    "CHART_PATH": "c",
-    "RELEASE": "shop",
-}
 
 
 def job(**extra: str) -> dict[str, Any]:
-    return build_job(load(Settings, {}, {**BASE, **extra}), SHA, 1)
+    return build_job(app_settings(**extra), SHA, 1)
 
 
 def container(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +54,7 @@ def test_token_only_as_a_secret_reference() -> None:
     assert user == {"name": "GIT_USERNAME", "value": "x-access-token"}
     assert password["name"] == "GIT_PASSWORD"
     assert password["valueFrom"]["secretKeyRef"] == {"name": "ci-runner-shop-git", "key": "token"}
-    settings = load(Settings, {}, {**BASE, "GIT_TOKEN": "fake-super-secret"})
+    settings = app_settings(GIT_TOKEN="fake-super-secret")
     secret = token_secret.manifest(settings, "fake-super-secret")
     assert secret["metadata"]["name"] == "ci-runner-shop-git"
 
@@ -93,8 +88,7 @@ def test_job_names_are_valid_and_distinct_per_attempt() -> None:
 # -- issue 10: tuning the build ------------------------------------------------------------
 
 
-def settings(**extra: str) -> Settings:
-    return load(Settings, {}, {**BASE, **extra})
+settings = app_settings
 
 
 def refusal(**extra: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 from ci_runner.checklist import Result, exit_code, failed, passed, render
@@ -17,12 +18,12 @@ from ci_runner.helm.probes import helm_problem, lint_errors
 from ci_runner.kube.probes import CICD, CLUSTER, NEEDS
 from click.testing import CliRunner
 
-BASE = {"repo": "acme/shop", "image": "r.example/acme/shop", "chart_path": "chart",
-        "release": "shop"}  # fmt: skip
+from tests.support.settings import app_settings
 
 
 def settings(**extra: object) -> Settings:
-    return Settings(**{**BASE, **extra})  # type: ignore[arg-type]
+    """The app's settings with fields (not variables) replaced, as the checks see them."""
+    return replace(app_settings(), **extra)  # type: ignore[arg-type]
 
 
 def test_exit_code_prefers_what_the_user_must_fix() -> None:

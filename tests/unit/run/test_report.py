@@ -6,15 +6,13 @@ from __future__ import annotations
 import logging
 
 import pytest
-from ci_runner.config import Settings, load
 from ci_runner.github.client import GitHub
 from ci_runner.run import report
 from ci_runner.run.report import Reporter
 
 from tests.support.github_fake import GitHubFake
 from tests.support.notify_server import NotifyServer
-
-BASE = {"REPO": "acme/shop", "IMAGE": "r.io/a/s", "CHART_PATH": "c", "RELEASE": "shop"}
+from tests.support.settings import app_settings
 
 
 def test_the_steps_of_a_cycle() -> None:
@@ -48,8 +46,9 @@ def sha(github: GitHubFake) -> str:
 
 
 def reporter(github: GitHubFake, **env: str) -> tuple[Reporter, GitHub]:
-    raw = {**BASE, "GITHUB_API_URL": github.url, "API_TIMEOUT": "2", "GIT_TOKEN": "t", **env}
-    settings = load(Settings, {}, raw)
+    settings = app_settings(
+        **{"GITHUB_API_URL": github.url, "API_TIMEOUT": "2", "GIT_TOKEN": "t", **env}
+    )
     client = GitHub(settings)
     return Reporter(settings, client), client
 

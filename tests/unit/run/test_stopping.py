@@ -16,16 +16,15 @@ from typing import Any
 
 import pytest
 from ci_runner import stopping
-from ci_runner.config import Settings, load
 from ci_runner.errors import DeployError
 from ci_runner.github.client import GitHub
 from ci_runner.kube.build_watch import Watcher
 from ci_runner.run.cycle import Built, Commit, Cycle
 from ci_runner.run.plan import Action, Plan
 
-SETTINGS = load(
-    Settings, {}, {"REPO": "acme/shop", "IMAGE": "r.io/a/s", "CHART_PATH": "c", "RELEASE": "shop"}
-)
+from tests.support.settings import app_settings
+
+SETTINGS = app_settings()
 
 HEAD = Commit("a" * 40, None, "new commit")
 
