@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ci_runner.config import Settings, load
 
 APP_ENV = {
@@ -16,3 +18,9 @@ APP_ENV = {
 def app_settings(**env: str) -> Settings:
     """The app's settings with ``env`` (variables) on top, loaded as a run loads them."""
     return load(Settings, {}, {**APP_ENV, **env})
+
+
+def app_settings_with(**fields: object) -> Settings:
+    """The app's settings with dataclass fields (not variables) replaced: a value as the code
+    sees it, past parsing."""
+    return replace(app_settings(), **fields)  # type: ignore[arg-type]

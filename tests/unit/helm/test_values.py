@@ -18,5 +18,17 @@ def test_yaml_scalars_read_as_go_yaml_v2_reads_them() -> None:
     loaded = yaml.load(
         "[y, n, on, off, 2026-01-01, '1:20', 1:20, 0755, 0x1F, 1e3, 12, ~]", Loader=HelmYAML
     )
-    assert loaded == [True, False, True, False, "2026-01-01", "1:20", "1:20", 493, 31, 1000.0,
-                      12, None]  # fmt: skip
+    assert loaded == [
+        True,
+        False,
+        True,
+        False,
+        "2026-01-01",
+        "1:20",
+        "1:20",
+        493,
+        31,
+        1000.0,
+        12,
+        None,
+    ]

@@ -191,9 +191,12 @@ def test_kaniko_args_may_not_set_what_the_runner_sets(value: str, flag: str, ins
 
 @pytest.mark.parametrize(
     ("value", "setting"),
-    [("--cache=false", "BUILD_CACHE"), ("--cache-repo=x.io/c", "CACHE_REPO"),
-     ("--cache-ttl 1h", "BUILD_CACHE_TTL")],
-)  # fmt: skip
+    [
+        ("--cache=false", "BUILD_CACHE"),
+        ("--cache-repo=x.io/c", "CACHE_REPO"),
+        ("--cache-ttl 1h", "BUILD_CACHE_TTL"),
+    ],
+)
 def test_with_build_cache_on_kaniko_args_may_not_set_the_cache_flags(
     value: str, setting: str
 ) -> None:

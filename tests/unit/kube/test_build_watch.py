@@ -14,9 +14,13 @@ def pod(waiting: str | None = None, unschedulable: bool = False) -> dict[str, An
         status["containerStatuses"] = [{"name": "kaniko", "state": state}]
     if unschedulable:
         status["conditions"] = [
-            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-             "message": "0/3 nodes are available: 3 Insufficient memory."}
-        ]  # fmt: skip
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/3 nodes are available: 3 Insufficient memory.",
+            }
+        ]
     return {"metadata": {"name": "p"}, "status": status}
 
 
