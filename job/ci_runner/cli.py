@@ -1,7 +1,7 @@
 """The command line: ``ci-runner run``, ``check`` and ``status``. Thin: parse, then one call.
 
 Every setting's option comes from the settings table; click only collects strings, and
-``settings.load`` validates them all at once, so a user sees every problem in one go.
+``config.load`` validates them all at once, so a user sees every problem in one go.
 """
 
 from __future__ import annotations

@@ -197,7 +197,7 @@ class Builder:
         return digests[-1]
 
     def wait(self, name: str) -> BuildResult:
-        """Wait for the Job's verdict (see buildwatch)."""
+        """Wait for the Job's verdict (see build_watch)."""
         return Watcher(self._kube, self._settings, name).wait()
 
 
