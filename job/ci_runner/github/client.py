@@ -229,13 +229,7 @@ class GitHub:
             return body if isinstance(body, dict) else {}
 
     def _post(self, path: str, fields: object, **kwargs: Any) -> requests.Response:
-        url = f"{self._api}{path}"
-        try:
-            return self._session.post(url, json=fields, timeout=self._timeout, **kwargs)
-        except requests.Timeout as e:
-            raise GitHubError(f"GitHub did not answer within {self._timeout}s ({self._api})") from e
-        except requests.RequestException as e:
-            raise GitHubError(f"GitHub is unreachable at {self._api}: {type(e).__name__}") from e
+        return self._request("POST", path, json=fields, **kwargs)
 
     def rate_limit(self) -> RateLimit | None:
         """The core rate limit left to these credentials (``GET /rate_limit``, which costs
@@ -271,12 +265,17 @@ class GitHub:
                 ]
             )
 
-    def _get(self, path: str, **kwargs: object) -> requests.Response:
+    def _get(self, path: str, **kwargs: Any) -> requests.Response:
+        # requests drops Authorization on the cross-host redirect of a tarball download;
+        # GitHub's download link carries its own short-lived authorisation.
+        return self._request("GET", path, **kwargs)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Every request to GitHub: the session's credentials and headers, API_TIMEOUT, and a
+        GitHubError when GitHub cannot be reached (the caller reads the answer)."""
         url = f"{self._api}{path}"
         try:
-            # requests drops Authorization on the cross-host redirect of a tarball download;
-            # GitHub's download link carries its own short-lived authorisation.
-            return self._session.get(url, timeout=self._timeout, **kwargs)  # type: ignore[arg-type]
+            return self._session.request(method, url, timeout=self._timeout, **kwargs)
         except requests.Timeout as e:
             raise GitHubError(f"GitHub did not answer within {self._timeout}s ({self._api})") from e
         except requests.RequestException as e:
