@@ -4,8 +4,8 @@
 
 A module imports from its own part (``kube.state`` from ``kube.client``) or from a lower layer;
 the outside systems never import each other, and nothing imports ``run`` or ``cli`` but the
-layers above them. Imports inside functions count too: one kept there for the idle run's
-start-up time must still point down.
+layers above them. Imports inside functions count too: they are there only for the idle run's
+start-up time (and say so), and must still point down.
 """
 
 from __future__ import annotations
@@ -105,6 +105,30 @@ def test_nothing_reaches_into_sys_modules() -> None:
         module_name(path) for path in PACKAGE.rglob("*.py") if "sys.modules" in path.read_text()
     ]
     assert not reaching
+
+
+def test_an_import_inside_a_function_says_it_keeps_the_idle_run_light() -> None:
+    """The only reason to import inside a function is an idle run's start-up time (pyhelm3,
+    YAML, the archive and build code, PyJWT, cryptography), and the comment above says so."""
+    unexplained = []
+    for path in PACKAGE.rglob("*.py"):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for inner in ast.walk(node):
+                if not isinstance(inner, ast.Import | ast.ImportFrom):
+                    continue
+                above = inner.lineno - 2
+                while above >= 0 and lines[above].strip().startswith(("from ", "import ")):
+                    above -= 1
+                comment = []
+                while above >= 0 and lines[above].strip().startswith("#"):
+                    comment.append(lines[above])
+                    above -= 1
+                if "idle" not in " ".join(comment):
+                    unexplained.append(f"{module_name(path)}:{inner.lineno}")
+    assert not unexplained
 
 
 def test_the_graph_sees_the_imports() -> None:
