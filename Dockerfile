@@ -4,6 +4,9 @@
 # Runs as UID/GID 10001 with a read-only root filesystem; the only writable paths it needs are
 # /tmp and $HOME (/home/runner), both mounted as emptyDir volumes by the chart and the manifests.
 # Both stages use the same base, so the virtualenv's interpreter path stays valid when copied.
+# The base is pinned by tag only: its digest can only be read from the registry (docker
+# buildx imagetools inspect python:3.12-slim-bookworm), which our machines cannot reach; pin it
+# as python:3.12-slim-bookworm@sha256:<digest> in both FROM lines where a registry is reachable.
 FROM python:3.12-slim-bookworm AS build
 # helm 4.1, the release the tests run under CI_RUNNER_HELM=4 (helm 3 security fixes end in
 # February 2027). Pinned by version and by the sha256 Helm publishes for the release tarball

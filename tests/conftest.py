@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import client, config
 
 from tests.support.charts import TOOLS
 from tests.support.github_fake import GitHubFake
@@ -92,6 +93,13 @@ def kube(tmp_path: Path) -> Iterator[KubeTarget]:
         yield KubeTarget(str(kubeconfig), namespace, emulator)
     finally:
         emulator.stop()
+
+
+@pytest.fixture
+def api(kube: KubeTarget) -> Iterator[client.ApiClient]:
+    """The kubernetes package's own client on ``kube``, for tests that look without the runner."""
+    with config.new_client_from_config(config_file=kube.kubeconfig) as api_client:
+        yield api_client
 
 
 @pytest.fixture

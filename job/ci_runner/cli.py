@@ -1,7 +1,7 @@
 """The command line: ``ci-runner run``, ``check`` and ``status``. Thin: parse, then one call.
 
 Every setting's option comes from the settings table; click only collects strings, and
-``settings.load`` validates them all at once, so a user sees every problem in one go.
+``config.load`` validates them all at once, so a user sees every problem in one go.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from . import __version__, cycle, kube, logs, stopping
+from . import __version__, checklist, logs, stopping
+from .config import OBSOLETE, Settings, StateSettings, given_secrets, load, table
 from .errors import CiRunnerError
-from .settings import OBSOLETE, Settings, StateSettings, load, secrets, table
-from .state import read_configmap, status_report
+from .run import cycle
+from .run.status import release_status
 
 log = logging.getLogger("ci_runner")
 
@@ -79,10 +80,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     # killed if it takes too long); exiting through Python's unwinding waits for helm, then
     # releases the Lease.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough
-    stopping.request(signum)  # in case the SystemExit below is lost (see stopping.py)
-    helm = sys.modules.get("ci_runner.helm")
-    if helm is not None:
-        helm.stop_helm()
+    stopping.request(signum)  # a running helm stopped; and in case the SystemExit below is lost
     raise SystemExit(128 + signum)
 
 
@@ -145,7 +143,7 @@ def run(dry_run: bool, force: bool, verbose: bool, **options: Any) -> None:
     Reads the head of BRANCH; if it is not deployed, builds it with a Kaniko Job and runs
     helm upgrade --install with rollback on failure. Every option is also an environment variable.
     """
-    masked = secrets(options, os.environ)
+    masked = given_secrets(options, os.environ)
     settings = _load(Settings, options, masked)
     logs.setup(settings.log_format, masked, verbose)
     signal.signal(signal.SIGTERM, _terminate)
@@ -184,18 +182,20 @@ def check(output: str, **options: Any) -> None:
 
     Takes the same settings as run; prints one line per item, with what to do when it fails.
     """
-    from . import check as checks
+    # Not at the top: check loads the build, helm (pyhelm3, YAML) and the archive, which an
+    # idle `run` never needs, and the CLI is imported by every run.
+    from .run import check as checks
 
-    masked = secrets(options, os.environ)
+    masked = given_secrets(options, os.environ)
     settings = _load(Settings, options, masked)
     logs.setup(settings.log_format, masked)
     logging.getLogger("ci_runner.github").setLevel(logging.ERROR)  # the report says it all
     results = checks.run_checks(settings)
-    report = checks.render(results, output)
+    report = checklist.render(results, output)
     for secret in masked:
         report = report.replace(secret, logs.REDACTED)
     click.echo(report)
-    sys.exit(checks.exit_code(results))
+    sys.exit(checklist.exit_code(results))
 
 
 @main.command(epilog=EXIT_CODES)
@@ -207,14 +207,12 @@ def status(output: str, **options: Any) -> None:
     """Show the state of a release: what is deployed and the attempts on the commit under way."""
     where = _load(StateSettings, options, [])
     try:
-        with kube.connect(where.verify_ssl, where.api_timeout) as api:
-            configmap = read_configmap(api, where)
+        found, report = release_status(where)
     except CiRunnerError as e:
         _fail(e, [], as_json=where.log_format == "json")
-    report = status_report(configmap, where)
     if output == "json":
         click.echo(json.dumps(report, indent=2))
-    elif configmap is None:
+    elif not found:
         click.echo(f"no state for release {where.release} in namespace {where.cicd_namespace}")
     else:
         width = max(len(k) for k in report)

@@ -84,11 +84,8 @@ class ArchiveError(BadCommit):
     """The commit's tarball is malformed, hostile or too big; nothing was deployed from it."""
 
 
-class CycleFailed(CiRunnerError):
-    """This cycle's build or deploy failed; the cycle records an attempt (exit code 1)."""
+class DeployError(CiRunnerError):
+    """helm could not install or upgrade the release (it rolled back what it changed); the
+    cycle records a failed attempt (exit code 1)."""
 
     exit_code = 1
-
-
-class DeployError(CycleFailed):
-    """helm could not install or upgrade the release (it rolled back what it changed)."""

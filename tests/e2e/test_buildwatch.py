@@ -7,13 +7,13 @@ import threading
 from typing import Any
 
 import pytest
-from ci_runner import buildwatch
-from ci_runner.build import build_job
-from ci_runner.kube import JOBS, Kube
-from ci_runner.settings import Settings, load
+from ci_runner.kube import build_watch as buildwatch
+from ci_runner.kube.build_job import build_job
+from ci_runner.kube.client import JOBS, Kube
 from kubernetes import config
 
 from tests.support.kube_target import KubeTarget
+from tests.support.settings import app_settings
 
 
 def test_a_running_build_logs_its_progress_until_it_ends(
@@ -22,10 +22,7 @@ def test_a_running_build_logs_its_progress_until_it_ends(
     # Every look logs (instead of every 30 s), so the test needs no clock.
     monkeypatch.setattr(buildwatch, "PROGRESS_SECONDS", 0)
     monkeypatch.setattr(buildwatch, "LOOK_SECONDS", 1)
-    settings = load(Settings, {}, {
-        "REPO": "acme/shop", "IMAGE": "r.example.com/acme/shop", "CHART_PATH": "c",
-        "RELEASE": "shop", "CICD_NS": kube.namespace,
-    })  # fmt: skip
+    settings = app_settings(CICD_NS=kube.namespace)
     emulator.jobs.behave("hold", namespace=kube.namespace)
     body = build_job(settings, "a" * 40, 1)
     progressed = threading.Event()
@@ -36,8 +33,8 @@ def test_a_running_build_logs_its_progress_until_it_ends(
                 progressed.set()
 
     handler = Seen()
-    logging.getLogger("ci_runner.buildwatch").addHandler(handler)
-    logging.getLogger("ci_runner.buildwatch").setLevel(logging.INFO)
+    logging.getLogger("ci_runner.kube.build_watch").addHandler(handler)
+    logging.getLogger("ci_runner.kube.build_watch").setLevel(logging.INFO)
     results: list[buildwatch.BuildResult] = []
     with Kube(config.new_client_from_config(kube.kubeconfig), 10) as api:
         api.create(JOBS, body)
@@ -51,5 +48,5 @@ def test_a_running_build_logs_its_progress_until_it_ends(
         finally:
             emulator.jobs.release(kube.namespace, name, "succeed")
             waiter.join(60)
-            logging.getLogger("ci_runner.buildwatch").removeHandler(handler)
+            logging.getLogger("ci_runner.kube.build_watch").removeHandler(handler)
     assert results == [buildwatch.BuildResult(True)]

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from ci_runner.appauth import EXPIRES
+from ci_runner.kube.token_secret import EXPIRES
 
 from tests.e2e.appkit import BUILD, RELEASE, REPO, App, Run
 from tests.support.appkeys import public_pem, rsa_pem

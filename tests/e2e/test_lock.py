@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from ci_runner import lock
-from ci_runner.kube import Kube
-from ci_runner.lock import Lease
-from ci_runner.settings import StateSettings, load
-from kubernetes import client, config, watch
+from ci_runner.config import StateSettings, load
+from ci_runner.kube import lease as lock
+from ci_runner.kube.client import Kube
+from ci_runner.kube.lease import Lease
+from kubernetes import client, watch
 
 from tests.support.kube_target import KubeTarget
-
-
-@pytest.fixture
-def api(kube: KubeTarget) -> Iterator[client.ApiClient]:
-    with config.new_client_from_config(kube.kubeconfig) as api:
-        yield api
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import signal
 from typing import Any
 
 import pytest
-from ci_runner.state import ATTEMPTS, LAST_ERROR
+from ci_runner.kube.state import ATTEMPTS, LAST_ERROR
 
 from tests.e2e.appkit import APP_FILES, BUILD, IMAGE, MIGRATION, RELEASE, REPO, App
 from tests.e2e.secretscan import assert_nowhere

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,12 +14,6 @@ from kubernetes.client.rest import ApiException
 
 from tests.support.kube_emulator import Emulator
 from tests.support.kube_target import KubeTarget
-
-
-@pytest.fixture
-def api(kube: KubeTarget) -> Iterator[client.ApiClient]:
-    with config.new_client_from_config(config_file=kube.kubeconfig) as api_client:
-        yield api_client
 
 
 def configmap(name: str, labels: dict[str, str] | None = None, **data: str) -> client.V1ConfigMap:

@@ -5,23 +5,17 @@ pulled, whose Pod cannot be scheduled, or whose Pod is refused by admission."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 
 from tests.support.kube_emulator import Emulator
 from tests.support.kube_target import KubeTarget
 
 IMAGE = "busybox:1.36"  # pullable, so that on a real cluster only the missing object stops it
 WAIT = 120  # seconds; a real kubelet retries a failed mount with back-off
-
-
-@pytest.fixture
-def api(kube: KubeTarget) -> Iterator[client.ApiClient]:
-    with config.new_client_from_config(config_file=kube.kubeconfig) as api_client:
-        yield api_client
 
 
 def job(name: str, image: str = IMAGE, **pod: Any) -> client.V1Job:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from ci_runner.check import CICD, CLUSTER, DEPLOY, NEEDS
+from ci_runner.kube.probes import CICD, CLUSTER, DEPLOY, NEEDS
 
 from tests.ship.shipkit import Render
 from tests.support import rbac

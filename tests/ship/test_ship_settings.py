@@ -1,4 +1,4 @@
-"""The chart and the manifests speak the runner's settings table (job/ci_runner/settings.py).
+"""The chart and the manifests speak the runner's settings table (job/ci_runner/config/settings.py).
 
 Every environment variable they give the runner is a row of the table (or one of a few that are
 not settings), so documentation generated from the table cannot drift from what is deployed; and
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from ci_runner.settings import Settings, table
+from ci_runner.config import Settings, table
 
 from tests.ship.shipkit import Render, container_env, one
 from tests.support import charts
@@ -129,7 +129,7 @@ APP = {
 
 def test_the_chart_mapping_names_settings_of_the_table_with_a_schema_entry() -> None:
     unknown = sorted(set(CHART_SETTINGS.values()) - SPECS.keys())
-    assert not unknown, f"ci-runner.settingEnv names {unknown}, not in job/ci_runner/settings.py"
+    assert not unknown, f"ci-runner.settingEnv names {unknown}, not in the settings table"
     no_schema = sorted(k for k in CHART_SETTINGS if k not in RUNNER_KEYS and k not in APP_KEYS)
     assert not no_schema, f"{no_schema} have no entry in values.schema.json"
     assert EXAMPLES.keys() == CHART_SETTINGS.keys(), "give each chart setting an example above"
@@ -143,7 +143,7 @@ def test_every_variable_the_chart_sets_is_a_setting(render: Render, values: str)
     names = {name for cronjob in cronjobs for name in container_env(cronjob)}
     assert names >= NOT_SETTINGS
     unknown = sorted(names - SPECS.keys() - NOT_SETTINGS)
-    assert not unknown, f"the chart sets {unknown}, which job/ci_runner/settings.py does not know"
+    assert not unknown, f"the chart sets {unknown}, which the settings table does not know"
 
 
 def commented_literals() -> set[str]:
@@ -160,9 +160,7 @@ def test_every_variable_the_manifests_set_is_a_setting(manifest_docs: list[Docum
     commented = commented_literals()
     assert {"GIT_TOKEN_SECRET", "REGISTRY_SECRET", "MAX_RETRIES"} <= commented
     unknown = sorted((names | commented) - SPECS.keys() - NOT_SETTINGS)
-    assert not unknown, (
-        f"the manifests set {unknown}, which job/ci_runner/settings.py does not know"
-    )
+    assert not unknown, f"the manifests set {unknown}, which the settings table does not know"
 
 
 def test_the_manifests_repeat_no_runner_default(manifest_docs: list[Document]) -> None:
@@ -173,7 +171,7 @@ def test_the_manifests_repeat_no_runner_default(manifest_docs: list[Document]) -
 
 def test_the_runner_defaults_the_comments_name_are_the_runners() -> None:
     """values.yaml's `# ENV; the runner's default is X` and kustomization.yaml's
-    `# - ENV=... # the runner's default is X` say what settings.py says."""
+    `# - ENV=... # the runner's default is X` say what config/settings.py says."""
     in_values = re.findall(
         r"# ([A-Z][A-Z0-9_]*); the runner's default is (\S+)$", VALUES_YAML.read_text(), re.M
     )
@@ -188,7 +186,7 @@ def test_the_runner_defaults_the_comments_name_are_the_runners() -> None:
         for env, said in in_values + in_kustomization
         if env not in SPECS or said != (SPECS[env].shown_default or "none")
     ]
-    assert not wrong, f"(setting, comment says, settings.py says): {wrong}"
+    assert not wrong, f"(setting, comment says, config/settings.py says): {wrong}"
     chosen = {CHART_SETTINGS[k] for k in CHART_DEFAULTS.keys() & CHART_SETTINGS.keys()}
     missing = sorted(set(CHART_SETTINGS.values()) - {env for env, _ in in_values} - chosen)
     assert not missing, f"values.yaml shows no commented example of {missing}"
@@ -266,7 +264,7 @@ def test_the_deadline_check_counts_the_runners_default_timeouts(
     helm_bin: str, tmp_path: Path, over: int
 ) -> None:
     """With the timeouts unset, activeDeadlineSeconds must exceed the runner's own defaults
-    (the chart's fallback must follow settings.py)."""
+    (the chart's fallback must follow config/settings.py)."""
     runner_total = int(SPECS["BUILD_TIMEOUT"].shown_default or 0) + int(
         SPECS["HELM_TIMEOUT"].shown_default or 0
     )

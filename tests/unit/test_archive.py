@@ -53,13 +53,17 @@ def test_only_the_chart_directory_is_extracted(tmp_path: Path) -> None:
         (tarball({"/etc/evil": b"x"}), "unsafe path"),
         (tarball({f"{TOP}/deploy/chart/Chart.yaml": b"x", "other/x": b"x"}), "more than one top"),
         (
-            tarball({f"{TOP}/deploy/chart/Chart.yaml": b"x"},
-                    [link(f"{TOP}/deploy/chart/templates/x.yaml", "/etc/passwd")]),
+            tarball(
+                {f"{TOP}/deploy/chart/Chart.yaml": b"x"},
+                [link(f"{TOP}/deploy/chart/templates/x.yaml", "/etc/passwd")],
+            ),
             "link or special file",
         ),
         (
-            tarball({f"{TOP}/deploy/chart/Chart.yaml": b"x"},
-                    [link(f"{TOP}/deploy/chart/h", f"{TOP}/README.md", tarfile.LNKTYPE)]),
+            tarball(
+                {f"{TOP}/deploy/chart/Chart.yaml": b"x"},
+                [link(f"{TOP}/deploy/chart/h", f"{TOP}/README.md", tarfile.LNKTYPE)],
+            ),
             "link or special file",
         ),
         (b"this is not a tarball", "not a gzip tar archive"),
@@ -68,7 +72,7 @@ def test_only_the_chart_directory_is_extracted(tmp_path: Path) -> None:
     # Named ids: the default ones would embed the gzip bytes, whose header holds the time of
     # writing, so two xdist workers collecting a second apart would see different tests.
     ids=["parent", "absolute", "two-tops", "symlink", "hardlink", "not-gzip", "empty"],
-)  # fmt: skip
+)
 def test_hostile_archives_are_refused_and_nothing_lands(
     tmp_path: Path, data: bytes, message: str
 ) -> None:

@@ -7,7 +7,7 @@ import json
 import click
 import pytest
 from ci_runner.cli import main
-from ci_runner.settings import Settings, StateSettings, table
+from ci_runner.config import Settings, StateSettings, table
 from click.testing import CliRunner
 
 

@@ -57,7 +57,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{/* The runner's settings the chart exposes: values key -> the runner's environment variable
-     (a row of job/ci_runner/settings.py). The runner owns their defaults: the chart renders one
+     (a row of job/ci_runner/config/settings.py). The runner owns their defaults: the chart renders one
      only when the user set it (see ci-runner.userSetting). Exposing one more setting is one line
      here plus its entry in values.schema.json (under runner and apps[].runner, or apps[]);
      tests/ship/test_ship_settings.py checks every name against the settings table. */}}

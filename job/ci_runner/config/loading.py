@@ -1,0 +1,121 @@
+"""Settings built from raw strings: every row parsed, then the checks that span rows, and every
+problem named at once (``load``); and the secret values to mask even before that succeeds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any, TypeVar
+
+from ..errors import ConfigError
+from . import parse as p
+from .settings import Settings, StateSettings, table
+
+S = TypeVar("S", bound=StateSettings)
+
+
+def _derived(values: dict[str, Any]) -> list[str]:
+    """Defaults that follow from other settings, and checks that span settings."""
+    if not values.get("state_configmap") and values.get("release"):
+        values["state_configmap"] = f"ci-runner-{values['release']}"
+    if not values.get("status_context") and values.get("release"):
+        values["status_context"] = f"ci-runner/{values['release']}"
+    if not values.get("environment") and values.get("release"):
+        values["environment"] = f"{values.get('deploy_namespace', 'default')}/{values['release']}"
+    problems = build_problems(values) + credential_problems(values)
+    keys = {
+        "IMAGE_REPOSITORY_KEY": values.get("image_repository_key", "image.repository"),
+        "IMAGE_TAG_KEY": values.get("image_tag_key", "image.tag"),
+        "IMAGE_DIGEST_KEY": values.get("image_digest_key"),
+    }
+    named = [name for name, key in keys.items() if key is not None]
+    for i, first in enumerate(named):
+        problems += [
+            f"{first} and {n} must differ" for n in named[i + 1 :] if keys[first] == keys[n]
+        ]
+    if keys["IMAGE_DIGEST_KEY"] and values.get("deploy_by_digest") is False:
+        problems.append(
+            "IMAGE_DIGEST_KEY needs DEPLOY_BY_DIGEST on: without it no digest is deployed"
+        )
+    return problems
+
+
+def load(kind: type[S], options: Mapping[str, Any], environ: Mapping[str, str]) -> S:
+    """Build ``kind`` from command-line ``options`` (by field name; None: not given), falling
+    back to ``environ``; raise ConfigError naming every problem at once."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for f, spec in table(kind):
+        given = options.get(f.name)
+        if isinstance(given, bool):  # a --flag/--no-flag
+            values[f.name] = given
+            continue
+        raw = given if given is not None else environ.get(spec.env)
+        text = raw.strip() if isinstance(raw, str) else ""
+        if not text:
+            if spec.required:
+                problems.append(f"{spec.env} is required ({spec.help.rstrip('.')})")
+            continue
+        try:
+            values[f.name] = spec.parse(text)
+        except ValueError as e:
+            shown = "***" if spec.secret else repr(text)
+            problems.append(f"{spec.env} {e}, got {shown}")
+    problems += _derived(values)
+    if problems:
+        raise ConfigError(problems)
+    names = {f.name for f in fields(kind)}  # _derived may add what only Settings has
+    return kind(**{name: value for name, value in values.items() if name in names})
+
+
+def given_secrets(options: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]:
+    """The raw values of secret settings, so logs and messages can mask them even when the
+    settings themselves did not validate."""
+    found = []
+    for f, spec in table(Settings):
+        if spec.secret:
+            value = options.get(f.name) or environ.get(spec.env)
+            if isinstance(value, str) and value.strip():
+                found.append(value.strip())
+    return found
+
+
+def build_problems(values: Mapping[str, Any]) -> list[str]:
+    """Checks that span build settings: with BUILD_CACHE on, the cache flags are the runner's."""
+    if not values.get("build_cache"):
+        return []
+    problems = []
+    for word in values.get("kaniko_args") or ():
+        name = p.flag_name(word)
+        if name in p.CACHE_FLAGS:
+            use = p.CACHE_FLAGS[name]
+            problems.append(f"KANIKO_ARGS may not set --{name} while BUILD_CACHE is on: use {use}")
+    return problems
+
+
+def credential_problems(values: dict[str, Any]) -> list[str]:
+    """One kind of GitHub credentials, and a whole GitHub App when that is the kind."""
+    app = {
+        "GITHUB_APP_ID": values.get("github_app_id"),
+        "GITHUB_APP_INSTALLATION_ID": values.get("github_app_installation_id"),
+        "GITHUB_APP_PRIVATE_KEY": values.get("github_app_private_key"),
+    }
+    given = [name for name, value in app.items() if value is not None]
+    if not given:
+        return []
+    problems = []
+    if len(given) < len(app):
+        missing = " and ".join(name for name in app if name not in given)
+        problems.append(f"{', '.join(given)} given without {missing}: a GitHub App needs all three")
+    for token in ("GIT_TOKEN", "GIT_TOKEN_SECRET"):
+        if values.get(token.lower()):
+            problems.append(
+                f"{token} and GITHUB_APP_* are both set: authenticate with one kind of "
+                "credentials (the App's installation token is kept for Kaniko by the runner)"
+            )
+    key = app["GITHUB_APP_PRIVATE_KEY"]
+    if key is not None:
+        problem = p.private_key_problem(key)
+        if problem:
+            problems.append(f"GITHUB_APP_PRIVATE_KEY {problem}")
+    return problems

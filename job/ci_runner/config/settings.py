@@ -1,0 +1,396 @@
+"""The runner's settings: one declarative table.
+
+Each field of the frozen dataclasses below *is* a row of the table: its environment variable,
+its option, the parser that validates it, its default and its help text. The click options of
+every command, the validation that names every problem at once, the README's configuration
+table (checked by a test) and the chart's environment all follow from these rows;
+``loading.py`` parses and validates them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import Field, dataclass, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import parse as p
+from .parse import DEFAULT_KANIKO_IMAGE, Spec, setting
+
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
+
+
+# Settings of the earlier loop-based runner that the CronJob design replaced.
+OBSOLETE = {
+    "INTERVAL": "the CronJob's schedule decides when a run happens",
+    "STATE_PATH": "state lives in the ConfigMap named by STATE_CONFIGMAP",
+}
+
+# What an image tag may not contain.
+_NOT_IN_TAG = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateSettings:
+    """Where a release's state is and how to reach the Kubernetes API: all ``status`` needs."""
+
+    release: str = setting("RELEASE", "Helm release name.", parse=p.release, metavar="NAME")
+    cicd_namespace: str = setting(
+        "CICD_NS",
+        "Namespace of the state ConfigMap, the Lease, the build Jobs and their Secrets.",
+        default="cicd",
+        parse=p.namespace,
+        option="--cicd-namespace",
+        metavar="NAMESPACE",
+    )
+    state_configmap: str = setting(
+        "STATE_CONFIGMAP",
+        "Name of the state ConfigMap (and of the Lease).",
+        default="",
+        parse=p.configmap_name,
+        shown="ci-runner-<RELEASE>",
+        metavar="NAME",
+    )
+    api_timeout: int = setting(
+        "API_TIMEOUT",
+        "Seconds any single GitHub or Kubernetes API request may take.",
+        default=30,
+        parse=p.positive,
+        metavar="SECONDS",
+    )
+    verify_ssl: bool = setting(
+        "VERIFY_SSL",
+        "Check the TLS certificates of the Kubernetes API and GitHub.",
+        default=True,
+        parse=p.boolean,
+        metavar="BOOLEAN",
+    )
+    log_format: str = setting(
+        "LOG_FORMAT",
+        "text, or json (one object per line).",
+        default="text",
+        parse=p.log_format,
+        metavar="[text|json]",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings(StateSettings):
+    """Everything one run needs to know, validated. The rows keep the order the CLI's help, its
+    messages and the README have always shown: where the state is (``StateSettings``), the
+    build, GitHub and reporting, then the app itself."""
+
+    # -- the build: which commits are built (WATCH_PATHS), Kaniko's image, flags and pod ------
+
+    kaniko_image: str = setting(
+        "KANIKO_IMAGE",
+        "Kaniko executor image of the build Job (the maintained fork, pinned).",
+        default=DEFAULT_KANIKO_IMAGE,
+    )
+    build_timeout: int = setting(
+        "BUILD_TIMEOUT",
+        "Seconds a build may take (the Job's activeDeadlineSeconds).",
+        default=1800,
+        parse=p.positive,
+        metavar="SECONDS",
+    )
+    dockerfile: str = setting(
+        "DOCKERFILE",
+        "Dockerfile, relative to the build context.",
+        default="Dockerfile",
+        parse=p.file_path,
+        metavar="PATH",
+    )
+    build_context: str = setting(
+        "BUILD_CONTEXT",
+        "Build context directory in the repository.",
+        default=".",
+        parse=p.directory,
+        metavar="PATH",
+    )
+    build_cache: bool = setting(
+        "BUILD_CACHE",
+        "Kaniko's layer cache in a registry repository (--cache=true --cache-repo --cache-ttl).",
+        default=False,
+        parse=p.boolean,
+        metavar="BOOLEAN",
+    )
+    cache_repo: str = setting(
+        "CACHE_REPO",
+        "Repository of the layer cache (with BUILD_CACHE).",
+        default="",
+        parse=p.image,
+        shown="<IMAGE>/cache",
+        metavar="REPOSITORY",
+    )
+    build_cache_ttl: str = setting(
+        "BUILD_CACHE_TTL",
+        "How long a cached layer is used (Kaniko's --cache-ttl, a Go duration).",
+        default="168h",
+        parse=p.duration,
+        metavar="DURATION",
+    )
+    build_args: tuple[tuple[str, str], ...] = setting(
+        "BUILD_ARGS",
+        "Comma-separated KEY=VALUE build arguments (visible in the Job: no secrets); "
+        "CI_RUNNER_SHA and CI_RUNNER_BRANCH are always passed.",
+        default=(),
+        parse=p.build_args,
+        metavar="KEY=VALUE,...",
+    )
+    kaniko_args: tuple[str, ...] = setting(
+        "KANIKO_ARGS",
+        "More Kaniko flags, split as a shell splits words; not those the runner sets.",
+        default=(),
+        parse=p.kaniko_args,
+        metavar="FLAGS",
+    )
+    build_pod: Mapping[str, Any] | None = setting(
+        "BUILD_POD",
+        "JSON: the build pod's resources, nodeSelector, tolerations, affinity, "
+        "serviceAccountName and priorityClassName.",
+        default=None,
+        parse=p.build_pod,
+        metavar="JSON",
+    )
+    registry_insecure: bool = setting(
+        "REGISTRY_INSECURE",
+        "Push to a plain-HTTP registry (Kaniko's --insecure --skip-tls-verify).",
+        default=False,
+        parse=p.boolean,
+        metavar="BOOLEAN",
+    )
+
+    watch_paths: tuple[str, ...] = setting(
+        "WATCH_PATHS",
+        "Comma-separated globs (** spans directories); a commit that changes none of them (nor "
+        "CHART_PATH) since the deployed one is not built.",
+        default=(),
+        parse=p.patterns,
+        metavar="GLOBS",
+    )
+
+    # -- GitHub: where it is, App credentials, and what GitHub and the operator are told ------
+
+    github_api_url: str = setting(
+        "GITHUB_API_URL",
+        "GitHub API root (GitHub Enterprise: https://HOST/api/v3).",
+        default=DEFAULT_GITHUB_API_URL,
+        parse=p.url,
+        metavar="URL",
+    )
+    github_app_id: str | None = setting(
+        "GITHUB_APP_ID",
+        "GitHub App ID (or client ID) to authenticate as, instead of GIT_TOKEN.",
+        default=None,
+        parse=p.app_id,
+        metavar="ID",
+    )
+    github_app_installation_id: int | None = setting(
+        "GITHUB_APP_INSTALLATION_ID",
+        "The App's installation on the repository's owner.",
+        default=None,
+        parse=p.positive,
+        metavar="ID",
+    )
+    github_app_private_key: str | None = setting(
+        "GITHUB_APP_PRIVATE_KEY",
+        "The App's private key, PEM text (from a Secret).",
+        default=None,
+        secret=True,
+        metavar="PEM",
+    )
+    github_status: bool = setting(
+        "GITHUB_STATUS",
+        "Post a commit status when a build or deploy starts, succeeds or fails.",
+        default=True,
+        parse=p.boolean,
+        metavar="BOOLEAN",
+    )
+    status_context: str = setting(
+        "STATUS_CONTEXT",
+        "Context of the commit statuses.",
+        default="",
+        shown="ci-runner/<RELEASE>",
+    )
+    github_deployments: bool = setting(
+        "GITHUB_DEPLOYMENTS",
+        "Record each deploy as a GitHub Deployment of the commit to ENVIRONMENT.",
+        default=False,
+        parse=p.boolean,
+        metavar="BOOLEAN",
+    )
+    environment: str = setting(
+        "ENVIRONMENT",
+        "GitHub Deployments environment name.",
+        default="",
+        shown="<DEPLOY_NS>/<RELEASE>",
+    )
+    notify_url: str | None = setting(
+        "NOTIFY_URL",
+        "URL that gets a JSON POST (Slack-compatible 'text') when a commit is deployed, fails "
+        "or is given up on.",
+        default=None,
+        parse=p.url,
+        secret=True,
+        metavar="URL",
+    )
+
+    # -- the app: its repository, image, chart and release ------------------------------------
+
+    repo: str = setting(
+        "REPO",
+        "GitHub repository, owner/name.",
+        parse=p.repo,
+        metavar="OWNER/NAME",
+    )
+    branch: str = setting("BRANCH", "Branch to follow.", default="main", parse=p.branch)
+    image: str = setting(
+        "IMAGE",
+        "Image repository without tag, e.g. registry.example.com/team/app.",
+        parse=p.image,
+        metavar="REPOSITORY",
+    )
+    chart_path: str = setting(
+        "CHART_PATH",
+        "Path of the Helm chart in the repository.",
+        parse=p.chart_path,
+        metavar="PATH",
+    )
+    deploy_namespace: str = setting(
+        "DEPLOY_NS",
+        "Namespace of the release.",
+        default="default",
+        parse=p.namespace,
+        option="--deploy-namespace",
+        metavar="NAMESPACE",
+    )
+    max_attempts: int = setting(
+        "MAX_RETRIES",
+        "Attempts per commit before the runner gives up on it.",
+        default=3,
+        parse=p.positive,
+        metavar="INTEGER",
+    )
+    git_token: str | None = setting(
+        "GIT_TOKEN",
+        "GitHub token for the API, the tarball and Kaniko's clone (prefer the variable).",
+        default=None,
+        secret=True,
+    )
+    git_token_secret: str | None = setting(
+        "GIT_TOKEN_SECRET",
+        "Existing Secret in CICD_NS (key 'token') for build Jobs; without it the runner keeps "
+        "ci-runner-<RELEASE>-git from GIT_TOKEN.",
+        default=None,
+        parse=p.secret_name,
+        metavar="NAME",
+    )
+    registry_secret: str | None = setting(
+        "REGISTRY_SECRET",
+        "kubernetes.io/dockerconfigjson Secret in CICD_NS mounted for Kaniko's push.",
+        default=None,
+        parse=p.secret_name,
+        metavar="NAME",
+    )
+    helm_timeout: int = setting(
+        "HELM_TIMEOUT",
+        "Seconds helm may wait for the release to be ready before rolling back.",
+        default=300,
+        parse=p.positive,
+        metavar="SECONDS",
+    )
+    image_repository_key: str = setting(
+        "IMAGE_REPOSITORY_KEY",
+        "Values key (dotted) that receives IMAGE.",
+        default="image.repository",
+        parse=p.values_key,
+        metavar="KEY",
+    )
+    image_tag_key: str = setting(
+        "IMAGE_TAG_KEY",
+        "Values key (dotted) that receives the image tag: the commit SHA, with @<digest> when "
+        "deploying by digest without IMAGE_DIGEST_KEY.",
+        default="image.tag",
+        parse=p.values_key,
+        metavar="KEY",
+    )
+    image_digest_key: str | None = setting(
+        "IMAGE_DIGEST_KEY",
+        "Values key (dotted) that receives the pushed digest; the tag then stays the SHA.",
+        default=None,
+        parse=p.values_key,
+        metavar="KEY",
+    )
+    deploy_by_digest: bool = setting(
+        "DEPLOY_BY_DIGEST",
+        "Deploy the digest Kaniko pushed, not the mutable tag.",
+        default=True,
+        parse=p.boolean,
+        metavar="BOOLEAN",
+    )
+    values_files: tuple[str, ...] = setting(
+        "VALUES_FILES",
+        "Comma-separated values files inside the chart, applied in order before the image values.",
+        default=(),
+        parse=p.values_files,
+        metavar="FILES",
+    )
+    create_namespace: bool = setting(
+        "CREATE_NAMESPACE",
+        "Pass helm --create-namespace (needs get/create on namespaces); false: DEPLOY_NS must "
+        "exist.",
+        default=True,
+        parse=p.boolean,
+        metavar="BOOLEAN",
+    )
+
+    def cache_repository(self, image: str) -> str:
+        """Where the layer cache goes: CACHE_REPO, else ``<image>/cache`` (Kaniko's own
+        inference from the destination, README "Flag --cache-repo", made explicit)."""
+        return self.cache_repo or f"{image}/cache"
+
+    @property
+    def uses_app(self) -> bool:
+        """Whether the runner authenticates as a GitHub App installation."""
+        return self.github_app_id is not None
+
+    @property
+    def secret_values(self) -> list[str]:
+        """The values of the secret settings given, to mask wherever outside text is kept."""
+        return [
+            str(getattr(self, f.name))
+            for f, spec in table(Settings)
+            if spec.secret and getattr(self, f.name)
+        ]
+
+    @property
+    def github_host(self) -> str:
+        """The git host Kaniko clones from (github.com for the public API)."""
+        netloc = urlsplit(self.github_api_url).netloc
+        return "github.com" if netloc == "api.github.com" else netloc
+
+    @property
+    def token_secret_name(self) -> str | None:
+        """The Secret that carries the token to Kaniko, if the build needs one."""
+        if self.git_token_secret:
+            return self.git_token_secret
+        kept = self.git_token or self.uses_app
+        return f"ci-runner-{self.release}-git" if kept else None
+
+    @property
+    def has_credentials(self) -> bool:
+        """Whether GitHub requests are authorised (statuses and deployments need it)."""
+        return bool(self.git_token) or self.uses_app
+
+    @property
+    def latest_tag(self) -> str:
+        """The moving tag: the branch with '/' (and anything else a tag refuses) made '-',
+        then ``-latest``; at most 128 characters, as registries require."""
+        return _NOT_IN_TAG.sub("-", self.branch)[: 128 - len("-latest")] + "-latest"
+
+
+def table(kind: type[StateSettings] = Settings) -> list[tuple[Field[Any], Spec]]:
+    """The settings of ``kind`` in order, each with its Spec."""
+    return [(f, f.metadata["setting"]) for f in fields(kind)]

@@ -1,0 +1,231 @@
+"""The deploy: ``helm upgrade --install`` through pyhelm3, rolled back by helm on failure."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import shutil
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyhelm3
+import pyhelm3.command
+import pyhelm3.errors
+
+from .. import stopping
+from ..config import Settings
+from ..errors import ConfigError, DeployError, KubernetesError, shorten
+from .values import image_values, merge
+
+log = logging.getLogger(__name__)
+
+# After SIGTERM, helm gets this long to cancel (and roll back) before it is killed: a pod has
+# 30 s in all, and the runner still releases its Lease after helm is gone.
+HELM_GRACE_SECONDS = 18
+
+
+class _ExecNotShell:
+    """What ``pyhelm3.command`` sees as ``asyncio``: the same, except that its "shell" command
+    is exec'd directly, in a session of its own.
+
+    pyhelm3 0.5.8 starts helm with ``create_subprocess_shell``; Debian's dash does not exec the
+    last command, so pyhelm3's terminate() on cancellation reached the shell and left helm
+    running. Exec'd, helm itself gets the SIGTERM and cancels (and rolls back) cleanly. The
+    command line is pyhelm3's own ``shlex.join``, so ``shlex.split`` gives back its argv.
+    """
+
+    running: ClassVar[set[asyncio.subprocess.Process]] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    @classmethod
+    async def create_subprocess_shell(cls, cmd: str, **kwargs: Any) -> asyncio.subprocess.Process:
+        stopping.check()  # no new helm (a status, a rollback) once a stop was asked for
+        process = await asyncio.create_subprocess_exec(
+            *shlex.split(cmd), start_new_session=True, **kwargs
+        )
+        cls.running.add(process)
+        return process
+
+
+@contextlib.contextmanager
+def helm_running() -> Iterator[None]:
+    """While pyhelm3 runs helm here, and only then: its commands are exec'd (``_ExecNotShell``
+    is what ``pyhelm3.command`` sees as ``asyncio``), and a SIGTERM reaches them (``stop_helm``
+    is what the stop registry cancels)."""
+    saved = pyhelm3.command.asyncio
+    pyhelm3.command.asyncio = _ExecNotShell()
+    try:
+        with stopping.cancelling(stop_helm):
+            yield
+    finally:
+        pyhelm3.command.asyncio = saved
+
+
+def stop_helm() -> None:
+    """Called on SIGTERM: each running helm gets it now, and HELM_GRACE_SECONDS to cancel and
+    roll back by itself, then SIGKILL. A killed helm leaves the release pending-*, which the
+    next run rolls back.
+
+    helm would get the signal anyway when the run's SystemExit cancels pyhelm3's task (pyhelm3
+    terminate()s it), but that exception can be lost (stopping.py). A second SIGTERM does no
+    harm: helm's install and upgrade commands read one from a signal.Notify channel and cancel
+    their context (helm cmd/helm/install.go, upgrade.go)."""
+
+    def kill() -> None:
+        for process in list(_ExecNotShell.running):
+            if process.returncode is None:
+                log.warning("helm (pid %s) did not stop in time; killing it", process.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+
+    running = [process for process in _ExecNotShell.running if process.returncode is None]
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    # Only for a helm still running: the timer's thread keeps the process alive until it fires.
+    if running:
+        threading.Timer(HELM_GRACE_SECONDS, kill).start()
+
+
+def require_helm() -> str:
+    """The helm executable on PATH, or ConfigError."""
+    found = shutil.which("helm")
+    if not found:
+        raise ConfigError(["helm is not on PATH (the runner's image ships it)"])
+    return found
+
+
+def command_line(settings: Settings, chart: str, helm4: bool) -> str:
+    """The helm command a deploy runs, for --dry-run (the values go in on stdin)."""
+    s = settings
+    rollback = "--rollback-on-failure" if helm4 else "--atomic"
+    words = [
+        "helm",
+        "upgrade",
+        s.release,
+        chart,
+        "--install",
+        "--namespace",
+        s.deploy_namespace,
+        *(["--create-namespace"] if s.create_namespace else []),
+        rollback,
+        "--wait",
+        "--wait-for-jobs",
+        "--timeout",
+        f"{s.helm_timeout}s",
+        "--values",
+        "-",
+    ]
+    return shlex.join(words)
+
+
+def helm_major(executable: str) -> int:
+    """The major version of the helm binary."""
+    with helm_running():
+        client = pyhelm3.Client(executable=executable)
+        return int(client.version.major)
+
+
+_STUCK = {
+    pyhelm3.ReleaseRevisionStatus.PENDING_INSTALL,
+    pyhelm3.ReleaseRevisionStatus.PENDING_UPGRADE,
+    pyhelm3.ReleaseRevisionStatus.PENDING_ROLLBACK,
+    pyhelm3.ReleaseRevisionStatus.UNINSTALLING,
+}
+"""What a stopped helm leaves: ``get_proceedable_revision`` rolls back or uninstalls these."""
+
+
+@dataclass(frozen=True)
+class Deploy:
+    """One ``helm upgrade --install`` of an extracted chart with its values."""
+
+    settings: Settings
+    chart_dir: Path
+    values: dict[str, Any]
+    """From ``chart_values``: what helm gets on stdin."""
+
+    def pinned(self, sha: str, digest: str | None) -> Deploy:
+        """The same deploy with the image values of ``sha`` pushed as ``digest``."""
+        values = merge(self.values, image_values(self.settings, sha, digest))
+        return replace(self, values=values)
+
+    def run(self) -> int:
+        """Install or upgrade the release; its new revision number."""
+        try:
+            with helm_running():
+                return asyncio.run(self._run())
+        except pyhelm3.errors.ConnectionError as e:
+            raise KubernetesError(f"helm could not reach the Kubernetes API: {_stderr(e)}") from e
+        except pyhelm3.errors.Error as e:
+            release = self.settings.release
+            raise DeployError(f"helm upgrade of {release} failed: {_stderr(e)}") from e
+
+    async def _run(self) -> int:
+        s = self.settings
+        command = pyhelm3.Command(
+            executable=require_helm(),
+            insecure_skip_tls_verify=not s.verify_ssl,
+            default_timeout=f"{s.helm_timeout}s",
+        )
+        # One Client for the run: its constructor runs `helm version`, which picks the flag.
+        client = pyhelm3.Client(command)
+        helm4 = client.version.major >= 4
+        try:
+            return await self._upgrade(command, helm4)
+        except pyhelm3.errors.Error:
+            # A helm killed mid-upgrade (a crashed run) leaves the release pending-*, and
+            # helm refuses to upgrade it ("another operation is in progress") before it
+            # changes anything (prepareUpgrade in helm's pkg/action/upgrade.go, 3.18 and 4.1).
+            # So the release's status is asked only after a failure, not before every deploy.
+            if not await self._recovered(client):
+                raise
+        return await self._upgrade(command, helm4)
+
+    async def _upgrade(self, command: pyhelm3.Command, helm4: bool) -> int:
+        """``helm upgrade --install``; the new revision. pyhelm3's Command rather than
+        ``Client.install_or_upgrade_release``, whose Chart costs a ``helm show chart`` for a
+        ``--version`` that helm ignores for a chart directory (``LocateChart``)."""
+        s = self.settings
+        release = await command.install_or_upgrade(
+            s.release,
+            self.chart_dir,
+            self.values,
+            atomic=True,
+            atomic_arg="--rollback-on-failure" if helm4 else "--atomic",  # renamed in helm 4
+            create_namespace=s.create_namespace,
+            namespace=s.deploy_namespace,
+            timeout=f"{s.helm_timeout}s",
+            wait=True,
+        )
+        log.debug("helm revision %s is %s", release["version"], release["info"]["status"])
+        return int(release["version"])
+
+    async def _recovered(self, client: pyhelm3.Client) -> bool:
+        """Roll back a release left pending-* (uninstall a pending install) as pyhelm3's
+        ``get_proceedable_revision`` does; False when the release is not stuck."""
+        s = self.settings
+        try:
+            current = await client.get_current_revision(s.release, namespace=s.deploy_namespace)
+        except pyhelm3.errors.Error:
+            return False  # not installed, or helm cannot tell: the upgrade's own error stands
+        if current.status not in _STUCK:
+            return False
+        log.warning("release %s was left %s; recovering it", s.release, current.status.value)
+        await client.get_proceedable_revision(
+            s.release, namespace=s.deploy_namespace, timeout=f"{s.helm_timeout}s"
+        )
+        return True
+
+
+def _stderr(e: pyhelm3.errors.Error) -> str:
+    text = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else str(e)
+    return shorten(text.replace("Error: ", "", 1), 400)

@@ -1,0 +1,222 @@
+"""The image build: one Kaniko batch/v1 Job per commit attempt, watched to its end."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+
+from ..config import Settings
+from ..errors import ConfigError, Conflict, KubernetesError
+from .build_watch import BuildResult, Watcher, finished, job_pods
+from .client import JOBS, MANAGED_BY, RELEASE_LABEL, SECRETS, Kube, Obj
+from .token_secret import TOKEN_KEY
+
+log = logging.getLogger(__name__)
+
+COMMIT_LABEL = "ci-runner.io/commit"
+# Finished build Jobs stay a day for their logs, then Kubernetes removes them.
+TTL_SECONDS = 86_400
+TERMINATION_LOG = "/dev/termination-log"
+# What Kaniko writes to --digest-file: the pushed image's digest (pkg/executor/push.go).
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def job_name(release: str, sha: str, attempt: int, nonce: str = "") -> str:
+    """A name per (release, commit, attempt): a crashed run's Job is found again by name.
+
+    A ``nonce`` (a per-run string) makes the name new, so a forced build or a retry whose
+    earlier Job failed builds anew instead of adopting that finished Job.
+    """
+    suffix = f"-build-{sha[:12]}-{attempt}" + (f"-{nonce}" if nonce else "")
+    return release[: 63 - len(suffix)].rstrip("-") + suffix
+
+
+def kaniko_args(settings: Settings, sha: str) -> list[str]:
+    """Kaniko's arguments: clone the exact commit, push ``<sha>`` and ``<branch>-latest``, write
+    the pushed digest where the runner reads it; then the user's build arguments and flags.
+
+    Flags as the maintained fork documents them (osscontainertools/kaniko README, "Additional
+    Flags"; cmd/executor/cmd/root.go). Each is one ``--name=value`` word: no shell is involved,
+    so a value with spaces needs no quoting.
+    """
+    s = settings
+    args = [
+        f"--context=git://{s.github_host}/{s.repo}.git#refs/heads/{s.branch}#{sha}",
+        f"--dockerfile={s.dockerfile}",
+        f"--destination={s.image}:{sha}",
+        f"--destination={s.image}:{s.latest_tag}",
+        # The digest lands in the pod's termination message, visible in its status.
+        f"--digest-file={TERMINATION_LOG}",
+        "--push-retry=2",
+    ]
+    if s.build_context != ".":
+        args.insert(1, f"--context-sub-path={s.build_context}")
+    build_args = (("CI_RUNNER_SHA", sha), ("CI_RUNNER_BRANCH", s.branch), *s.build_args)
+    args += [f"--build-arg={key}={value}" for key, value in build_args]
+    if s.build_cache:
+        # --cache-ttl is a Go duration (pflag DurationVar); the fork's default is two weeks.
+        repo = s.cache_repository(s.image)
+        args += ["--cache=true", f"--cache-repo={repo}", f"--cache-ttl={s.build_cache_ttl}"]
+    if s.registry_insecure:
+        # --insecure: push over plain HTTP; --skip-tls-verify: push without checking TLS.
+        args += ["--insecure", "--skip-tls-verify"]
+    # Last, so that a user's flag wins over a default of ours (pflag keeps the last value);
+    # the flags the runner depends on are refused when the settings are loaded.
+    return [*args, *s.kaniko_args]
+
+
+def pod_spec(settings: Settings, sha: str) -> Obj:
+    """The Kaniko pod. The token only ever appears as a Secret reference. BUILD_POD's fields
+    (resources for the Kaniko container, scheduling and identity for the pod) replace ours."""
+    s = settings
+    chosen = copy.deepcopy(dict(s.build_pod or {}))
+    container: Obj = {
+        "name": "kaniko",
+        "image": s.kaniko_image,
+        "args": kaniko_args(s, sha),
+        "resources": chosen.pop("resources", None)
+        or {"requests": {"cpu": "500m", "memory": "1Gi"}},
+        # On success the message is the digest Kaniko wrote; on a failure that wrote nothing
+        # there, the kubelet puts the log's tail there instead.
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    spec: Obj = {
+        "restartPolicy": "Never",
+        # Kaniko needs no Kubernetes API access.
+        "automountServiceAccountToken": False,
+        "containers": [container],
+        **chosen,
+    }
+    if s.token_secret_name:
+        # Kaniko's pkg/buildcontext/git.go (osscontainertools/kaniko) sends GIT_USERNAME and
+        # GIT_PASSWORD as HTTP basic auth, but GIT_TOKEN as the user name with no password,
+        # which GitHub refuses for App installation tokens; "x-access-token" with the token
+        # as password works for classic, fine-grained and installation tokens alike.
+        secret = {"secretKeyRef": {"name": s.token_secret_name, "key": TOKEN_KEY}}
+        container["env"] = [
+            {"name": "GIT_USERNAME", "value": "x-access-token"},
+            {"name": "GIT_PASSWORD", "valueFrom": secret},
+        ]
+    if s.registry_secret:
+        items = [{"key": ".dockerconfigjson", "path": "config.json"}]
+        spec["volumes"] = [
+            {"name": "registry-auth", "secret": {"secretName": s.registry_secret, "items": items}}
+        ]
+        container["volumeMounts"] = [{"name": "registry-auth", "mountPath": "/kaniko/.docker"}]
+    return spec
+
+
+def build_job(settings: Settings, sha: str, attempt: int, nonce: str = "") -> Obj:
+    """The build Job manifest: one pod, never retried, removed a day after it ends."""
+    s = settings
+    labels = {
+        **MANAGED_BY,
+        "app.kubernetes.io/component": "build",
+        RELEASE_LABEL: s.release,
+        COMMIT_LABEL: sha,
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(s.release, sha, attempt, nonce),
+            "namespace": s.cicd_namespace,
+            "labels": labels,
+            "annotations": {"ci-runner.io/branch": s.branch, "ci-runner.io/attempt": str(attempt)},
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": s.build_timeout,
+            "ttlSecondsAfterFinished": TTL_SECONDS,
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec(s, sha)},
+        },
+    }
+
+
+def pushed_digest(pod: Obj) -> str | None:
+    """The digest Kaniko pushed, from the build pod's termination message (``--digest-file``
+    is the termination log); None unless the Kaniko container ended well and left one."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated") or {}
+        if status.get("name") == "kaniko" and terminated.get("exitCode") == 0:
+            message = str(terminated.get("message") or "").strip()
+            return message if _DIGEST.match(message) else None
+    return None
+
+
+class Builder:
+    """Creates (or adopts) the build Job of a commit and waits for its end."""
+
+    def __init__(self, kube: Kube, settings: Settings) -> None:
+        self._kube = kube
+        self._settings = settings
+        self._ns = settings.cicd_namespace
+
+    def start(self, sha: str, attempt: int, nonce: str, fresh: bool) -> str:
+        """Create the Job for this attempt, or adopt the one a crashed run left; its name.
+
+        A Job of the same name is adopted while it runs or when it succeeded; one that failed
+        was counted already, so a retry builds anew under a ``nonce`` name. ``fresh`` (a forced
+        run) always builds anew.
+        """
+        body = build_job(self._settings, sha, attempt, nonce if fresh else "")
+        name: str = body["metadata"]["name"]
+        try:
+            self._kube.create(JOBS, body)
+        except Conflict:
+            existing = self._kube.read(JOBS, self._ns, name)
+            verdict = finished(existing) if existing is not None else None
+            if fresh or verdict is None or verdict.succeeded:
+                log.info("adopting build Job %s/%s left by an earlier run", self._ns, name)
+                return name
+            return self.start(sha, attempt, nonce, fresh=True)
+        log.info("started build Job %s/%s for %s", self._ns, name, sha[:7])
+        return name
+
+    def pushed_digest(self, job: str, sha: str) -> str | None:
+        """The digest the build pod's termination message reports (Kaniko's --digest-file);
+        None, with a warning, when the pod is gone or says none: then the tag is deployed."""
+        s = self._settings
+        try:
+            pods = job_pods(self._kube, self._ns, job)
+        except KubernetesError as e:
+            log.warning("could not read the build pod of %s: %s", job, e)
+            pods = []
+        digests = [d for d in map(pushed_digest, pods) if d]
+        if not digests:
+            log.warning(
+                "build Job %s succeeded but no pod of it reports the pushed digest; "
+                "deploying %s:%s by its tag",
+                job,
+                s.image,
+                sha,
+            )
+            return None
+        return digests[-1]
+
+    def wait(self, name: str) -> BuildResult:
+        """Wait for the Job's verdict (see build_watch)."""
+        return Watcher(self._kube, self._settings, name).wait()
+
+
+def check_secrets(kube: Kube, settings: Settings) -> None:
+    """The Secrets a build Job will reference exist with their keys: ConfigError naming each
+    missing one, before anything is created (else the pod would wait forever for them)."""
+    s = settings
+    wanted = []
+    if s.registry_secret:
+        wanted.append(("REGISTRY_SECRET", s.registry_secret, ".dockerconfigjson"))
+    if s.git_token_secret:
+        wanted.append(("GIT_TOKEN_SECRET", s.git_token_secret, TOKEN_KEY))
+    problems = []
+    for setting, name, key in wanted:
+        secret = kube.read(SECRETS, s.cicd_namespace, name)
+        where = f"{setting} Secret {name!r} in namespace {s.cicd_namespace!r}"
+        if secret is None:
+            problems.append(f"{where} does not exist")
+        elif key not in (secret.get("data") or {}):
+            problems.append(f"{where} has no key {key!r}")
+    if problems:
+        raise ConfigError(problems)

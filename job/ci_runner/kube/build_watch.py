@@ -1,0 +1,230 @@
+"""Waiting for a build Job to end, and seeing early when its pod never will start.
+
+A Job whose pod cannot pull its image, lacks a Secret, cannot be scheduled or cannot even be
+created (a Pod Security rejection) would otherwise sit until BUILD_TIMEOUT in silence. Between
+watches of the Job we look at its pod and at the Warning Events about both; ``stuck`` decides,
+as a pure function, whether that is an end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from .. import stopping
+from ..config import Settings
+from ..errors import Gone, KubernetesError, shorten
+from .client import EVENTS, JOBS, PODS, Kube, Obj
+
+log = logging.getLogger(__name__)
+
+# Beyond activeDeadlineSeconds (which Kubernetes enforces), how long we wait for the verdict.
+GRACE_SECONDS = 120
+# How often the pod is looked at between Job events, and how often a progress line is logged.
+LOOK_SECONDS = 10
+PROGRESS_SECONDS = 30
+LOG_LINES = 30
+# Waiting reasons the kubelet only reports after its own retries, or that no retry can fix
+# (pkg/kubelet/images/types.go and kuberuntime): the attempt ends at once.
+HOPELESS = {
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+}
+# Warning Events that end the attempt: the Job controller could not create the pod, or the
+# kubelet could not mount a volume (a missing Secret).
+HOPELESS_EVENTS = {"FailedCreate", "FailedMount"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a build Job ends as the watch sees it: done, or failed and why."""
+
+    succeeded: bool
+    reason: str = ""
+
+
+DELETED = Verdict(False, "the build Job was deleted")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """How a build Job ended."""
+
+    succeeded: bool
+    reason: str = ""
+    """Why it failed: the Job's condition, the pod's trouble, the container's message."""
+    log_tail: str = ""
+    """The last lines of the build pod's log, when it failed."""
+
+
+def finished(job: Obj) -> Verdict | None:
+    """The Job's verdict once it has a Complete or Failed condition, else None."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Complete":
+            return Verdict(True)
+        if condition.get("type") == "Failed":
+            detail = ": ".join(p for p in (condition.get("reason"), condition.get("message")) if p)
+            return Verdict(False, detail or "Failed")
+    return None
+
+
+def pod_state(pod: Obj | None) -> str:
+    """One phrase for the progress line: the phase and any waiting reason."""
+    if pod is None:
+        return "no pod yet"
+    status = pod.get("status") or {}
+    waiting = [
+        (s.get("state") or {}).get("waiting", {}).get("reason")
+        for s in status.get("containerStatuses") or []
+    ]
+    reasons = ", ".join(r for r in waiting if r)
+    return f"pod {status.get('phase') or 'Pending'}" + (f" ({reasons})" if reasons else "")
+
+
+def stuck(
+    pod: Obj | None, events: list[Obj], unschedulable_for: float, grace: float
+) -> Verdict | None:
+    """A failed verdict when the build can never start (why: its reason), or None while it may.
+    ``events`` are the Warning Events about the Job and its pod; ``unschedulable_for`` how long
+    the pod has been unschedulable."""
+    for event in events:
+        if event.get("reason") in HOPELESS_EVENTS:
+            message = shorten(str(event.get("message") or ""), 300)
+            return Verdict(False, f"{event['reason']}: {message}")
+    if pod is None:
+        return None
+    status = pod.get("status") or {}
+    for container in status.get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in HOPELESS:
+            message = shorten(str(waiting.get("message") or ""), 300)
+            return Verdict(False, f"{waiting['reason']}: {message}")
+    if unschedulable_for > grace:
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+                message = shorten(str(condition.get("message") or ""), 300)
+                return Verdict(
+                    False, f"the build pod cannot be scheduled for {int(grace)}s: {message}"
+                )
+    return None
+
+
+def unschedulable(pod: Obj | None) -> bool:
+    """Whether the scheduler says the pod does not fit anywhere (yet)."""
+    conditions = ((pod or {}).get("status") or {}).get("conditions") or []
+    return any(
+        c.get("type") == "PodScheduled"
+        and c.get("status") == "False"
+        and c.get("reason") == "Unschedulable"
+        for c in conditions
+    )
+
+
+class Watcher:
+    """Waits for one build Job's verdict, looking at its pod along the way."""
+
+    def __init__(self, kube: Kube, settings: Settings, name: str) -> None:
+        self._kube = kube
+        self._ns = settings.cicd_namespace
+        self._name = name
+        self._timeout = settings.build_timeout
+        # An autoscaler may add a node for a pending pod: give it a while, not the whole build.
+        self._grace = min(120, settings.build_timeout // 4)
+        self._unschedulable_since: float | None = None
+
+    def wait(self) -> BuildResult:
+        """Watch the Job until it is Complete or Failed, or its pod can never start."""
+        started = time.monotonic()
+        deadline = started + self._timeout + GRACE_SECONDS
+        next_progress = started + PROGRESS_SECONDS
+        while True:
+            stopping.check()
+            job = self._kube.read(JOBS, self._ns, self._name)
+            verdict = finished(job) if job is not None else DELETED
+            if verdict is None:
+                assert job is not None
+                verdict, state = self._look(job)
+                now = time.monotonic()
+                if verdict is None and now >= next_progress:
+                    log.info("build Job %s: %s, %ds elapsed", self._name, state, now - started)
+                    next_progress += PROGRESS_SECONDS
+                if verdict is None and now >= deadline:
+                    verdict = Verdict(False, f"no verdict within {self._timeout}s")
+                if verdict is None:
+                    seconds = min(deadline - now, LOOK_SECONDS)
+                    verdict = self._watch(job["metadata"]["resourceVersion"], seconds)
+            if verdict is not None:
+                if verdict.succeeded:
+                    return BuildResult(True)
+                message, tail = self._pod_report()
+                reason = "; ".join(p for p in (verdict.reason, message) if p)
+                return BuildResult(False, reason, tail)
+
+    def _look(self, job: Obj) -> tuple[Verdict | None, str]:
+        """(a failed verdict when the pod can never start, else None; the progress phrase)."""
+        pod = self._pod()
+        if unschedulable(pod):
+            if self._unschedulable_since is None:
+                self._unschedulable_since = time.monotonic()
+        else:
+            self._unschedulable_since = None
+        since = self._unschedulable_since
+        waited = time.monotonic() - since if since is not None else 0.0
+        names = {self._name, *([pod["metadata"]["name"]] if pod else [])}
+        warnings = self._kube.query(EVENTS, self._ns, field_selector="type=Warning")
+        about = [e for e in warnings if (e.get("involvedObject") or {}).get("name") in names]
+        return stuck(pod, about, waited, self._grace), pod_state(pod)
+
+    def _watch(self, since: str, seconds: float) -> Verdict | None:
+        """Watch from ``since`` until a verdict or the window ends (the caller looks again)."""
+        try:
+            for kind, job in self._kube.watch(JOBS, self._ns, self._name, since, int(seconds) or 1):
+                if kind in {"ADDED", "MODIFIED"}:
+                    verdict = finished(job)
+                    if verdict is not None:
+                        return verdict
+                elif kind == "DELETED":
+                    return DELETED
+        except Gone:  # our resourceVersion is too old: the caller reads again
+            pass
+        return None
+
+    def _pod_report(self) -> tuple[str, str]:
+        """The build pod's termination message and log tail (best effort: for the user's eyes)."""
+        try:
+            pod = self._pod()
+            if pod is None:
+                return "", ""
+            message = ""
+            for status in (pod.get("status") or {}).get("containerStatuses") or []:
+                terminated = (status.get("state") or {}).get("terminated") or {}
+                if terminated.get("message"):
+                    message = shorten(terminated["message"], 200)
+            states = [s.get("state") or {} for s in pod["status"].get("containerStatuses") or []]
+            if not any("running" in state or "terminated" in state for state in states):
+                return message, ""  # it never started: there is no log
+            return message, self._kube.log(self._ns, pod["metadata"]["name"], LOG_LINES)
+        except KubernetesError as e:
+            log.warning("could not read the build pod of %s: %s", self._name, e)
+            return "", ""
+
+    def _pod(self) -> Obj | None:
+        """The Job's newest pod, if any."""
+        pods = job_pods(self._kube, self._ns, self._name)
+        return pods[-1] if pods else None
+
+
+def job_pods(kube: Kube, namespace: str, job: str) -> list[Obj]:
+    """The pods of Job ``job``, oldest first."""
+    # batch.kubernetes.io/job-name since Kubernetes 1.27; job-name on older clusters.
+    for label in ("batch.kubernetes.io/job-name", "job-name"):
+        pods = kube.query(PODS, namespace, label_selector=f"{label}={job}")
+        if pods:
+            return sorted(pods, key=lambda p: str(p["metadata"].get("creationTimestamp") or ""))
+    return []

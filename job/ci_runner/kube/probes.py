@@ -1,0 +1,224 @@
+"""``ci-runner check``, the Kubernetes side: the API answers, both namespaces, every permission a
+run needs (``NEEDS``, kept equal to the chart's CICD Role by a test) and the Secrets a build
+references. Nothing is written: the only POSTs are SelfSubjectAccessReviews, which the API server
+answers without storing anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from ..checklist import Result, failed, passed
+from ..config import Settings
+from ..errors import ConfigError, KubernetesError, NotFound
+from . import client as kube
+from .build_job import check_secrets
+from .client import NAMESPACES_PATH, Kube, Obj, namespace_problem
+
+SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
+CICD, DEPLOY, CLUSTER = "CICD_NS", "DEPLOY_NS", "cluster"
+
+
+@dataclass(frozen=True)
+class Need:
+    """Permissions a run needs: ``verbs`` on ``resource`` of ``group`` in the namespace of
+    ``scope`` (CICD_NS, DEPLOY_NS) or cluster-wide, when ``when(settings)``."""
+
+    scope: str
+    group: str
+    resource: str
+    """With its subresource: "pods/log"."""
+    verbs: tuple[str, ...]
+    why: str
+    when: Callable[[Settings], bool] = lambda s: True
+
+
+def _keeps_token_secret(s: Settings) -> bool:
+    return bool(s.git_token) and not s.git_token_secret
+
+
+# The one list of what the runner asks of the API: CICD_NS is exactly the chart's CICD Role
+# (charts/ci-runner/templates/rbac.yaml; a test keeps them equal); in DEPLOY_NS what helm needs
+# for its release records (the app's own kinds are the chart's deployRules); cluster-wide what
+# helm --create-namespace needs.
+NEEDS: tuple[Need, ...] = (
+    Need(CICD, "", "configmaps", ("get", "create", "update"), "the state ConfigMap"),
+    Need(CICD, "coordination.k8s.io", "leases", ("get", "create", "update"), "the run's Lease"),
+    Need(CICD, "batch", "jobs", ("get", "watch", "create"), "the Kaniko build Job"),
+    Need(CICD, "", "pods", ("list",), "the build pod's state while it starts"),
+    Need(CICD, "", "pods/log", ("get",), "the failed build's log"),
+    Need(CICD, "", "secrets", ("get",), "checking REGISTRY_SECRET and GIT_TOKEN_SECRET"),
+    Need(
+        CICD,
+        "",
+        "secrets",
+        ("create", "update"),
+        "the runner's copy of GIT_TOKEN for Kaniko",
+        _keeps_token_secret,
+    ),
+    Need(CICD, "", "events", ("create", "list"), "Events of the run and of the build"),
+    Need(
+        DEPLOY,
+        "",
+        "secrets",
+        ("get", "list", "create", "update", "delete"),
+        "helm's release records",
+    ),
+    Need(
+        CLUSTER,
+        "",
+        "namespaces",
+        ("get", "create"),
+        "helm --create-namespace",
+        lambda s: s.create_namespace,
+    ),
+)
+
+
+def scope_namespace(scope: str, s: Settings) -> str:
+    """The namespace a scope stands for ("" cluster-wide)."""
+    return {CICD: s.cicd_namespace, DEPLOY: s.deploy_namespace}.get(scope, "")
+
+
+def may(api: Kube, verb: str, group: str, resource: str, namespace: str) -> bool:
+    """Whether the API server allows us ``verb`` on ``resource`` in ``namespace`` ("":
+    cluster-wide): a SelfSubjectAccessReview, which every authenticated user may create."""
+    name, _, sub = resource.partition("/")
+    attributes = {"namespace": namespace, "verb": verb, "group": group, "resource": name}
+    if sub:
+        attributes["subresource"] = sub
+    body = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": attributes},
+    }
+    doing = f"asking whether we may {verb} {resource} in {namespace or 'the cluster'}"
+    answer = api.request("POST", SSAR_PATH, doing, body=body)
+    return bool((answer.get("status") or {}).get("allowed"))
+
+
+def permissions(api: Kube, s: Settings) -> list[Result]:
+    """Every permission of NEEDS this configuration uses, one line per namespace."""
+    results = []
+    for scope in (CICD, DEPLOY, CLUSTER):
+        needs = [n for n in NEEDS if n.scope == scope and n.when(s)]
+        if not needs:
+            continue
+        namespace = scope_namespace(scope, s)
+        item = f"permissions in {scope} {namespace}" if namespace else "permissions cluster-wide"
+        refused = []
+        try:
+            for need in needs:
+                group = f".{need.group}" if need.group else ""
+                name, _, sub = need.resource.partition("/")
+                what = name + group + (f"/{sub}" if sub else "")
+                missing = [
+                    v for v in need.verbs if not may(api, v, need.group, need.resource, namespace)
+                ]
+                if missing:
+                    refused.append(f"{','.join(missing)} {what} ({need.why})")
+        except KubernetesError as e:
+            results.append(failed(item, e))
+            continue
+        count = sum(len(n.verbs) for n in needs)
+        if refused:
+            fix = (
+                "grant them (the chart's Roles do: charts/ci-runner/templates/rbac.yaml; "
+                "`kubectl auth can-i --list` shows what you have)"
+            )
+            results.append(failed(item, f"refused: {'; '.join(refused)}; {fix}"))
+        else:
+            results.append(passed(item, f"all {count} granted"))
+    return results
+
+
+def namespace(api: Kube, setting: str, name: str, s: Settings) -> Result:
+    """The namespace exists (or helm may create it), and a CICD namespace lets Kaniko run."""
+    item = f"{setting} {name}"
+    try:
+        found: Obj | None = api.request(
+            "GET", f"{NAMESPACES_PATH}/{name}", f"reading namespace {name}"
+        )
+    except NotFound:
+        found = None
+    except KubernetesError as e:
+        if e.status != 403:
+            return failed(item, e)
+        return passed(
+            item,
+            "cannot be read (no permission to get namespaces); the permission "
+            "checks below tell whether the runner may work there",
+        )
+    problem = namespace_problem(setting, name, found is not None, s.create_namespace)
+    if problem is not None:
+        return failed(item, problem)
+    if found is None:
+        return passed(item, "does not exist yet; helm creates it (CREATE_NAMESPACE=true)")
+    labels = (found.get("metadata") or {}).get("labels") or {}
+    level = labels.get(PSA_ENFORCE) or "not set"
+    if setting == CICD and level == "restricted":
+        return failed(
+            item,
+            f"Pod Security level {level!r} refuses the Kaniko build pod (it "
+            f"runs as root): `kubectl label namespace {name} --overwrite "
+            f"{PSA_ENFORCE}=baseline`",
+        )
+    return passed(item, f"exists (Pod Security enforce: {level})")
+
+
+def secrets_line(api: Kube, s: Settings) -> Result:
+    """The Secrets a build Job references exist in CICD_NS with their keys."""
+    item = f"Secrets in {s.cicd_namespace}"
+    wanted = [
+        (env, name, key)
+        for env, name, key in (
+            ("REGISTRY_SECRET", s.registry_secret, ".dockerconfigjson"),
+            ("GIT_TOKEN_SECRET", s.git_token_secret, "token"),
+        )
+        if name
+    ]
+    if not wanted:
+        return passed(
+            item,
+            "none referenced (REGISTRY_SECRET and GIT_TOKEN_SECRET unset: Kaniko "
+            "pushes without registry credentials)",
+        )
+    try:
+        check_secrets(api, s)
+    except ConfigError as e:
+        fix = (
+            f"create it in {s.cicd_namespace} (`kubectl create secret docker-registry ...` "
+            f"for REGISTRY_SECRET, `kubectl create secret generic NAME --from-literal="
+            f"token=...` for GIT_TOKEN_SECRET)"
+        )
+        return failed(item, f"{'; '.join(e.problems)}: {fix}")
+    except KubernetesError as e:
+        return failed(item, e)
+    return passed(item, "; ".join(f"{env} {name} has key {key}" for env, name, key in wanted))
+
+
+def check_kubernetes(s: Settings) -> list[Result]:
+    """The API answers, then the namespaces, the permissions and the Secrets."""
+    item = "Kubernetes API"
+    try:
+        api = kube.connect(s.verify_ssl, s.api_timeout)
+    except ConfigError as e:
+        return [failed(item, e)]
+    with api:
+        try:
+            version = api.request("GET", "/version", "reading the server version")
+        except KubernetesError as e:
+            result = failed(item, e)
+            skipped = "; namespaces, permissions and Secrets were not checked"
+            return [replace(result, message=result.message + skipped)]
+        host = api.api.configuration.host
+        results = [passed(item, f"{version.get('gitVersion', 'unknown version')} at {host}")]
+        results += [
+            namespace(api, CICD, s.cicd_namespace, s),
+            namespace(api, DEPLOY, s.deploy_namespace, s),
+        ]
+        results += permissions(api, s)
+        results.append(secrets_line(api, s))
+    return results

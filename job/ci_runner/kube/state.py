@@ -1,0 +1,264 @@
+"""The runner's state, kept in a ConfigMap in the CICD namespace.
+
+``data`` holds what was deployed (for people and ``ci-runner status``); annotations hold the
+bookkeeping of the commit under way (attempts, last error, whether its image is built) and the
+GitHub ETag. Every write sends the resourceVersion that was read: a Conflict means someone else
+wrote, so the caller re-reads and re-decides instead of overwriting.
+
+The ConfigMap can be edited by hand, so every field is checked when read: a field that is not
+what the runner writes is logged and treated as absent, never trusted.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..config import Settings, StateSettings
+from ..errors import Conflict, KubernetesError, shorten
+from .client import CONFIGMAPS, Kube, Obj
+
+log = logging.getLogger(__name__)
+
+ANNOTATION = "ci-runner.io/"
+PENDING_SHA = ANNOTATION + "pending-sha"
+ATTEMPTS = ANNOTATION + "attempts"
+LAST_ERROR = ANNOTATION + "last-error"
+BUILT_SHA = ANNOTATION + "built-sha"
+BUILT_DIGEST = ANNOTATION + "built-digest"
+ETAG = ANNOTATION + "github-etag"
+ETAG_SHA = ANNOTATION + "github-etag-sha"
+MAX_ERROR = 1000
+WRITE_TRIES = 3
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class State:
+    """What the ConfigMap says. ``resource_version`` None means it does not exist yet."""
+
+    deployed_sha: str | None = None
+    deployed_at: str | None = None
+    revision: int | None = None
+    pending_sha: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    built_sha: str | None = None
+    built_digest: str | None = None
+    """The digest Kaniko pushed for ``built_sha``; None when it could not be read."""
+    deployed_digest: str | None = None
+    """The digest the release was pinned to; None when it was deployed by tag."""
+    skipped_sha: str | None = None
+    """The last head that was not built ([skip ci], or no change under WATCH_PATHS)."""
+    etag: str | None = None
+    """GitHub's ETag for the branch head; a 304 for it means the head is still ``etag_sha``."""
+    etag_sha: str | None = None
+    resource_version: str | None = None
+    uid: str | None = None
+    """The ConfigMap's uid: Events name it, so ``kubectl describe configmap`` lists them."""
+
+    def attempts_for(self, sha: str) -> int:
+        """Attempts already spent on ``sha``."""
+        return self.attempts if self.pending_sha == sha else 0
+
+    def with_etag(self, sha: str, etag: str | None) -> State:
+        """Remember GitHub's ETag for head ``sha``, so the next run can ask conditionally."""
+        return replace(self, etag=etag, etag_sha=sha) if etag else self
+
+    def built(self, sha: str, digest: str | None = None) -> State:
+        """The image of ``sha`` was pushed (as ``digest``, if known): a retry of its deploy
+        need not rebuild it, and deploys the same digest."""
+        return replace(
+            self,
+            pending_sha=sha,
+            attempts=self.attempts_for(sha),
+            built_sha=sha,
+            built_digest=digest,
+        )
+
+    def skipped(self, sha: str) -> State:
+        """``sha`` is not to be built or deployed; later runs on it do nothing."""
+        return replace(self, skipped_sha=sha)
+
+    def attempt_failed(self, sha: str, error: str) -> State:
+        """One more attempt on ``sha`` failed with ``error``."""
+        return replace(
+            self,
+            pending_sha=sha,
+            attempts=self.attempts_for(sha) + 1,
+            last_error=shorten(error, MAX_ERROR),
+            built_sha=self.built_sha if self.built_sha == sha else None,
+            built_digest=self.built_digest if self.built_sha == sha else None,
+        )
+
+    def deployed(self, sha: str, at: str, revision: int | None, digest: str | None = None) -> State:
+        """``sha`` is deployed as helm ``revision`` (pinned to ``digest``, if any); the attempts
+        and the built image's record are cleared."""
+        return replace(
+            self,
+            deployed_sha=sha,
+            deployed_at=at,
+            revision=revision,
+            deployed_digest=digest,
+            built_digest=None,
+            pending_sha=None,
+            attempts=0,
+            last_error=None,
+            built_sha=None,
+        )
+
+
+def _checked(where: str, value: str | None, valid: Callable[[str], bool]) -> str | None:
+    if not value:
+        return None
+    if valid(value):
+        return value
+    log.warning("state field %s is not what the runner writes (%r); ignoring it", where, value)
+    return None
+
+
+def _sha(where: str, value: str | None) -> str | None:
+    return _checked(where, value, lambda v: bool(_SHA.match(v)))
+
+
+def _digest(where: str, value: str | None) -> str | None:
+    return _checked(where, value, lambda v: bool(_DIGEST.match(v)))
+
+
+def _count(where: str, value: str | None) -> int | None:
+    checked = _checked(where, value, lambda v: v.isascii() and v.isdigit())
+    return int(checked) if checked is not None else None
+
+
+def from_configmap(cm: Obj | None) -> State:
+    """Read a State from a ConfigMap (None when it does not exist)."""
+    if cm is None:
+        return State()
+    data = cm.get("data") or {}
+    notes = cm["metadata"].get("annotations") or {}
+    etag_sha = _sha(ETAG_SHA, notes.get(ETAG_SHA))
+    return State(
+        deployed_sha=_sha("lastDeployedSha", data.get("lastDeployedSha")),
+        deployed_at=data.get("lastDeployedAt") or None,
+        revision=_count("lastRevision", data.get("lastRevision")),
+        pending_sha=_sha(PENDING_SHA, notes.get(PENDING_SHA)),
+        attempts=_count(ATTEMPTS, notes.get(ATTEMPTS)) or 0,
+        last_error=notes.get(LAST_ERROR) or None,
+        built_sha=_sha(BUILT_SHA, notes.get(BUILT_SHA)),
+        built_digest=_digest(BUILT_DIGEST, notes.get(BUILT_DIGEST)),
+        deployed_digest=_digest("lastDeployedDigest", data.get("lastDeployedDigest")),
+        skipped_sha=_sha("lastSkippedSha", data.get("lastSkippedSha")),
+        # An ETag is only worth sending with the SHA it stands for.
+        etag=(notes.get(ETAG) or None) if etag_sha else None,
+        etag_sha=etag_sha,
+        resource_version=cm["metadata"].get("resourceVersion"),
+        uid=cm["metadata"].get("uid"),
+    )
+
+
+def to_configmap(state: State, settings: Settings) -> Obj:
+    """The ConfigMap body for ``state`` (no token or secret ever goes here)."""
+    annotations = {
+        PENDING_SHA: state.pending_sha,
+        ATTEMPTS: str(state.attempts) if state.pending_sha else None,
+        LAST_ERROR: state.last_error,
+        BUILT_SHA: state.built_sha,
+        BUILT_DIGEST: state.built_digest if state.built_sha else None,
+        ETAG: state.etag,
+        ETAG_SHA: state.etag_sha if state.etag else None,
+    }
+    data = {
+        "repo": settings.repo,
+        "branch": settings.branch,
+        "release": settings.release,
+        "deployNamespace": settings.deploy_namespace,
+        "image": settings.image,
+        "maxRetries": str(settings.max_attempts),
+        "lastDeployedSha": state.deployed_sha or "",
+        "lastDeployedAt": state.deployed_at or "",
+        "lastRevision": str(state.revision) if state.revision is not None else "",
+        "lastDeployedDigest": state.deployed_digest or "",
+        "lastSkippedSha": state.skipped_sha or "",
+    }
+    metadata: Obj = {
+        "name": settings.state_configmap,
+        "namespace": settings.cicd_namespace,
+        "labels": {
+            "app.kubernetes.io/managed-by": "ci-runner",
+            "ci-runner.io/release": settings.release,
+        },
+        "annotations": {k: v for k, v in annotations.items() if v is not None},
+    }
+    if state.resource_version:
+        metadata["resourceVersion"] = state.resource_version
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
+
+
+def read_configmap(kube: Kube, where: StateSettings) -> Obj | None:
+    """The state ConfigMap, or None when there is none yet."""
+    return kube.read(CONFIGMAPS, where.cicd_namespace, where.state_configmap)
+
+
+def status_report(cm: Obj | None, where: StateSettings) -> dict[str, Any]:
+    """What ``ci-runner status`` shows: the state as one flat JSON object, with its phase."""
+    state = from_configmap(cm)
+    data = (cm.get("data") if cm is not None else None) or {}
+    max_retries = _count("maxRetries", data.get("maxRetries"))
+    if cm is None:
+        phase = "none"
+    elif state.pending_sha and max_retries and state.attempts >= max_retries:
+        phase = "given-up"
+    elif state.pending_sha and state.attempts:
+        phase = "failing"
+    elif state.deployed_sha:
+        phase = "deployed"
+    else:
+        phase = "none"
+    return {
+        "phase": phase,
+        "repo": data.get("repo") or None,
+        "branch": data.get("branch") or None,
+        "release": where.release,
+        "namespace": where.cicd_namespace,
+        "lastDeployedSha": state.deployed_sha,
+        "lastDeployedAt": state.deployed_at,
+        "revision": state.revision,
+        "lastDeployedDigest": state.deployed_digest,
+        "lastSkippedSha": state.skipped_sha,
+        "pendingSha": state.pending_sha,
+        "attempts": state.attempts,
+        "maxRetries": max_retries,
+        "lastError": state.last_error,
+    }
+
+
+class StateStore:
+    """Reads and writes one release's state ConfigMap."""
+
+    def __init__(self, kube: Kube, settings: Settings) -> None:
+        self._kube = kube
+        self._settings = settings
+
+    def read(self) -> State:
+        """The current state (an empty State when the ConfigMap does not exist yet)."""
+        return from_configmap(read_configmap(self._kube, self._settings))
+
+    def write(self, state: State) -> State:
+        """Write ``state`` if nobody wrote since it was read; Conflict otherwise."""
+        return from_configmap(self._kube.save(CONFIGMAPS, to_configmap(state, self._settings)))
+
+    def update(self, change: Callable[[State], State]) -> State:
+        """Apply the pure ``change`` to a freshly read state and write it, re-reading on 409."""
+        for _ in range(WRITE_TRIES):
+            try:
+                return self.write(change(self.read()))
+            except Conflict:
+                continue
+        raise KubernetesError(
+            f"ConfigMap {self._settings.state_configmap} kept changing under us "
+            f"({WRITE_TRIES} conflicting writes); giving up this run"
+        )

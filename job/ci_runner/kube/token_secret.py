@@ -1,0 +1,86 @@
+"""The token Secret the runner keeps for Kaniko (``ci-runner-<RELEASE>-git``, key ``token``):
+the one module that reads and writes it.
+
+It holds GIT_TOKEN's value (when no GIT_TOKEN_SECRET is given) or a GitHub App's installation
+token with its expiry as an annotation; build Jobs read it through a Secret reference. The
+installation token is reused until RENEW_BEFORE its expiry: GitHub's ETags vary with the
+Authorization header, so a fresh token each run would turn every no-op run's free 304 into a
+full request.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+from ..config import Settings
+from .client import MANAGED_BY, RELEASE_LABEL, SECRETS, Kube, Obj
+
+TOKEN_KEY = "token"
+EXPIRES = "ci-runner.io/token-expires-at"
+"""Annotation on the token Secret: when the installation token in it expires (ISO 8601)."""
+RENEW_BEFORE = timedelta(minutes=5)
+"""A kept token this close to its expiry is renewed (a build must still clone with it)."""
+
+
+def manifest(settings: Settings, token: str, expires: datetime | None = None) -> Obj:
+    """The Secret holding ``token`` (with its expiry, for an installation token)."""
+    metadata: Obj = {
+        "name": settings.token_secret_name,
+        "namespace": settings.cicd_namespace,
+        "labels": {**MANAGED_BY, RELEASE_LABEL: settings.release},
+    }
+    if expires is not None:
+        metadata["annotations"] = {EXPIRES: expires.astimezone(UTC).isoformat(timespec="seconds")}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata,
+        "stringData": {TOKEN_KEY: token},
+    }
+
+
+def kept_token(secret: Obj | None, now: datetime) -> str | None:
+    """The installation token in the runner's Secret, if it is good for over RENEW_BEFORE."""
+    if secret is None:
+        return None
+    expires = (secret["metadata"].get("annotations") or {}).get(EXPIRES)
+    encoded = (secret.get("data") or {}).get(TOKEN_KEY)
+    if not expires or not encoded:
+        return None
+    try:
+        usable = datetime.fromisoformat(expires) - RENEW_BEFORE > now
+        token = base64.b64decode(encoded).decode()
+    except ValueError:  # edited by hand: renew rather than trust it
+        return None
+    return token if usable and token else None
+
+
+def read(kube: Kube, settings: Settings) -> Obj | None:
+    """The token Secret as it is now, or None."""
+    assert settings.token_secret_name
+    return kube.read(SECRETS, settings.cicd_namespace, settings.token_secret_name)
+
+
+def write(
+    kube: Kube,
+    settings: Settings,
+    token: str,
+    current: Obj | None,
+    expires: datetime | None = None,
+) -> None:
+    """Keep ``token`` in the Secret, over ``current`` (what was read: Conflict when someone
+    wrote it since)."""
+    body = manifest(settings, token, expires)
+    if current is not None:
+        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+    kube.save(SECRETS, body)
+
+
+def keep_git_token(kube: Kube, settings: Settings) -> None:
+    """Create or refresh the copy of GIT_TOKEN build Jobs read (when no GIT_TOKEN_SECRET is
+    given: then the user owns the Secret)."""
+    if not settings.git_token or settings.git_token_secret:
+        return
+    write(kube, settings, settings.git_token, read(kube, settings))

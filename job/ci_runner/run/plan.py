@@ -1,0 +1,129 @@
+"""What one cycle should do: pure functions over data, no I/O.
+
+``decide`` is a function of (head commit, state, settings); ``skip_marker`` and ``unwatched``
+tell whether a new head need not be built at all, from its message and (with WATCH_PATHS) the
+files GitHub's compare lists as changed since the deployed commit."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..github.answers import Changes
+from ..kube.state import State
+
+
+class Action(enum.Enum):
+    NOTHING = "nothing"
+    """The head is deployed already."""
+    GIVEN_UP = "given-up"
+    """The head used up its attempts; a new commit or --force starts again."""
+    BUILD_AND_DEPLOY = "build-and-deploy"
+    DEPLOY = "deploy"
+    """The head's image was built by an earlier attempt whose deploy failed."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    action: Action
+    sha: str
+    attempt: int
+    """The number of the attempt this run would make (1 for a fresh commit)."""
+    reason: str
+    digest: str | None = None
+    """For a deploy without rebuild: the digest the earlier build pushed, if it was read."""
+
+    @property
+    def acts(self) -> bool:
+        """True when the plan builds or deploys."""
+        return self.action in {Action.BUILD_AND_DEPLOY, Action.DEPLOY}
+
+
+def decide(head: str, state: State, max_attempts: int, force: bool = False) -> Plan:
+    """Decide what to do with ``head`` given ``state``."""
+    used = state.attempts_for(head)
+    attempt = used + 1
+    if not force and head == state.deployed_sha:
+        return Plan(Action.NOTHING, head, attempt, f"{head[:7]} is already deployed")
+    if not force and head == state.skipped_sha:
+        reason = f"{head[:7]} was skipped (not to be built); the next commit is considered"
+        return Plan(Action.NOTHING, head, attempt, reason)
+    if not force and used >= max_attempts:
+        return Plan(
+            Action.GIVEN_UP,
+            head,
+            attempt,
+            f"gave up on {head[:7]} after {used} failed attempt(s) (MAX_RETRIES={max_attempts}); "
+            f"last error: {state.last_error or 'unknown'}",
+        )
+    forced = " (forced)" if force else ""
+    if state.built_sha == head:
+        reason = f"deploy {head[:7]}, its image is already built{forced}"
+        return Plan(Action.DEPLOY, head, attempt, reason, state.built_digest)
+    return Plan(Action.BUILD_AND_DEPLOY, head, attempt, f"build and deploy {head[:7]}{forced}")
+
+
+# -- heads that need not be built ------------------------------------------------------------------
+
+# The markers GitHub Actions honours in a commit message ([skip ci], [ci skip], [no ci]), and
+# one for a commit that CI may test but that should not be deployed.
+SKIP_MARKERS = ("[skip ci]", "[ci skip]", "[no ci]", "[skip deploy]")
+# "The list of changed files ... includes up to 300 changed files for the entire comparison"
+# (docs.github.com/rest/commits/commits#compare-two-commits), with no sign that it was cut: a
+# listing of 300 is taken as cut.
+COMPARE_FILE_LIMIT = 300
+
+
+def skip_marker(message: str | None) -> str | None:
+    """The skip marker ``message`` contains (in any letter case), or None."""
+    lowered = (message or "").lower()
+    return next((marker for marker in SKIP_MARKERS if marker in lowered), None)
+
+
+def glob(pattern: str) -> re.Pattern[str]:
+    """A WATCH_PATHS pattern as a regular expression over a whole path, case-sensitive:
+    ``*`` and ``?`` stay within one directory, a ``**`` segment spans any number of them
+    (``src/**`` matches ``src/app.py`` and ``src/a/b.py``; ``**/Dockerfile`` matches
+    ``Dockerfile`` too)."""
+    parts = pattern.split("/")
+    regex = []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if part == "**":
+            regex.append(".*" if last else "(?:[^/]+/)*")
+            continue
+        chars = ("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c) for c in part)
+        regex.append("".join(chars) + ("" if last else "/"))
+    return re.compile("".join(regex))
+
+
+def watched(patterns: Iterable[str], paths: Iterable[str]) -> list[str]:
+    """The ``paths`` that one of ``patterns`` matches."""
+    regexes = [glob(p) for p in patterns]
+    return [path for path in paths if any(r.fullmatch(path) for r in regexes)]
+
+
+@dataclass(frozen=True)
+class Unwatched:
+    """Nothing a deploy depends on changed since ``base``: the head need not be built."""
+
+    base: str
+    """The deployed commit the head was compared with."""
+
+    @property
+    def reason(self) -> str:
+        """Why the head is skipped, as the run says it."""
+        return f"no file under WATCH_PATHS or CHART_PATH changed since {self.base[:7]}"
+
+
+def unwatched(patterns: Iterable[str], chart_path: str, changes: Changes) -> Unwatched | None:
+    """GitHub listed every change since the deployed commit and none is under ``patterns`` or
+    the chart: the head need not be built. None (build) on any doubt: a head that is not
+    simply ahead (a rewritten branch), or a listing that may have been cut."""
+    if changes.status != "ahead" or changes.listed >= COMPARE_FILE_LIMIT:
+        return None
+    if watched([*patterns, f"{chart_path}/**"], changes.paths):
+        return None
+    return Unwatched(changes.base)

@@ -1,0 +1,94 @@
+"""GitHub App authentication: the JWT GitHub wants, the kept token's lifetime, the exchange."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from ci_runner.errors import ConfigError, GitHubError
+from ci_runner.github.app import app_jwt
+from ci_runner.github.client import GitHub
+from ci_runner.kube.build_job import build_job
+from ci_runner.kube.token_secret import EXPIRES, TOKEN_KEY, kept_token, manifest
+
+from tests.support.appkeys import public_pem, rsa_pem
+from tests.support.github_fake import GitHubFake
+from tests.support.settings import app_settings
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def test_the_jwt_follows_githubs_rules() -> None:
+    token = app_jwt("4242", rsa_pem(), NOW)
+    assert jwt.get_unverified_header(token)["alg"] == "RS256"
+    claims = jwt.decode(
+        token, public_pem(rsa_pem()), algorithms=["RS256"], options={"verify_exp": False}
+    )
+    assert claims["iss"] == "4242"
+    assert claims["iat"] == int(NOW.timestamp()) - 60  # against clock drift
+    # At most 10 minutes ahead, with room for a clock a little fast.
+    assert 0 < claims["exp"] - int(NOW.timestamp()) < 600
+
+
+def secret(token: str, expires: datetime) -> dict[str, object]:
+    return {
+        "metadata": {"annotations": {EXPIRES: expires.isoformat()}},
+        "data": {"token": base64.b64encode(token.encode()).decode()},
+    }
+
+
+@pytest.mark.parametrize(
+    ("kept", "usable"),
+    [
+        (secret("ghs_a", NOW + timedelta(minutes=50)), "ghs_a"),
+        (secret("ghs_a", NOW + timedelta(minutes=5)), None),  # renewed five minutes before
+        (secret("ghs_a", NOW - timedelta(minutes=1)), None),
+        ({"metadata": {}, "data": {"token": "Z2hwXw=="}}, None),  # a personal token kept before
+        ({"metadata": {"annotations": {EXPIRES: "soon"}}, "data": {"token": "eA=="}}, None),
+        (None, None),
+    ],
+)
+def test_a_kept_token_is_reused_until_five_minutes_before_it_expires(
+    kept: dict[str, object] | None, usable: str | None
+) -> None:
+    assert kept_token(kept, NOW) == usable
+
+
+def test_the_kept_secret_carries_the_expiry() -> None:
+    settings = app_settings(
+        GITHUB_APP_ID="1", GITHUB_APP_INSTALLATION_ID="2", GITHUB_APP_PRIVATE_KEY=rsa_pem()
+    )
+    body = manifest(settings, "ghs_x", NOW + timedelta(hours=1))
+    assert body["metadata"]["name"] == "ci-runner-shop-git"
+    assert body["metadata"]["annotations"] == {EXPIRES: "2026-11-01T13:00:00+00:00"}
+    assert body["stringData"] == {"token": "ghs_x"}
+
+
+def client(github: GitHubFake) -> GitHub:
+    return GitHub(app_settings(GITHUB_API_URL=github.url, API_TIMEOUT="2"))
+
+
+def test_the_exchange_and_its_refusals(github: GitHubFake) -> None:
+    github.register_app("4242", public_pem(rsa_pem()), 77)
+    now = datetime.now(UTC)
+    with client(github) as gh:
+        token, expires = gh.installation_token(app_jwt("4242", rsa_pem(), now), 77)
+        after = datetime.now(UTC)  # the fake stamps the hour from its own clock, in between
+        assert token in github.app_tokens
+        assert now + timedelta(minutes=59) < expires <= after + timedelta(hours=1)
+
+        with pytest.raises(GitHubError, match="GitHub refused the App's JWT") as refused:
+            gh.installation_token(app_jwt("4242", rsa_pem("not this app"), now), 77)
+        assert refused.value.exit_code == 3
+        assert "A JSON web token could not be decoded" in str(refused.value)
+        with pytest.raises(ConfigError, match="check GITHUB_APP_INSTALLATION_ID"):
+            gh.installation_token(app_jwt("4242", rsa_pem(), now), 78)
+
+
+def test_the_kept_token_is_where_build_jobs_read_it() -> None:
+    job = build_job(app_settings(GIT_TOKEN="t"), "a" * 40, 1)
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    [ref] = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e]
+    assert ref == {"name": "ci-runner-shop-git", "key": TOKEN_KEY}

@@ -1,0 +1,321 @@
+"""The Kaniko build Job manifest, as a pure function of settings and commit, and the digest
+read back from its pod."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from ci_runner.errors import ConfigError
+from ci_runner.kube import token_secret
+from ci_runner.kube.build_job import build_job, job_name, pushed_digest
+
+from tests.support.settings import app_settings
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def job(**extra: str) -> dict[str, Any]:
+    return build_job(app_settings(**extra), SHA, 1)
+
+
+def container(manifest: dict[str, Any]) -> dict[str, Any]:
+    first: dict[str, Any] = manifest["spec"]["template"]["spec"]["containers"][0]
+    return first
+
+
+def test_kaniko_clones_the_exact_commit_and_pushes_both_tags() -> None:
+    args = container(job(BRANCH="feature/x"))["args"]
+    assert f"--context=git://github.com/acme/shop.git#refs/heads/feature/x#{SHA}" in args
+    assert f"--destination=r.example.com/acme/shop:{SHA}" in args
+    assert "--destination=r.example.com/acme/shop:feature-x-latest" in args
+
+
+def test_job_runs_once_within_the_build_timeout_and_is_cleaned_up() -> None:
+    spec = job(BUILD_TIMEOUT="600")["spec"]
+    assert spec["backoffLimit"] == 0
+    assert spec["activeDeadlineSeconds"] == 600
+    assert spec["ttlSecondsAfterFinished"] > 0
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_labels_name_release_and_commit() -> None:
+    labels = job()["metadata"]["labels"]
+    assert labels["ci-runner.io/release"] == "shop"
+    assert labels["ci-runner.io/commit"] == SHA
+
+
+def test_token_only_as_a_secret_reference() -> None:
+    manifest = job(GIT_TOKEN="fake-super-secret")
+    assert "fake-super-secret" not in json.dumps(manifest)
+    # Kaniko's basic auth: x-access-token and the token as password suits every token kind.
+    user, password = container(manifest)["env"]
+    assert user == {"name": "GIT_USERNAME", "value": "x-access-token"}
+    assert password["name"] == "GIT_PASSWORD"
+    assert password["valueFrom"]["secretKeyRef"] == {"name": "ci-runner-shop-git", "key": "token"}
+    settings = app_settings(GIT_TOKEN="fake-super-secret")
+    secret = token_secret.manifest(settings, "fake-super-secret")
+    assert secret["metadata"]["name"] == "ci-runner-shop-git"
+
+
+def test_public_repo_needs_no_token() -> None:
+    assert "env" not in container(job())
+
+
+def test_registry_secret_is_mounted_as_kaniko_docker_config() -> None:
+    manifest = job(REGISTRY_SECRET="regcred")
+    (mount,) = container(manifest)["volumeMounts"]
+    (volume,) = manifest["spec"]["template"]["spec"]["volumes"]
+    assert mount["mountPath"] == "/kaniko/.docker"
+    assert volume["secret"]["secretName"] == "regcred"
+    assert volume["secret"]["items"] == [{"key": ".dockerconfigjson", "path": "config.json"}]
+
+
+def test_context_sub_path_and_dockerfile() -> None:
+    args = container(job(BUILD_CONTEXT="services/api", DOCKERFILE="build/Dockerfile"))["args"]
+    assert "--context-sub-path=services/api" in args
+    assert "--dockerfile=build/Dockerfile" in args
+
+
+def test_job_names_are_valid_and_distinct_per_attempt() -> None:
+    long_release = "r" * 53
+    names = {job_name(long_release, SHA, n) for n in (1, 2, 3)}
+    assert len(names) == 3
+    assert all(len(n) <= 63 and n[0].isalnum() and n[-1].isalnum() for n in names)
+
+
+# -- issue 10: tuning the build ------------------------------------------------------------
+
+
+settings = app_settings
+
+
+def refusal(**extra: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        settings(**extra)
+    (problem,) = caught.value.problems
+    return problem
+
+
+def test_the_digest_goes_to_the_termination_log_and_a_failure_leaves_the_log_there() -> None:
+    kaniko = container(job())
+    assert "--digest-file=/dev/termination-log" in kaniko["args"]
+    assert kaniko["terminationMessagePath"] == "/dev/termination-log"
+    assert kaniko["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def test_no_cache_no_insecure_flags_and_todays_resources_by_default() -> None:
+    manifest = job()
+    args = container(manifest)["args"]
+    assert not [a for a in args if a.startswith(("--cache", "--insecure", "--skip-tls"))]
+    assert container(manifest)["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}}
+    pod = manifest["spec"]["template"]["spec"]
+    assert not {"nodeSelector", "tolerations", "affinity", "serviceAccountName"} & pod.keys()
+    assert "priorityClassName" not in pod
+
+
+def test_build_cache_pushes_layers_to_image_slash_cache_for_a_week() -> None:
+    args = container(job(BUILD_CACHE="true"))["args"]
+    assert "--cache=true" in args
+    assert "--cache-repo=r.example.com/acme/shop/cache" in args
+    assert "--cache-ttl=168h" in args
+
+
+def test_cache_repo_and_ttl_are_taken_as_given() -> None:
+    args = container(
+        job(BUILD_CACHE="true", CACHE_REPO="cache.example.com/layers/shop", BUILD_CACHE_TTL="72h")
+    )["args"]
+    assert "--cache-repo=cache.example.com/layers/shop" in args
+    assert "--cache-ttl=72h" in args
+    # Without BUILD_CACHE, CACHE_REPO alone turns nothing on.
+    assert not [a for a in container(job(CACHE_REPO="c.io/x"))["args"] if "cache" in a]
+
+
+@pytest.mark.parametrize("ttl", ["1w", "0h", "168", "h", "-1h"])
+def test_a_cache_ttl_that_is_no_duration_is_refused(ttl: str) -> None:
+    assert refusal(BUILD_CACHE_TTL=ttl).startswith("BUILD_CACHE_TTL must be a duration")
+
+
+def test_build_args_always_carry_the_commit_and_branch_then_the_users() -> None:
+    args = container(job(BRANCH="feature/x", BUILD_ARGS="NODE_ENV=production, GREETING=hi there"))[
+        "args"
+    ]
+    build_args = [a for a in args if a.startswith("--build-arg=")]
+    assert build_args == [
+        f"--build-arg=CI_RUNNER_SHA={SHA}",
+        "--build-arg=CI_RUNNER_BRANCH=feature/x",
+        "--build-arg=NODE_ENV=production",
+        "--build-arg=GREETING=hi there",  # one word: no shell splits it
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("NOEQUALS", "BUILD_ARGS entries must be KEY=VALUE"),
+        ("1BAD=x", "BUILD_ARGS entries must be KEY=VALUE"),
+        ("CI_RUNNER_SHA=fake", "BUILD_ARGS may not set CI_RUNNER_SHA: the runner passes it"),
+        ("A=1,CI_RUNNER_BRANCH=x", "BUILD_ARGS may not set CI_RUNNER_BRANCH"),
+    ],
+)
+def test_bad_build_args_are_refused(value: str, message: str) -> None:
+    assert refusal(BUILD_ARGS=value).startswith(message)
+
+
+def test_kaniko_args_are_split_like_a_shell_and_come_last() -> None:
+    args = container(job(KANIKO_ARGS="--snapshot-mode=redo --label 'team=web shop' -v debug"))[
+        "args"
+    ]
+    assert args[-5:] == ["--snapshot-mode=redo", "--label", "team=web shop", "-v", "debug"]
+
+
+@pytest.mark.parametrize(
+    ("value", "flag", "instead"),
+    [
+        ("--context=dir:///workspace", "--context", "REPO and BRANCH"),
+        ("--context dir:///workspace", "--context", "REPO and BRANCH"),
+        ("-c dir:///workspace", "--context", "REPO and BRANCH"),
+        ("--context-sub-path=app", "--context-sub-path", "BUILD_CONTEXT"),
+        ("--dockerfile=other", "--dockerfile", "DOCKERFILE"),
+        ("-f other", "--dockerfile", "DOCKERFILE"),
+        ("--verbosity=info --destination=evil.io/x:1", "--destination", "IMAGE"),
+        ("-d evil.io/x:1", "--destination", "IMAGE"),
+        ("--digest-file=/tmp/d", "--digest-file", "DEPLOY_BY_DIGEST"),
+    ],
+)
+def test_kaniko_args_may_not_set_what_the_runner_sets(value: str, flag: str, instead: str) -> None:
+    problem = refusal(KANIKO_ARGS=value)
+    assert problem.startswith(f"KANIKO_ARGS may not set {flag}: the runner sets it; use {instead}")
+
+
+@pytest.mark.parametrize(
+    ("value", "setting"),
+    [
+        ("--cache=false", "BUILD_CACHE"),
+        ("--cache-repo=x.io/c", "CACHE_REPO"),
+        ("--cache-ttl 1h", "BUILD_CACHE_TTL"),
+    ],
+)
+def test_with_build_cache_on_kaniko_args_may_not_set_the_cache_flags(
+    value: str, setting: str
+) -> None:
+    flag = value.split("=")[0].split()[0]
+    problem = refusal(BUILD_CACHE="true", KANIKO_ARGS=value)
+    assert problem == f"KANIKO_ARGS may not set {flag} while BUILD_CACHE is on: use {setting}"
+    # With the runner's cache off, the user may run Kaniko's cache their own way.
+    assert value.split()[0] in container(job(KANIKO_ARGS=value))["args"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("--oops 'unclosed", "KANIKO_ARGS must split into words as a shell would"),
+        ("redo --snapshot-mode", "KANIKO_ARGS must start with a flag"),
+    ],
+)
+def test_kaniko_args_that_are_not_flags_are_refused(value: str, message: str) -> None:
+    assert refusal(KANIKO_ARGS=value).startswith(message)
+
+
+def test_build_pod_sets_the_kaniko_resources_and_the_pods_placement_and_identity() -> None:
+    chosen = {
+        "resources": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "8Gi"}},
+        "nodeSelector": {"pool": "builds"},
+        "tolerations": [{"key": "builds", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
+        "serviceAccountName": "kaniko-push",
+        "priorityClassName": "low",
+    }
+    manifest = job(BUILD_POD=json.dumps(chosen))
+    pod = manifest["spec"]["template"]["spec"]
+    assert container(manifest)["resources"] == chosen["resources"]
+    for key in ("nodeSelector", "tolerations", "affinity", "serviceAccountName"):
+        assert pod[key] == chosen[key]
+    assert pod["priorityClassName"] == "low"
+    # What the runner relies on stays its own.
+    assert pod["restartPolicy"] == "Never"
+    assert pod["automountServiceAccountToken"] is False
+    assert "resources" not in pod
+
+
+def test_build_pod_resources_alone_keep_the_default_placement() -> None:
+    pod = job(BUILD_POD='{"resources": {"requests": {"cpu": "1"}}}')["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"] == {"requests": {"cpu": "1"}}
+    assert "nodeSelector" not in pod
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('{"hostNetwork": true}', "BUILD_POD may not set 'hostNetwork' (only resources, "),
+        ('{"containers": []}', "BUILD_POD may not set 'containers'"),
+        ('{"nodeSelector": "pool=builds"}', "BUILD_POD nodeSelector must be a JSON object"),
+        ('{"tolerations": {}}', "BUILD_POD tolerations must be a JSON array"),
+        ('{"serviceAccountName": 7}', "BUILD_POD serviceAccountName must be a JSON string"),
+        ("[1, 2]", "BUILD_POD must be a JSON object"),
+        ("{nope", "BUILD_POD must be a JSON object"),
+    ],
+)
+def test_build_pod_refuses_other_keys_by_name_and_wrong_types(value: str, message: str) -> None:
+    assert refusal(BUILD_POD=value).startswith(message)
+
+
+def test_registry_insecure_pushes_over_plain_http() -> None:
+    args = container(job(REGISTRY_INSECURE="true"))["args"]
+    assert "--insecure" in args
+    assert "--skip-tls-verify" in args
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"IMAGE_DIGEST_KEY": "image.digest", "DEPLOY_BY_DIGEST": "false"},
+            "IMAGE_DIGEST_KEY needs DEPLOY_BY_DIGEST on",
+        ),
+        ({"IMAGE_DIGEST_KEY": "image.tag"}, "IMAGE_TAG_KEY and IMAGE_DIGEST_KEY must differ"),
+        (
+            {"IMAGE_DIGEST_KEY": "image.repository"},
+            "IMAGE_REPOSITORY_KEY and IMAGE_DIGEST_KEY must differ",
+        ),
+    ],
+)
+def test_digest_settings_that_contradict_each_other_are_refused(
+    env: dict[str, str], message: str
+) -> None:
+    assert refusal(**env).startswith(message)
+
+
+# -- the digest, read back from the build pod --------------------------------------------
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def pod(message: str | None, exit_code: int = 0, name: str = "kaniko") -> dict[str, Any]:
+    terminated: dict[str, Any] = {"exitCode": exit_code, "reason": "Completed"}
+    if message is not None:
+        terminated["message"] = message
+    status = {"name": name, "state": {"terminated": terminated}}
+    return {"metadata": {"name": "p"}, "status": {"containerStatuses": [status]}}
+
+
+def test_the_digest_comes_from_the_kaniko_containers_termination_message() -> None:
+    assert pushed_digest(pod(DIGEST)) == DIGEST
+    assert pushed_digest(pod(DIGEST + "\n")) == DIGEST
+
+
+@pytest.mark.parametrize(
+    "found",
+    [
+        pod(None),
+        pod(""),
+        pod("error pushing: UNAUTHORIZED", exit_code=1),
+        pod(DIGEST, exit_code=1),
+        pod("sha256:short"),
+        pod(DIGEST, name="sidecar"),
+        {"metadata": {"name": "p"}, "status": {"phase": "Pending"}},
+    ],
+)
+def test_no_digest_unless_kaniko_ended_well_and_wrote_one(found: dict[str, Any]) -> None:
+    assert pushed_digest(found) is None

@@ -1,0 +1,131 @@
+"""State transitions and their ConfigMap form: what a person reads with kubectl."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ci_runner.config import Settings, load
+from ci_runner.kube.state import (
+    ATTEMPTS,
+    BUILT_DIGEST,
+    BUILT_SHA,
+    ETAG,
+    ETAG_SHA,
+    PENDING_SHA,
+    State,
+    from_configmap,
+    status_report,
+    to_configmap,
+)
+
+A = "a" * 40
+SETTINGS = load(
+    Settings, {}, {"REPO": "o/r", "IMAGE": "r.io/o/r", "CHART_PATH": "c", "RELEASE": "r"}
+)
+
+
+def roundtrip(state: State) -> State:
+    body = to_configmap(state, SETTINGS)
+    body["metadata"]["resourceVersion"] = state.resource_version
+    return from_configmap(body)
+
+
+def test_failures_count_and_success_clears() -> None:
+    state = State().attempt_failed(A, "build failed").attempt_failed(A, "build failed again")
+    assert (state.pending_sha, state.attempts, state.last_error) == (A, 2, "build failed again")
+    done = state.deployed(A, "2026-11-25T00:00:00+00:00", 4)
+    assert (done.deployed_sha, done.revision, done.attempts, done.pending_sha) == (A, 4, 0, None)
+
+
+def test_a_built_image_survives_a_failed_deploy() -> None:
+    state = State().built(A).attempt_failed(A, "helm failed")
+    assert (state.built_sha, state.attempts) == (A, 1)
+
+
+DIGEST = "sha256:" + "0f" * 32
+
+
+def test_the_built_digest_is_kept_with_the_built_sha_until_the_deploy() -> None:
+    built = State().built(A, DIGEST).attempt_failed(A, "helm failed")
+    assert (built.built_sha, built.built_digest) == (A, DIGEST)
+    body = to_configmap(built, SETTINGS)
+    assert body["metadata"]["annotations"][BUILT_DIGEST] == DIGEST
+    assert roundtrip(built) == built
+
+    done = built.deployed(A, "2026-11-25T00:00:00+00:00", 2, DIGEST)
+    assert (done.built_sha, done.built_digest, done.deployed_digest) == (None, None, DIGEST)
+    body = to_configmap(done, SETTINGS)
+    assert BUILT_DIGEST not in body["metadata"]["annotations"]
+    assert body["data"]["lastDeployedDigest"] == DIGEST
+    assert status_report(body, SETTINGS)["lastDeployedDigest"] == DIGEST
+
+
+def test_a_failed_build_of_another_commit_drops_the_digest() -> None:
+    state = State().built(A, DIGEST).attempt_failed("b" * 40, "build failed")
+    assert (state.built_sha, state.built_digest) == (None, None)
+
+
+def test_a_deploy_by_tag_records_no_digest() -> None:
+    done = State(deployed_digest=DIGEST).deployed(A, "2026-11-25T00:00:00+00:00", 3, None)
+    assert to_configmap(done, SETTINGS)["data"]["lastDeployedDigest"] == ""
+
+
+def test_configmap_roundtrip_keeps_attempts_in_annotations() -> None:
+    state = State(resource_version="7").with_etag(A, '"etag"').attempt_failed(A, "x")
+    body = to_configmap(state, SETTINGS)
+    assert body["metadata"]["annotations"][PENDING_SHA] == A
+    assert body["metadata"]["annotations"][ATTEMPTS] == "1"
+    assert body["data"]["lastDeployedSha"] == ""
+    assert roundtrip(state) == state
+
+
+def test_long_errors_are_cut() -> None:
+    assert len(State().attempt_failed(A, "x" * 5000).last_error or "") <= 1000
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("data", {"lastDeployedSha": "not-a-sha"}),
+        ("data", {"lastRevision": "-3"}),
+        ("annotations", {PENDING_SHA: "main", ATTEMPTS: "2"}),
+        ("annotations", {PENDING_SHA: A, ATTEMPTS: "-1"}),
+        ("annotations", {PENDING_SHA: A, ATTEMPTS: "many"}),
+        ("annotations", {BUILT_SHA: A.upper()}),
+        ("annotations", {ETAG: '"x"', ETAG_SHA: "HEAD"}),
+        ("annotations", {BUILT_DIGEST: "sha256:latest"}),
+        ("data", {"lastDeployedDigest": "latest"}),
+        ("data", {"lastSkippedSha": "HEAD"}),
+    ],
+)
+def test_a_field_the_runner_did_not_write_is_ignored_with_a_warning(
+    where: str, value: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    cm: dict[str, dict[str, Any]] = {"metadata": {"annotations": {}}, "data": {}}
+    cm["data" if where == "data" else "metadata"].update(
+        value if where == "data" else {"annotations": value}
+    )
+    state = from_configmap(cm)
+    assert state.attempts == 0 or state.pending_sha is None
+    assert state.attempts >= 0
+    assert state.deployed_sha is None and state.built_sha is None and state.etag is None
+    assert state.revision is None
+    assert state.built_digest is None and state.deployed_digest is None
+    assert state.skipped_sha is None
+    assert "is not what the runner writes" in caplog.text
+
+
+def test_status_phases() -> None:
+    def phase(state: State) -> str:
+        cm = to_configmap(state, SETTINGS)
+        return str(status_report(cm, SETTINGS)["phase"])
+
+    assert status_report(None, SETTINGS)["phase"] == "none"
+    assert phase(State()) == "none"
+    assert phase(State().deployed(A, "t", 1)) == "deployed"
+    assert phase(State().attempt_failed(A, "x")) == "failing"
+    assert (
+        phase(State().attempt_failed(A, "x").attempt_failed(A, "x").attempt_failed(A, "x"))
+        == "given-up"
+    )

@@ -1,0 +1,59 @@
+"""The cycle's decision, as a pure function of (head, state, settings)."""
+
+from __future__ import annotations
+
+from ci_runner.kube.state import State
+from ci_runner.run.plan import Action, decide
+
+A = "a" * 40
+B = "b" * 40
+
+
+def test_first_run_builds_and_deploys() -> None:
+    plan = decide(A, State(), max_attempts=3)
+    assert (plan.action, plan.attempt) == (Action.BUILD_AND_DEPLOY, 1)
+
+
+def test_deployed_head_is_nothing_to_do() -> None:
+    assert decide(A, State(deployed_sha=A), 3).action is Action.NOTHING
+
+
+def test_new_commit_after_a_deploy_builds() -> None:
+    assert decide(B, State(deployed_sha=A), 3).action is Action.BUILD_AND_DEPLOY
+
+
+def test_attempts_count_up_to_giving_up() -> None:
+    assert decide(B, State(pending_sha=B, attempts=2), 3).attempt == 3
+    given_up = decide(B, State(pending_sha=B, attempts=3, last_error="boom"), 3)
+    assert given_up.action is Action.GIVEN_UP
+    assert "boom" in given_up.reason
+
+
+def test_attempts_on_another_commit_do_not_count() -> None:
+    assert decide(B, State(pending_sha=A, attempts=3), 3).action is Action.BUILD_AND_DEPLOY
+
+
+def test_retry_after_a_failed_deploy_does_not_rebuild() -> None:
+    plan = decide(B, State(pending_sha=B, attempts=1, built_sha=B), 3)
+    assert (plan.action, plan.attempt) == (Action.DEPLOY, 2)
+
+
+def test_retry_without_rebuild_deploys_the_recorded_digest() -> None:
+    digest = "sha256:" + "1" * 64
+    plan = decide(B, State(pending_sha=B, attempts=1, built_sha=B, built_digest=digest), 3)
+    assert (plan.action, plan.digest) == (Action.DEPLOY, digest)
+    assert decide(A, State(built_sha=B, built_digest=digest), 3).digest is None
+
+
+def test_force_overrides_deployed_and_given_up() -> None:
+    assert decide(A, State(deployed_sha=A), 3, force=True).action is Action.BUILD_AND_DEPLOY
+    assert decide(B, State(pending_sha=B, attempts=3), 3, force=True).acts
+
+
+def test_a_skipped_head_is_nothing_to_do_until_forced_or_a_new_commit() -> None:
+    state = State(deployed_sha=A, skipped_sha=B)
+    plan = decide(B, state, 3)
+    assert plan.action is Action.NOTHING
+    assert "was skipped" in plan.reason
+    assert decide(B, state, 3, force=True).action is Action.BUILD_AND_DEPLOY
+    assert decide("c" * 40, state, 3).action is Action.BUILD_AND_DEPLOY
