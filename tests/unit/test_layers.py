@@ -135,3 +135,10 @@ def test_the_graph_sees_the_imports() -> None:
     assert "run.cycle" in GRAPH["cli"]
     assert "kube.client" in GRAPH["kube.state"]
     assert "config" in GRAPH["run.cycle"]
+
+
+def test_every_subpackage_ships() -> None:
+    """setup.cfg's ``find:`` takes only folders with an ``__init__.py``: without one, a folder
+    works from a checkout and is missing from the wheel the image installs."""
+    folders = {path.parent for path in PACKAGE.rglob("*.py") if "__pycache__" not in path.parts}
+    assert not [f for f in folders if not (f / "__init__.py").exists()]

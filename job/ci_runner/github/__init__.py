@@ -1,0 +1,1 @@
+"""GitHub: the one request path (auth, ETags, retries, rate limits), App auth, answers, probes."""

@@ -1,0 +1,1 @@
+"""helm: the helm process and its lifetime, values merging, probes."""

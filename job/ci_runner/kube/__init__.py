@@ -1,0 +1,1 @@
+"""Kubernetes: the client, the state ConfigMap, the Lease, Events, the build Job and its watch."""

@@ -1,0 +1,1 @@
+"""One run: the pure plan, the cycle that carries it out, and the commands built on them."""
