@@ -180,7 +180,7 @@ def test_notes_say_who_creates_the_deploy_namespace(installed: Installed) -> Non
     assert "or helm creates them" not in notes
     assert "Each deploy namespace must exist before this chart is installed" in notes
     if installed.env["CREATE_NAMESPACE"] == "true":
-        assert "may get and create namespaces only because helm's --create-namespace" in notes
+        assert "may get and create namespaces only to create an app's deploy namespace" in notes
     else:
         assert "CREATE_NAMESPACE=false and may not read or create namespaces" in notes
     assert "`ci-runner check`" in notes

@@ -339,7 +339,7 @@ class Settings(StateSettings):
     )
     create_namespace: bool = setting(
         "CREATE_NAMESPACE",
-        "Pass helm --create-namespace (needs get/create on namespaces); false: DEPLOY_NS must "
+        "Create DEPLOY_NS when it is missing (needs get/create on namespaces); false: it must "
         "exist.",
         default=True,
         parse=p.boolean,

@@ -116,7 +116,6 @@ def command_line(settings: Settings, chart: str, helm4: bool) -> str:
         "--install",
         "--namespace",
         s.deploy_namespace,
-        *(["--create-namespace"] if s.create_namespace else []),
         rollback,
         "--wait",
         "--wait-for-jobs",
@@ -201,7 +200,7 @@ class Deploy:
             self.values,
             atomic=True,
             atomic_arg="--rollback-on-failure" if helm4 else "--atomic",  # renamed in helm 4
-            create_namespace=s.create_namespace,
+            create_namespace=False,  # the cycle creates a missing one (Kube.ensure_namespace)
             namespace=s.deploy_namespace,
             timeout=f"{s.helm_timeout}s",
             wait=True,

@@ -187,6 +187,34 @@ class Kube:
             raise
         return True
 
+    def ensure_namespace(self, name: str, setting: str) -> bool:
+        """Create namespace ``name`` unless it exists; True when this call created it.
+
+        The runner creates the deploy namespace itself rather than passing helm
+        ``--create-namespace``: helm 4 applies that namespace server-side (a PATCH, so it needs
+        ``patch`` on namespaces, which would let the runner relabel any namespace's Pod
+        Security level), and helm 3 POSTs it even when it exists. Found on kube-apiserver
+        v1.37.2 with the chart's grants (get, create on namespaces)."""
+        exists = self.namespace_exists(name)
+        if exists or exists is None:  # None: not ours to read; helm names it if it is missing
+            return False
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        try:
+            self.request("POST", NAMESPACES_PATH, f"creating namespace {name}", body=body)
+        except Conflict:
+            return False  # created meanwhile: just as good
+        except KubernetesError as e:
+            if e.status != 403:
+                raise
+            raise ConfigError(
+                [
+                    f"{setting} namespace {name!r} does not exist and this identity may not create "
+                    f"it: create it (`kubectl create namespace {name}`) or grant create on "
+                    "namespaces"
+                ]
+            ) from e
+        return True
+
     def create(self, kind: Kind, body: Obj) -> Obj:
         """Create ``body``; Conflict when it exists already."""
         meta = body["metadata"]

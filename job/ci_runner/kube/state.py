@@ -31,6 +31,7 @@ BUILT_SHA = ANNOTATION + "built-sha"
 BUILT_DIGEST = ANNOTATION + "built-digest"
 ETAG = ANNOTATION + "github-etag"
 ETAG_SHA = ANNOTATION + "github-etag-sha"
+OUR_LABELS = ("app.kubernetes.io/managed-by", "ci-runner.io/release")
 MAX_ERROR = 1000
 WRITE_TRIES = 3
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -60,6 +61,10 @@ class State:
     resource_version: str | None = None
     uid: str | None = None
     """The ConfigMap's uid: Events name it, so ``kubectl describe configmap`` lists them."""
+    others_annotations: tuple[tuple[str, str], ...] = ()
+    """Annotations another writer put on the ConfigMap (a person's note, a policy tool's
+    stamp): written back as they were read, since a write replaces the whole object."""
+    others_labels: tuple[tuple[str, str], ...] = ()
 
     def attempts_for(self, sha: str) -> int:
         """Attempts already spent on ``sha``."""
@@ -157,6 +162,16 @@ def from_configmap(cm: Obj | None) -> State:
         etag_sha=etag_sha,
         resource_version=cm["metadata"].get("resourceVersion"),
         uid=cm["metadata"].get("uid"),
+        others_annotations=tuple(
+            sorted((k, v) for k, v in notes.items() if not k.startswith(ANNOTATION))
+        ),
+        others_labels=tuple(
+            sorted(
+                (k, v)
+                for k, v in (cm["metadata"].get("labels") or {}).items()
+                if k not in OUR_LABELS
+            )
+        ),
     )
 
 
@@ -188,10 +203,14 @@ def to_configmap(state: State, settings: Settings) -> Obj:
         "name": settings.state_configmap,
         "namespace": settings.cicd_namespace,
         "labels": {
+            **dict(state.others_labels),
             "app.kubernetes.io/managed-by": "ci-runner",
             "ci-runner.io/release": settings.release,
         },
-        "annotations": {k: v for k, v in annotations.items() if v is not None},
+        "annotations": {
+            **dict(state.others_annotations),
+            **{k: v for k, v in annotations.items() if v is not None},
+        },
     }
     if state.resource_version:
         metadata["resourceVersion"] = state.resource_version

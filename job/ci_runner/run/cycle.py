@@ -277,6 +277,8 @@ class Cycle:
         """helm upgrade --install, rolled back by helm on failure; then the record."""
         s = self.settings
         self.lease.check()
+        if s.create_namespace and self.kube.ensure_namespace(s.deploy_namespace, "DEPLOY_NS"):
+            log.info("created namespace %s", s.deploy_namespace)
         self.report.deploying(plan.sha)
         try:
             revision = deploy.run()

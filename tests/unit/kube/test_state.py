@@ -129,3 +129,17 @@ def test_status_phases() -> None:
         phase(State().attempt_failed(A, "x").attempt_failed(A, "x").attempt_failed(A, "x"))
         == "given-up"
     )
+
+
+def test_what_another_writer_put_on_the_configmap_is_written_back() -> None:
+    """A write replaces the whole ConfigMap: a person's annotation or a policy tool's label
+    read with the state must go back with it (found on a real API server: it was lost)."""
+    cm = to_configmap(State(pending_sha="a" * 40, attempts=1), SETTINGS)
+    cm["metadata"]["annotations"]["team.example.com/note"] = "looking into it"
+    cm["metadata"]["labels"]["policy.example.com/owner"] = "web"
+    cm["metadata"]["resourceVersion"] = "7"
+    again = to_configmap(from_configmap(cm).attempt_failed("a" * 40, "boom"), SETTINGS)
+    assert again["metadata"]["annotations"]["team.example.com/note"] == "looking into it"
+    assert again["metadata"]["annotations"]["ci-runner.io/attempts"] == "2"
+    assert again["metadata"]["labels"]["policy.example.com/owner"] == "web"
+    assert again["metadata"]["labels"]["ci-runner.io/release"] == SETTINGS.release

@@ -78,6 +78,9 @@ class HeldBuild:
     def query(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         return []
 
+    def ensure_namespace(self, *args: Any) -> bool:
+        return False  # the deploy namespace exists
+
     def watch(self, *args: Any) -> list[tuple[str, dict[str, Any]]]:
         self.watches += 1
         assert self.watches == 1, "watched on after the SIGTERM"
