@@ -59,13 +59,21 @@ class StateSettings:
         parse=p.positive,
         metavar="SECONDS",
     )
-    verify_ssl: bool = setting(
+    verify_ssl: bool | None = setting(
         "VERIFY_SSL",
-        "Check the TLS certificates of the Kubernetes API and GitHub.",
-        default=True,
+        "Check TLS certificates: true or false for the Kubernetes API, GitHub and NOTIFY_URL; "
+        "unset: the kubeconfig decides for Kubernetes (insecure-skip-tls-verify), GitHub and "
+        "NOTIFY_URL are checked.",
+        default=None,
         parse=p.boolean,
         metavar="BOOLEAN",
     )
+
+    @property
+    def verify_https(self) -> bool:
+        """Whether GitHub's and NOTIFY_URL's certificates are checked (no kubeconfig speaks for
+        them): only an explicit VERIFY_SSL=false turns that off."""
+        return self.verify_ssl is not False
     log_format: str = setting(
         "LOG_FORMAT",
         "text, or json (one object per line).",

@@ -39,7 +39,7 @@ class GitHub:
         self._repo = settings.repo
         self._timeout = settings.api_timeout
         self._session = requests.Session()
-        self._session.verify = settings.verify_ssl
+        self._session.verify = settings.verify_https
         self._session.headers["User-Agent"] = "ci-runner"
         self._session.headers["X-GitHub-Api-Version"] = "2022-11-28"
         if settings.git_token:

@@ -172,7 +172,8 @@ class Deploy:
         s = self.settings
         command = pyhelm3.Command(
             executable=require_helm(),
-            insecure_skip_tls_verify=not s.verify_ssl,
+            # unset: helm reads the kubeconfig's insecure-skip-tls-verify itself
+            insecure_skip_tls_verify=s.verify_ssl is False,
             default_timeout=f"{s.helm_timeout}s",
         )
         # One Client for the run: its constructor runs `helm version`, which picks the flag.

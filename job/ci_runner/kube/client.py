@@ -71,7 +71,7 @@ NAMESPACES_PATH = "/api/v1/namespaces"
 LEASES = Kind("Lease", "coordination.k8s.io/v1", "leases")
 
 
-def connect(verify_ssl: bool, timeout: float) -> Kube:
+def connect(verify_ssl: bool | None, timeout: float) -> Kube:
     """A Kube from the in-cluster config, else the kubeconfig (``KUBECONFIG`` honoured)."""
     configuration = Configuration()
     try:
@@ -87,11 +87,12 @@ def connect(verify_ssl: bool, timeout: float) -> Kube:
                     f"{path} ({shorten(str(e), 200)})"
                 ]
             ) from e
-    configuration.verify_ssl = verify_ssl
+    if verify_ssl is not None:  # unset: what the kubeconfig says (insecure-skip-tls-verify)
+        configuration.verify_ssl = verify_ssl
     # No silent urllib3 retries: they would repeat a request the server may have acted on.
     # Kube retries only what never reached the server (see _NOT_SENT).
     configuration.retries = False
-    if not verify_ssl:
+    if not configuration.verify_ssl:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     api = ApiClient(configuration)
     # Our own name in the API server's audit log, and how the tests tell our requests apart.

@@ -148,7 +148,7 @@ class Reporter:
         assert s.notify_url is not None
         try:
             answer = requests.post(
-                s.notify_url, json=body, timeout=s.api_timeout, verify=s.verify_ssl
+                s.notify_url, json=body, timeout=s.api_timeout, verify=s.verify_https
             )
         except requests.RequestException as e:
             # The exception's text can hold the URL, itself a secret (a Slack webhook).

@@ -27,7 +27,8 @@ def test_defaults() -> None:
     assert (s.max_attempts, s.build_timeout, s.helm_timeout) == (3, 1800, 300)
     assert s.state_configmap == "ci-runner-shop"
     assert s.kaniko_image == DEFAULT_KANIKO_IMAGE
-    assert s.verify_ssl is True
+    assert s.verify_ssl is None  # the kubeconfig decides
+    assert s.verify_https is True
     assert s.github_host == "github.com"
     assert s.token_secret_name is None
 
