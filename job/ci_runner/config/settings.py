@@ -74,6 +74,7 @@ class StateSettings:
         """Whether GitHub's and NOTIFY_URL's certificates are checked (no kubeconfig speaks for
         them): only an explicit VERIFY_SSL=false turns that off."""
         return self.verify_ssl is not False
+
     log_format: str = setting(
         "LOG_FORMAT",
         "text, or json (one object per line).",
