@@ -201,7 +201,12 @@ def check(output: str, **options: Any) -> None:
 @main.command(epilog=EXIT_CODES)
 @setting_options(StateSettings)
 @click.option(
-    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
+    "--output",
+    "-o",
+    # text, as `check -o` says; `table` (its first name) is still taken
+    type=click.Choice(["text", "json", "table"]),
+    default="text",
+    show_default=True,
 )
 def status(output: str, **options: Any) -> None:
     """Show the state of a release: what is deployed and the attempts on the commit under way."""

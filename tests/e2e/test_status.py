@@ -35,6 +35,9 @@ def test_status_table_and_events_after_a_deploy(app: App, emulator: Any) -> None
     assert lines["lastDeployedSha"] == app.heads[0]
     assert lines["pendingSha"] == "-"
     assert lines["maxRetries"] == "3"
+    # -o text|json as `check` says it; `table`, its first name, still works
+    for output in ("text", "table"):
+        assert app.cli("status", "--output", output).stdout == table.stdout
     events = emulator.list("v1", "events", app.cicd)
     assert [(e["reason"], e["type"]) for e in events] == [("Deployed", "Normal")]
     assert events[0]["involvedObject"]["name"] == f"ci-runner-{RELEASE}"
