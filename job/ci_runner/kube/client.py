@@ -270,7 +270,8 @@ class Kube:
                     event = json.loads(line)
                     obj = event.get("object") or {}
                     if event.get("type") == "ERROR":  # e.g. 410 Gone, as a Status object
-                        raise error(int(obj.get("code") or 0), doing, _message(0, line, None))
+                        message = _message(0, json.dumps(obj), obj.get("reason"))
+                        raise error(int(obj.get("code") or 0), doing, message)
                     yield str(event.get("type")), obj
         finally:
             response.response.release_conn()
