@@ -96,7 +96,7 @@ def stuck(
     for event in events:
         if event.get("reason") in HOPELESS_EVENTS:
             message = shorten(str(event.get("message") or ""), 300)
-            return Verdict(False, f"{event['reason']}: {message}")
+            return Verdict(False, f"{event['reason']}: {message}{_fix(message)}")
     if pod is None:
         return None
     status = pod.get("status") or {}
@@ -113,6 +113,16 @@ def stuck(
                     False, f"the build pod cannot be scheduled for {int(grace)}s: {message}"
                 )
     return None
+
+
+def _fix(message: str) -> str:
+    """What to do about a refusal whose cause we can name."""
+    if "violates PodSecurity" in message:  # the admission plugin's wording (pod-security-admission)
+        return (
+            " (Kaniko runs as root: label the CICD namespace "
+            "pod-security.kubernetes.io/enforce=baseline)"
+        )
+    return ""
 
 
 def unschedulable(pod: Obj | None) -> bool:

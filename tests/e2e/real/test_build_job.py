@@ -67,6 +67,7 @@ def test_a_restricted_cicd_namespace_refuses_kaniko_and_the_runner_says_why(app:
     assert done.code == 1, done.output
     assert "FailedCreate" in done.stderr
     assert "violates PodSecurity" in done.stderr
+    assert "label the CICD namespace pod-security.kubernetes.io/enforce=baseline" in done.stderr
     assert "violates PodSecurity" in app.status()["lastError"]
 
 
