@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client, watch
 
 from tests.cluster.controlplane import DIGEST
-from tests.e2e.appkit import IMAGE, RELEASE, REPO, App
+from tests.e2e.appkit import DEPLOYMENT, IMAGE, RELEASE, REPO, App
 from tests.support import charts
 
 KWOK = os.environ.get("CI_RUNNER_TEST_KWOK") == "1"
@@ -28,6 +29,15 @@ CHART_RELEASE = "ci"
 SERVICE_ACCOUNT = f"{CHART_RELEASE}-{RELEASE}"
 """The runner's ServiceAccount the product chart makes for the app (``<release>-<app>``)."""
 __all__ = ["DIGEST", "KWOK", "SERVICE_ACCOUNT", "fate"]
+
+# The app's chart with a Deployment of one replica: kwok makes its pod Ready; or never Ready.
+ONE_REPLICA = DEPLOYMENT.replace("replicas: 0", "replicas: 1")
+NEVER_READY = ONE_REPLICA.replace(
+    "      containers:",
+    "      tolerations: [{key: ci-runner.test/fate, operator: Equal, value: pull-error,"
+    " effect: NoSchedule}]\n      containers:",
+)
+TEMPLATE = "deploy/chart/templates/deployment.yaml"
 
 
 def require_real(app: App) -> None:
@@ -144,3 +154,16 @@ def secret_data(app: App, name: str, namespace: str) -> dict[str, str]:
         kubectl(app, "get", "secret", name, "--namespace", namespace, "--output", "json").stdout
     )
     return {k: base64.b64decode(v).decode() for k, v in (found.get("data") or {}).items()}
+
+
+def wait_for_pending_upgrade(app: App) -> None:
+    """Block (a watch) until helm has marked the release pending-upgrade."""
+    with app.api() as api:
+        for _ in watch.Watch().stream(
+            client.CoreV1Api(api).list_namespaced_secret,
+            app.deploy_ns,
+            label_selector=f"owner=helm,name={RELEASE},status=pending-upgrade",
+            timeout_seconds=60,
+        ):
+            return
+    raise AssertionError("helm never marked the release pending-upgrade")

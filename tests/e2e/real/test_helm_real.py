@@ -7,20 +7,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from kubernetes import client, watch
 
-from tests.e2e.appkit import DEPLOYMENT, RELEASE, App
-from tests.e2e.real.realkit import kubectl, require_kwok
+from tests.e2e.appkit import RELEASE, App
+from tests.e2e.real.realkit import (
+    NEVER_READY,
+    ONE_REPLICA,
+    TEMPLATE,
+    kubectl,
+    require_kwok,
+    wait_for_pending_upgrade,
+)
 
 pytestmark = pytest.mark.helm
-
-ONE_REPLICA = DEPLOYMENT.replace("replicas: 0", "replicas: 1")
-NEVER_READY = ONE_REPLICA.replace(
-    "      containers:",
-    "      tolerations: [{key: ci-runner.test/fate, operator: Equal, value: pull-error,"
-    " effect: NoSchedule}]\n      containers:",
-)
-TEMPLATE = "deploy/chart/templates/deployment.yaml"
 
 
 def ready_replicas(app: App) -> int:
@@ -61,16 +59,7 @@ def test_a_release_left_pending_by_a_killed_run_is_recovered(app: App) -> None:
     assert app.run().code == 0
     app.push({TEMPLATE: NEVER_READY}, message="never ready")
     process = app.start(HELM_TIMEOUT="300")
-    with app.api() as api:  # wait (a watch) until helm has marked the release pending-upgrade
-        for _ in watch.Watch().stream(
-            client.CoreV1Api(api).list_namespaced_secret,
-            app.deploy_ns,
-            label_selector=f"owner=helm,name={RELEASE},status=pending-upgrade",
-            timeout_seconds=60,
-        ):
-            break
-        else:
-            raise AssertionError("helm never marked the release pending-upgrade")
+    wait_for_pending_upgrade(app)
     app.kill_like_a_node_loss(process)
     app.expire_lease()
 

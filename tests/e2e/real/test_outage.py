@@ -12,23 +12,18 @@ import pytest
 from kubernetes import client, watch
 
 from tests.e2e.appkit import RELEASE, App
-from tests.e2e.real.realkit import fate, kubectl, require_kwok
-from tests.e2e.real.test_helm_real import NEVER_READY, ONE_REPLICA, TEMPLATE
+from tests.e2e.real.realkit import (
+    NEVER_READY,
+    ONE_REPLICA,
+    TEMPLATE,
+    fate,
+    kubectl,
+    require_kwok,
+    wait_for_pending_upgrade,
+)
 
 pytestmark = pytest.mark.helm
 PLANE = os.environ.get("CI_RUNNER_TEST_PLANE_PID", "")
-
-
-def wait_for_pending_upgrade(app: App) -> None:
-    with app.api() as api:
-        for _ in watch.Watch().stream(
-            client.CoreV1Api(api).list_namespaced_secret,
-            app.deploy_ns,
-            label_selector=f"owner=helm,name={RELEASE},status=pending-upgrade",
-            timeout_seconds=60,
-        ):
-            return
-    raise AssertionError("helm never marked the release pending-upgrade")
 
 
 def wait_for_second_build(app: App) -> None:
