@@ -53,36 +53,62 @@ CICD_GRANTS = [
 ]
 
 
+def take_away(
+    app: App, tmp_path: Path, role_name: str, namespace: str, resource: str, verb: str | None = None
+) -> None:
+    """Remove ``verb`` (every verb when None) on ``resource`` from a Role of the chart."""
+    body = role(app, role_name, namespace)
+    rules: list[dict[str, Any]] = body["rules"]
+    for rule in rules:
+        if resource in rule["resources"]:
+            if verb is None:
+                rule["resources"] = [r for r in rule["resources"] if r != resource]
+            else:
+                rule["verbs"] = [v for v in rule["verbs"] if v != verb]
+    body["rules"] = [r for r in rules if r["verbs"] and r["resources"]]
+    replace_role(app, body, tmp_path)
+
+
 @pytest.mark.parametrize(("resource", "verb", "later"), CICD_GRANTS)
 def test_each_grant_a_deploy_needs_is_needed(
     app: App, helm_bin: str, tmp_path: Path, resource: str, verb: str, later: bool
 ) -> None:
     """Take one verb away from the chart's Role: the run fails at the step that needs it, says
-    what it was doing and that it was forbidden, and deploys nothing."""
+    what it was doing and that it was forbidden, and does not deploy the commit."""
     require_kwok(app)
     install_chart(app, helm_bin, tmp_path)
     if later:
         assert app.run(**as_service_account(app, tmp_path)).code == 0
-        kubectl(app, "delete", "namespace", app.deploy_ns, "--wait=true")
-        kubectl(app, "create", "namespace", app.deploy_ns)
-        app.push({"README.md": "next"})
-    body = role(app, SERVICE_ACCOUNT, app.cicd)
-    rules: list[dict[str, Any]] = body["rules"]
-    for rule in rules:
-        if resource in rule["resources"]:
-            rule["verbs"] = [v for v in rule["verbs"] if v != verb]
-    body["rules"] = [r for r in rules if r["verbs"]]
-    replace_role(app, body, tmp_path)
+    head = app.push({"README.md": "next"})
+    take_away(app, tmp_path, SERVICE_ACCOUNT, app.cicd, resource, verb)
 
     done = app.run(**as_service_account(app, tmp_path))
     assert done.code != 0, done.output
     assert "forbidden" in done.stderr.lower(), done.stderr
     assert resource.rstrip("s") in done.stderr.lower(), done.stderr
-    deployed = kubectl(app, "get", "deployment", RELEASE, "-n", app.deploy_ns, check=False)
+    deployed = kubectl(
+        app, "get", "deployment", RELEASE, "-n", app.deploy_ns, "-o", "yaml", check=False
+    ).stdout
     if (resource, verb) == ("configmaps", "update"):  # the record after helm: documented exit 3
         assert done.code == 3 and "but the state was not recorded" in done.stderr, done.stderr
     else:
-        assert deployed.returncode != 0, "deployed without the grant"
+        assert head not in deployed, "deployed without the grant"
+
+
+@pytest.mark.parametrize("resource", ["secrets", "deployments", "services"])
+def test_each_grant_helm_needs_in_the_deploy_namespace_is_needed(
+    app: App, helm_bin: str, tmp_path: Path, resource: str
+) -> None:
+    """helm's grants in the deploy namespace: its release Secrets and the chart's kinds. Without
+    one, the deploy fails as the commit's attempt, naming what was forbidden."""
+    require_kwok(app)
+    install_chart(app, helm_bin, tmp_path)
+    take_away(app, tmp_path, f"{SERVICE_ACCOUNT}-deploy", app.deploy_ns, resource)
+    done = app.run(**as_service_account(app, tmp_path))
+    assert done.code == 1, done.output
+    assert "forbidden" in done.stderr.lower(), done.stderr
+    assert f'cannot create resource "{resource}"' in done.stderr or resource in done.stderr
+    assert app.status()["lastDeployedSha"] is None
 
 
 def test_a_manual_run_from_the_charts_cronjob_is_what_the_runner_needs(
