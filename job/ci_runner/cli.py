@@ -38,6 +38,7 @@ Exit codes:
   1  this cycle's build or deploy failed (an attempt was counted)
   2  configuration or usage error; nothing was touched
   3  an outside service failed (GitHub or the Kubernetes API); state unchanged
+  143  stopped by SIGTERM: helm told to stop, the Lease released
 """
 
 F = TypeVar("F", bound=Callable[..., Any])

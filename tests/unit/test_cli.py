@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import click
 import pytest
@@ -20,8 +22,14 @@ def test_help_documents_the_exit_codes(command: list[str]) -> None:
         "1  this cycle's build or deploy failed",
         "2  configuration or usage error",
         "3  an outside service failed",
+        "143  stopped by SIGTERM",
     ):
         assert line in result.output
+    # every code the README's table documents
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Exit codes", 1)[1].split("###", 1)[0]
+    for code in re.findall(r"^\| (\d+) \|", section, re.M):
+        assert f"  {code}  " in result.output, code
 
 
 @pytest.mark.parametrize(("command", "kind"), [("run", Settings), ("status", StateSettings)])
