@@ -20,7 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from . import __version__, checklist, logs, stopping
-from .config import OBSOLETE, Settings, StateSettings, given_secrets, load, table
+from .config import OBSOLETE, Settings, StateSettings, given_secrets, load, misspelt, table
 from .errors import CiRunnerError
 from .run import cycle
 from .run.status import release_status
@@ -151,6 +151,8 @@ def run(dry_run: bool, force: bool, verbose: bool, **options: Any) -> None:
     for name, replacement in OBSOLETE.items():
         if os.environ.get(name):
             log.warning("%s is ignored: %s", name, replacement)
+    for variable, setting in misspelt(Settings, os.environ):
+        log.warning("%s is no setting and is ignored: did you mean %s?", variable, setting)
     try:
         outcome = cycle.run(settings, dry_run=dry_run, force=force)
     except CiRunnerError as e:

@@ -43,6 +43,16 @@ def test_status_table_and_events_after_a_deploy(app: App, emulator: Any) -> None
     assert events[0]["involvedObject"]["name"] == f"ci-runner-{RELEASE}"
 
 
+def test_a_typod_setting_is_named_with_the_one_it_resembles(app: App) -> None:
+    done = app.run("--dry-run", MAX_RETRY="5", REGISTRY_SECERT="push")
+    assert done.code == 0, done.output
+    assert "MAX_RETRY is no setting and is ignored: did you mean MAX_RETRIES?" in done.stderr
+    assert (
+        "REGISTRY_SECERT is no setting and is ignored: did you mean REGISTRY_SECRET?" in done.stderr
+    )
+    assert done.stderr.count("is no setting") == 2  # the test's own environment raises none
+
+
 def test_old_loop_settings_are_ignored_with_a_warning(app: App) -> None:
     done = app.run("--dry-run", INTERVAL="60", STATE_PATH="/data/state.json")
     assert done.code == 0

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from ..errors import ConfigError
 from . import parse as p
-from .settings import Settings, StateSettings, table
+from .settings import OBSOLETE, Settings, StateSettings, table
 
 S = TypeVar("S", bound=StateSettings)
 
@@ -119,3 +119,43 @@ def credential_problems(values: dict[str, Any]) -> list[str]:
         if problem:
             problems.append(f"GITHUB_APP_PRIVATE_KEY {problem}")
     return problems
+
+
+def _edits(a: str, b: str) -> int:
+    """Edits (insert, delete, replace, swap two neighbours) that turn ``a`` into ``b``: the
+    optimal string alignment distance, small enough here not to want a library."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        row = [i]
+        for j, y in enumerate(b, 1):
+            cost = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (x != y))
+            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                cost = min(cost, previous2[j - 2] + 1)
+            row.append(cost)
+        previous2, previous = previous, row
+    return previous[-1]
+
+
+def misspelt(kind: type[StateSettings], environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(variable, setting) for each variable that is no setting but is within two edits of an
+    unset one (one edit for names under five letters), or (for eight letters or more) one edit
+    from the start of one:
+    ``IMAGES`` for ``IMAGE``, ``REGISTRY_SECERT`` for ``REGISTRY_SECRET``, ``MAX_RETRY`` for
+    ``MAX_RETRIES``. A typo'd setting is otherwise silently ignored, and its default used."""
+    names = [spec.env for _, spec in table(kind)]
+    unset = [name for name in names if not environ.get(name)]
+    found = []
+    for variable in environ:
+        if variable in names or variable in OBSOLETE or not variable.isupper():
+            continue
+        limit = 2 if len(variable) >= 5 else 1
+        close = [
+            name
+            for name in unset
+            if _edits(variable, name) <= limit
+            or (len(variable) >= 8 and _edits(variable, name[: len(variable)]) <= 1)
+        ]
+        if close:
+            found.append((variable, min(close, key=lambda name: _edits(variable, name))))
+    return sorted(found)
