@@ -49,7 +49,10 @@ def setting_options(kind: type[StateSettings]) -> Callable[[F], F]:
     """One option per setting of ``kind``, with its type, environment variable and default."""
 
     def decorate(command: F) -> F:
-        for f, spec in reversed(table(kind)):
+        # Required settings first in --help, the rest in the table's order (click lists options
+        # in the order they are added, so they are added last to first).
+        ordered = sorted(table(kind), key=lambda row: not row[1].required)
+        for f, spec in reversed(ordered):
             notes = [f"env: {spec.env}"]
             if spec.required:
                 notes.append("required")

@@ -87,3 +87,10 @@ def test_with_json_logs_a_configuration_error_is_one_json_object() -> None:
     assert result.exit_code == 2
     (line,) = result.output.strip().splitlines()
     assert json.loads(line)["message"].startswith("RELEASE is required")
+
+
+def test_help_lists_the_required_settings_first() -> None:
+    result = CliRunner().invoke(main, ["run", "--help"])
+    options = re.findall(r"^  (--[a-z-]+)", result.output, re.M)
+    required = [spec.option for _, spec in table(Settings) if spec.required]
+    assert options[: len(required)] == required
