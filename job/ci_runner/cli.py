@@ -23,7 +23,7 @@ from . import __version__, checklist, logs, stopping
 from .config import OBSOLETE, Settings, StateSettings, given_secrets, load, misspelt, table
 from .errors import CiRunnerError
 from .run import cycle
-from .run.status import release_status
+from .run.status import release_history, release_status
 
 log = logging.getLogger("ci_runner")
 
@@ -229,3 +229,26 @@ def status(output: str, **options: Any) -> None:
         width = max(len(k) for k in report)
         for key, value in report.items():
             click.echo(f"{key:<{width}}  {'-' if value is None else value}")
+
+
+@main.command(epilog=EXIT_CODES)
+@setting_options(StateSettings)
+@click.option(
+    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def history(output: str, **options: Any) -> None:
+    """Show a release's recorded deploys, newest first: commit, helm revision, time, image
+    digest, and how it was deployed (HISTORY_LIMIT of them)."""
+    where = _load(StateSettings, options, [])
+    try:
+        deploys = release_history(where)
+    except CiRunnerError as e:
+        _fail(e, [], as_json=where.log_format == "json")
+    if output == "json":
+        click.echo(json.dumps(deploys, indent=2))
+        return
+    if not deploys:
+        click.echo(f"no deploys recorded for release {where.release} in {where.cicd_namespace}")
+    for d in deploys:
+        pinned = d["digest"] or "(by tag)"
+        click.echo(f"{d['sha'][:12]}  revision {d['revision']}  {d['at']}  {d['how']}  {pinned}")

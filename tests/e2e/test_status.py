@@ -74,3 +74,23 @@ def test_python_dash_m_and_the_console_script_agree(app: App) -> None:
     assert module.code == 0
     assert module.stdout.startswith("ci-runner, version ")
     assert installed.stdout == module.stdout
+
+
+@pytest.mark.helm
+def test_history_lists_the_deploys_newest_first(app: App) -> None:
+    assert "no deploys recorded" in app.cli("history").stdout
+    assert app.run().code == 0
+    second = app.push({"README.md": "two"})
+    assert app.run().code == 0
+    assert app.run("--force").code == 0
+    done = app.cli("history", "--output", "json")
+    assert done.code == 0, done.output
+    deploys = json.loads(done.stdout)
+    assert [(d["sha"], d["revision"], d["how"]) for d in deploys] == [
+        (second, 3, "forced"),
+        (second, 2, "build"),
+        (app.heads[0], 1, "build"),
+    ]
+    text = app.cli("history").stdout.splitlines()
+    assert text[0].startswith(f"{second[:12]}  revision 3  ")
+    assert len(text) == 3

@@ -355,6 +355,14 @@ class Settings(StateSettings):
         metavar="BOOLEAN",
     )
 
+    history_limit: int = setting(
+        "HISTORY_LIMIT",
+        "Deploys the state keeps for `ci-runner history` (newest first).",
+        default=10,
+        parse=p.positive,
+        metavar="INTEGER",
+    )
+
     def cache_repository(self, image: str) -> str:
         """Where the layer cache goes: CACHE_REPO, else ``<image>/cache`` (Kaniko's own
         inference from the destination, README "Flag --cache-repo", made explicit)."""

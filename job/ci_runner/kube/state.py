@@ -11,6 +11,7 @@ what the runner writes is logged and treated as absent, never trusted.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -36,6 +37,28 @@ MAX_ERROR = 1000
 WRITE_TRIES = 3
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """One deploy, as the history keeps it."""
+
+    sha: str
+    at: str
+    revision: int | None
+    digest: str | None
+    """The digest the release was pinned to; None when it was deployed by tag."""
+    how: str = "build"
+    """``build`` (a new head), ``forced`` (``run --force``)."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sha": self.sha,
+            "at": self.at,
+            "revision": self.revision,
+            "digest": self.digest,
+            "how": self.how,
+        }
 
 
 @dataclass(frozen=True)
@@ -65,6 +88,8 @@ class State:
     """Annotations another writer put on the ConfigMap (a person's note, a policy tool's
     stamp): written back as they were read, since a write replaces the whole object."""
     others_labels: tuple[tuple[str, str], ...] = ()
+    history: tuple[Deployed, ...] = ()
+    """The last deploys, newest first (HISTORY_LIMIT of them)."""
 
     def attempts_for(self, sha: str) -> int:
         """Attempts already spent on ``sha``."""
@@ -100,11 +125,21 @@ class State:
             built_digest=self.built_digest if self.built_sha == sha else None,
         )
 
-    def deployed(self, sha: str, at: str, revision: int | None, digest: str | None = None) -> State:
+    def deployed(
+        self,
+        sha: str,
+        at: str,
+        revision: int | None,
+        digest: str | None = None,
+        keep: int = 10,
+        how: str = "build",
+    ) -> State:
         """``sha`` is deployed as helm ``revision`` (pinned to ``digest``, if any); the attempts
-        and the built image's record are cleared."""
+        and the built image's record are cleared, and the deploy heads the history (``keep``
+        long)."""
         return replace(
             self,
+            history=(Deployed(sha, at, revision, digest, how), *self.history)[:keep],
             deployed_sha=sha,
             deployed_at=at,
             revision=revision,
@@ -139,6 +174,32 @@ def _count(where: str, value: str | None) -> int | None:
     return int(checked) if checked is not None else None
 
 
+def _history(text: str | None) -> tuple[Deployed, ...]:
+    """The history field, each entry checked as the other fields are; what is not what the
+    runner writes is dropped with a warning, not trusted."""
+    if not text:
+        return ()
+    try:
+        entries = json.loads(text)
+    except ValueError:
+        entries = None
+    if not isinstance(entries, list):
+        log.warning("state field history is not what the runner writes; ignoring it")
+        return ()
+    kept = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        sha = _sha("history.sha", entry.get("sha"))
+        revision = entry.get("revision")
+        if sha is None or not (revision is None or isinstance(revision, int)):
+            continue
+        digest = _digest("history.digest", entry.get("digest"))
+        how = str(entry.get("how") or "build")
+        kept.append(Deployed(sha, str(entry.get("at") or ""), revision, digest, how))
+    return tuple(kept)
+
+
 def from_configmap(cm: Obj | None) -> State:
     """Read a State from a ConfigMap (None when it does not exist)."""
     if cm is None:
@@ -157,6 +218,7 @@ def from_configmap(cm: Obj | None) -> State:
         built_digest=_digest(BUILT_DIGEST, notes.get(BUILT_DIGEST)),
         deployed_digest=_digest("lastDeployedDigest", data.get("lastDeployedDigest")),
         skipped_sha=_sha("lastSkippedSha", data.get("lastSkippedSha")),
+        history=_history(data.get("history")),
         # An ETag is only worth sending with the SHA it stands for.
         etag=(notes.get(ETAG) or None) if etag_sha else None,
         etag_sha=etag_sha,
@@ -198,6 +260,7 @@ def to_configmap(state: State, settings: Settings) -> Obj:
         "lastRevision": str(state.revision) if state.revision is not None else "",
         "lastDeployedDigest": state.deployed_digest or "",
         "lastSkippedSha": state.skipped_sha or "",
+        "history": json.dumps([d.as_json() for d in state.history], separators=(",", ":")),
     }
     metadata: Obj = {
         "name": settings.state_configmap,

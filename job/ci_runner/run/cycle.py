@@ -287,6 +287,7 @@ class Cycle:
             return self.fail(commit, plan, "DeployFailed", f"{e} (rolled back)")
         now = datetime.now(UTC).isoformat(timespec="seconds")
         pinned = digest if s.deploy_by_digest else None
+        how = "forced" if self.force else "build"
         image = f"{s.image}:{plan.sha}" + (f"@{pinned}" if pinned else "")
         message = (
             f"deployed {plan.sha[:7]} as {s.deploy_namespace}/{s.release} revision {revision} "
@@ -294,7 +295,10 @@ class Cycle:
         )
         try:
             written = self.record(
-                commit, lambda current: current.deployed(plan.sha, now, revision, pinned)
+                commit,
+                lambda current: current.deployed(
+                    plan.sha, now, revision, pinned, s.history_limit, how
+                ),
             )
         except KubernetesError as e:
             # helm's work stands; the next run redeploys the same commit (a no-change upgrade)

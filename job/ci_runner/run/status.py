@@ -6,7 +6,7 @@ from typing import Any
 
 from ..config import StateSettings
 from ..kube import client as kube
-from ..kube.state import read_configmap, status_report
+from ..kube.state import from_configmap, read_configmap, status_report
 
 
 def release_status(where: StateSettings) -> tuple[bool, dict[str, Any]]:
@@ -14,3 +14,10 @@ def release_status(where: StateSettings) -> tuple[bool, dict[str, Any]]:
     with kube.connect(where.verify_ssl, where.api_timeout) as api:
         configmap = read_configmap(api, where)
     return configmap is not None, status_report(configmap, where)
+
+
+def release_history(where: StateSettings) -> list[dict[str, Any]]:
+    """What ``ci-runner history`` shows: the recorded deploys, newest first."""
+    with kube.connect(where.verify_ssl, where.api_timeout) as api:
+        configmap = read_configmap(api, where)
+    return [deployed.as_json() for deployed in from_configmap(configmap).history]

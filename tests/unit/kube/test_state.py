@@ -143,3 +143,22 @@ def test_what_another_writer_put_on_the_configmap_is_written_back() -> None:
     assert again["metadata"]["annotations"]["ci-runner.io/attempts"] == "2"
     assert again["metadata"]["labels"]["policy.example.com/owner"] == "web"
     assert again["metadata"]["labels"]["ci-runner.io/release"] == SETTINGS.release
+
+
+def test_each_deploy_heads_the_history_which_keeps_the_newest() -> None:
+    state = State()
+    for n, sha in enumerate(["a" * 40, "b" * 40, "c" * 40], 1):
+        state = state.deployed(sha, f"t{n}", n, None, keep=2, how="forced" if n == 3 else "build")
+    again = from_configmap(to_configmap(state, SETTINGS))
+    assert [(d.sha[0], d.revision, d.how) for d in again.history] == [
+        ("c", 3, "forced"),
+        ("b", 2, "build"),
+    ]
+
+
+def test_a_history_the_runner_did_not_write_is_dropped_not_trusted() -> None:
+    cm = to_configmap(State(), SETTINGS)
+    cm["data"]["history"] = '[{"sha": "not-a-sha"}, 7, {"sha": "' + "d" * 40 + '", "revision": 4}]'
+    assert [d.sha for d in from_configmap(cm).history] == ["d" * 40]
+    cm["data"]["history"] = "{"
+    assert from_configmap(cm).history == ()
