@@ -69,7 +69,8 @@ def main(argv: list[str]) -> int:
             return subprocess.run(args.command, env=env, check=False).returncode
         print("logs in " + str(plane.root) + "; stop with ^C (or SIGTERM)", flush=True)
         try:
-            signal.pause()
+            while True:  # pause returns after any handled signal (SIGUSR1, SIGUSR2)
+                signal.pause()
         except KeyboardInterrupt:
             print("stopping", flush=True)
     return 0
