@@ -252,3 +252,27 @@ def history(output: str, **options: Any) -> None:
     for d in deploys:
         pinned = d["digest"] or "(by tag)"
         click.echo(f"{d['sha'][:12]}  revision {d['revision']}  {d['at']}  {d['how']}  {pinned}")
+
+
+@main.command(epilog=EXIT_CODES)
+@setting_options(Settings)
+def pin(**options: Any) -> None:
+    """Pin the release at what is deployed now: runs deploy nothing until `ci-runner unpin`."""
+    _pin(options, on=True)
+
+
+@main.command(epilog=EXIT_CODES)
+@setting_options(Settings)
+def unpin(**options: Any) -> None:
+    """Let the next run deploy the branch head again."""
+    _pin(options, on=False)
+
+
+def _pin(options: dict[str, Any], on: bool) -> None:
+    masked = given_secrets(options, os.environ)
+    settings = _load(Settings, options, masked)
+    logs.setup(settings.log_format, masked, False)
+    try:
+        click.echo(cycle.pin(settings, on=on))
+    except CiRunnerError as e:
+        _fail(e, masked, as_json=settings.log_format == "json")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from tests.e2e.appkit import RELEASE, App
 
@@ -94,3 +95,38 @@ def test_history_lists_the_deploys_newest_first(app: App) -> None:
     text = app.cli("history").stdout.splitlines()
     assert text[0].startswith(f"{second[:12]}  revision 3  ")
     assert len(text) == 3
+
+
+@pytest.mark.helm
+def test_a_pinned_release_deploys_nothing_until_unpinned(app: App) -> None:
+    assert app.run().code == 0
+    first = app.heads[0]
+    pinned = app.cli("pin")
+    assert pinned.code == 0, pinned.output
+    assert f"pinned at {first[:7]}" in pinned.stdout
+
+    head = app.push({"README.md": "new"})
+    done = app.run()
+    assert done.code == 0, done.output
+    assert f"pinned at {first[:7]}" in done.stderr and "`ci-runner unpin`" in done.stderr
+    assert first in app.deployed_image()
+    forced = app.run("--force")
+    assert forced.code == 2, forced.output
+    assert "run --force refused: pinned at" in forced.stderr
+    status = app.status()
+    assert (status["phase"], status["pinnedSha"]) == ("pinned", first)
+    with app.api() as api:
+        events = client.CoreV1Api(api).list_namespaced_event(app.cicd).items
+    assert "Pinned" in [e.reason for e in events]  # kubectl describe configmap shows it
+
+    assert app.cli("unpin").code == 0
+    done = app.run()
+    assert done.code == 0, done.output
+    assert head in app.deployed_image()
+    assert app.status()["pinnedSha"] is None
+
+
+def test_pinning_before_any_deploy_is_exit_2(app: App) -> None:
+    done = app.cli("pin")
+    assert done.code == 2, done.output
+    assert "nothing is deployed for release shop yet" in done.stderr

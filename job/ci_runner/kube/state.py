@@ -32,6 +32,8 @@ BUILT_SHA = ANNOTATION + "built-sha"
 BUILT_DIGEST = ANNOTATION + "built-digest"
 ETAG = ANNOTATION + "github-etag"
 ETAG_SHA = ANNOTATION + "github-etag-sha"
+PINNED_SHA = ANNOTATION + "pinned-sha"
+PINNED_AT = ANNOTATION + "pinned-at"
 OUR_LABELS = ("app.kubernetes.io/managed-by", "ci-runner.io/release")
 MAX_ERROR = 1000
 WRITE_TRIES = 3
@@ -90,6 +92,9 @@ class State:
     others_labels: tuple[tuple[str, str], ...] = ()
     history: tuple[Deployed, ...] = ()
     """The last deploys, newest first (HISTORY_LIMIT of them)."""
+    pinned_sha: str | None = None
+    """While set, runs deploy nothing: ``ci-runner pin`` set it, ``ci-runner unpin`` clears it."""
+    pinned_at: str | None = None
 
     def attempts_for(self, sha: str) -> int:
         """Attempts already spent on ``sha``."""
@@ -109,6 +114,13 @@ class State:
             built_sha=sha,
             built_digest=digest,
         )
+
+    def pinned(self, at: str) -> State:
+        """Pin the release at what is deployed now."""
+        return replace(self, pinned_sha=self.deployed_sha, pinned_at=at)
+
+    def unpinned(self) -> State:
+        return replace(self, pinned_sha=None, pinned_at=None)
 
     def skipped(self, sha: str) -> State:
         """``sha`` is not to be built or deployed; later runs on it do nothing."""
@@ -219,6 +231,8 @@ def from_configmap(cm: Obj | None) -> State:
         deployed_digest=_digest("lastDeployedDigest", data.get("lastDeployedDigest")),
         skipped_sha=_sha("lastSkippedSha", data.get("lastSkippedSha")),
         history=_history(data.get("history")),
+        pinned_sha=_sha(PINNED_SHA, notes.get(PINNED_SHA)),
+        pinned_at=notes.get(PINNED_AT) or None,
         # An ETag is only worth sending with the SHA it stands for.
         etag=(notes.get(ETAG) or None) if etag_sha else None,
         etag_sha=etag_sha,
@@ -247,6 +261,8 @@ def to_configmap(state: State, settings: Settings) -> Obj:
         BUILT_DIGEST: state.built_digest if state.built_sha else None,
         ETAG: state.etag,
         ETAG_SHA: state.etag_sha if state.etag else None,
+        PINNED_SHA: state.pinned_sha,
+        PINNED_AT: state.pinned_at if state.pinned_sha else None,
     }
     data = {
         "repo": settings.repo,
@@ -292,6 +308,8 @@ def status_report(cm: Obj | None, where: StateSettings) -> dict[str, Any]:
     max_retries = _count("maxRetries", data.get("maxRetries"))
     if cm is None:
         phase = "none"
+    elif state.pinned_sha:
+        phase = "pinned"
     elif state.pending_sha and max_retries and state.attempts >= max_retries:
         phase = "given-up"
     elif state.pending_sha and state.attempts:
@@ -315,6 +333,8 @@ def status_report(cm: Obj | None, where: StateSettings) -> dict[str, Any]:
         "attempts": state.attempts,
         "maxRetries": max_retries,
         "lastError": state.last_error,
+        "pinnedSha": state.pinned_sha,
+        "pinnedAt": state.pinned_at,
     }
 
 

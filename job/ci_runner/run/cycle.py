@@ -29,7 +29,7 @@ from ..kube.lease import Lease
 from ..kube.state import State, StateStore
 from ..logs import mask
 from .auth import authenticate
-from .plan import Action, Plan, decide, skip_marker, unwatched
+from .plan import Action, Plan, decide, pinned, skip_marker, unwatched
 from .report import Reporter
 
 if TYPE_CHECKING:
@@ -97,6 +97,11 @@ class Cycle:
         """The README's seven steps."""
         s = self.settings
         state = self.store.read()  # 1. the state
+        held = pinned(state)
+        if held is not None:  # not even GitHub is asked: nothing will be deployed
+            if self.force:
+                raise ConfigError([f"run --force refused: {held}"])
+            return Outcome(held)
         authenticate(self.kube, self.github, s, store=not dry_run)  # as the App, if one
         commit = self.ask_head(state)  # 2. the head, asked conditionally
         skipped = self.check_head(commit, state, dry_run)  # its ETag kept; [skip ci], WATCH_PATHS
@@ -326,3 +331,26 @@ class Cycle:
         self.events.emit(written.uid, reason, message, warning=True)
         self.report.attempt_failed(plan.sha, used, n, error)
         return Outcome(message, FAILED)
+
+
+def pin(settings: Settings, *, on: bool) -> str:
+    """``ci-runner pin`` (``on``) or ``unpin``: what it did, in one line. Pinning needs a
+    deployed commit; both are recorded as an Event on the state ConfigMap."""
+    with kube.connect(settings.verify_ssl, settings.api_timeout) as api:
+        store = StateStore(api, settings)
+        state = store.read()
+        if on and state.deployed_sha is None:
+            raise ConfigError(
+                [f"nothing is deployed for release {settings.release} yet: nothing to pin"]
+            )
+        if on:
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            written = store.update(lambda current: current.pinned(now))
+            message = pinned(written) or ""
+        else:
+            written = store.update(lambda current: current.unpinned())
+            message = (
+                f"unpinned {settings.release}: the next run deploys the head of {settings.branch}"
+            )
+        Recorder(api, settings).emit(written.uid, "Pinned" if on else "Unpinned", message)
+        return message

@@ -41,6 +41,17 @@ class Plan:
         return self.action in {Action.BUILD_AND_DEPLOY, Action.DEPLOY}
 
 
+def pinned(state: State) -> str | None:
+    """What a run says while the release is pinned (it deploys nothing), or None."""
+    if state.pinned_sha is None:
+        return None
+    since = f" since {state.pinned_at}" if state.pinned_at else ""
+    return (
+        f"pinned at {state.pinned_sha[:7]}{since}: nothing is built or deployed; "
+        "`ci-runner unpin` lets the next run deploy the branch head again"
+    )
+
+
 def decide(head: str, state: State, max_attempts: int, force: bool = False) -> Plan:
     """Decide what to do with ``head`` given ``state``."""
     used = state.attempts_for(head)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ci_runner.kube.state import State
-from ci_runner.run.plan import Action, decide
+from ci_runner.run.plan import Action, decide, pinned
 
 A = "a" * 40
 B = "b" * 40
@@ -57,3 +57,11 @@ def test_a_skipped_head_is_nothing_to_do_until_forced_or_a_new_commit() -> None:
     assert "was skipped" in plan.reason
     assert decide(B, state, 3, force=True).action is Action.BUILD_AND_DEPLOY
     assert decide("c" * 40, state, 3).action is Action.BUILD_AND_DEPLOY
+
+
+def test_a_pinned_state_says_what_is_pinned_since_when_and_how_to_unpin() -> None:
+    assert pinned(State()) is None
+    said = pinned(State(pinned_sha="a" * 40, pinned_at="2026-12-07T10:00:00+00:00"))
+    assert said is not None
+    assert said.startswith("pinned at aaaaaaa since 2026-12-07T10:00:00+00:00")
+    assert "`ci-runner unpin`" in said
