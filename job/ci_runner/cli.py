@@ -276,3 +276,26 @@ def _pin(options: dict[str, Any], on: bool) -> None:
         click.echo(cycle.pin(settings, on=on))
     except CiRunnerError as e:
         _fail(e, masked, as_json=settings.log_format == "json")
+
+
+@main.command(epilog=EXIT_CODES)
+@setting_options(Settings)
+@click.option(
+    "--to",
+    "to",
+    metavar="SHA",
+    help="A deployed commit (see `history`); default: the one before the current.",
+)
+def rollback(to: str | None, **options: Any) -> None:
+    """Redeploy a recorded deploy with its own chart and image (no build), and pin it there."""
+    masked = given_secrets(options, os.environ)
+    settings = _load(Settings, options, masked)
+    logs.setup(settings.log_format, masked, False)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        outcome = cycle.rollback(settings, to)
+    except CiRunnerError as e:
+        _fail(e, masked, as_json=settings.log_format == "json")
+    level = logging.ERROR if outcome.exit_code else logging.INFO
+    log.log(level, "%s", outcome.message, extra={"exitCode": outcome.exit_code})
+    sys.exit(outcome.exit_code)

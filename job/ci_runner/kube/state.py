@@ -51,7 +51,7 @@ class Deployed:
     digest: str | None
     """The digest the release was pinned to; None when it was deployed by tag."""
     how: str = "build"
-    """``build`` (a new head), ``forced`` (``run --force``)."""
+    """``build`` (a new head), ``forced`` (``run --force``), ``rollback``."""
 
     def as_json(self) -> dict[str, Any]:
         return {

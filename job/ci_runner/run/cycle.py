@@ -29,7 +29,7 @@ from ..kube.lease import Lease
 from ..kube.state import State, StateStore
 from ..logs import mask
 from .auth import authenticate
-from .plan import Action, Plan, decide, pinned, skip_marker, unwatched
+from .plan import Action, Plan, decide, pinned, rollback_target, skip_marker, unwatched
 from .report import Reporter
 
 if TYPE_CHECKING:
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 FAILED = 1
 """The exit code of a cycle whose build or deploy failed (an attempt was counted)."""
+UNAVAILABLE = 3
+"""The exit code when something outside is in the way (here: another run holds the Lease)."""
 LAST_LOG_LINES = 5
 """Build log lines kept in the recorded last error (the whole error is cut at 1000 chars)."""
 
@@ -69,6 +71,15 @@ class Outcome:
 
     message: str
     exit_code: int = 0
+
+
+def rollback(settings: Settings, to: str | None) -> Outcome:
+    """``ci-runner rollback``: redeploy a recorded deploy, then pin the release there."""
+    with (
+        kube.connect(settings.verify_ssl, settings.api_timeout) as api,
+        GitHub(settings) as github,
+    ):
+        return Cycle(settings, api, github, force=True).rollback(to)
 
 
 def run(settings: Settings, *, dry_run: bool = False, force: bool = False) -> Outcome:
@@ -132,6 +143,54 @@ class Cycle:
                 return Outcome(describe(s, state, plan, deploy))
             assert deploy is not None
             return self.holding_lease(commit, lambda plan: self.act(commit, plan, deploy))
+
+    def rollback(self, to: str | None) -> Outcome:
+        """Redeploy the recorded deploy ``to`` (default: the one before the current) with the
+        chart of its commit and its recorded image: no build. Then pin the release there, so
+        that no scheduled run deploys the branch head over it."""
+        s = self.settings
+        try:
+            target = rollback_target(self.store.read(), to)
+        except ValueError as e:
+            raise ConfigError([str(e)]) from e
+        authenticate(self.kube, self.github, s, store=True)
+        commit = Commit(target.sha, None, None)
+        with tempfile.TemporaryDirectory(prefix="ci-runner-") as tmp:
+            deploy = self.fetch_chart(commit, Path(tmp)).pinned(target.sha, target.digest)
+            holder = self.lease.try_acquire()
+            if holder is not None:
+                return Outcome(
+                    f"another run ({holder.identity}) holds {self.lease.where}: "
+                    "roll back when it is done",
+                    UNAVAILABLE,
+                )
+            with self.lease.renewing():
+                return self.rolled_back(commit, target.digest, deploy)
+
+    def rolled_back(self, commit: Commit, digest: str | None, deploy: Deploy) -> Outcome:
+        s = self.settings
+        sha = commit.sha
+        self.report.deploying(sha)
+        try:
+            revision = deploy.run()
+        except DeployError as e:
+            stopping.check()
+            return Outcome(f"rollback to {sha[:7]} failed: {e} (helm rolled it back)", FAILED)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        pinned_to = digest if s.deploy_by_digest else None
+        written = self.record(
+            commit,
+            lambda current: current.deployed(
+                sha, now, revision, pinned_to, s.history_limit, "rollback"
+            ).pinned(now),
+        )
+        message = (
+            f"rolled back to {sha[:7]} as {s.deploy_namespace}/{s.release} revision {revision}; "
+            "pinned there: `ci-runner unpin` lets the next run deploy the branch head again"
+        )
+        self.events.emit(written.uid, "RolledBack", message)
+        self.report.deployed(sha, revision)
+        return Outcome(message)
 
     def holding_lease(self, commit: Commit, work: Callable[[Plan], Outcome]) -> Outcome:
         """4. Take the Lease, decide again, and do ``work`` while holding it."""

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..github.answers import Changes
-from ..kube.state import State
+from ..kube.state import Deployed, State
 
 
 class Action(enum.Enum):
@@ -50,6 +50,24 @@ def pinned(state: State) -> str | None:
         f"pinned at {state.pinned_sha[:7]}{since}: nothing is built or deployed; "
         "`ci-runner unpin` lets the next run deploy the branch head again"
     )
+
+
+def rollback_target(state: State, to: str | None) -> Deployed:
+    """The recorded deploy ``ci-runner rollback`` goes back to: the one of commit ``to`` (its
+    full SHA or a prefix of at least 7), else the one before the current. ValueError (a
+    configuration error: nothing is changed) when there is none."""
+    if to is None:
+        if len(state.history) < 2:
+            raise ValueError(
+                "no earlier deploy is recorded to roll back to (see `ci-runner history`)"
+            )
+        return state.history[1]
+    if len(to) < 7:
+        raise ValueError(f"--to {to!r}: give at least 7 characters of the commit's SHA")
+    found = [d for d in state.history if d.sha.startswith(to.lower())]
+    if not found:
+        raise ValueError(f"--to {to}: no such deploy in the history (see `ci-runner history`)")
+    return found[0]
 
 
 def decide(head: str, state: State, max_attempts: int, force: bool = False) -> Plan:

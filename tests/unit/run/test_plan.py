@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ci_runner.kube.state import State
-from ci_runner.run.plan import Action, decide, pinned
+import pytest
+from ci_runner.kube.state import Deployed, State
+from ci_runner.run.plan import Action, decide, pinned, rollback_target
 
 A = "a" * 40
 B = "b" * 40
@@ -65,3 +66,14 @@ def test_a_pinned_state_says_what_is_pinned_since_when_and_how_to_unpin() -> Non
     assert said is not None
     assert said.startswith("pinned at aaaaaaa since 2026-12-07T10:00:00+00:00")
     assert "`ci-runner unpin`" in said
+
+
+def test_the_rollback_target_is_the_one_before_or_the_named_one() -> None:
+    state = State(history=(Deployed(B, "t2", 2, None), Deployed(A, "t1", 1, None)))
+    assert rollback_target(state, None).sha == A
+    assert rollback_target(state, B[:7]).sha == B
+    for to, says in [("abc", "at least 7"), ("c" * 7, "no such deploy")]:
+        with pytest.raises(ValueError, match=says):
+            rollback_target(state, to)
+    with pytest.raises(ValueError, match="no earlier deploy"):
+        rollback_target(State(history=state.history[:1]), None)
