@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import re
 
@@ -22,14 +23,35 @@ TERMINATION_LOG = "/dev/termination-log"
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
+# Characters of the release's hash that stand for the part of a long release name cut off.
+_NAME_HASH = 8
+
+
 def job_name(release: str, sha: str, attempt: int, nonce: str = "") -> str:
     """A name per (release, commit, attempt): a crashed run's Job is found again by name.
 
     A ``nonce`` (a per-run string) makes the name new, so a forced build or a retry whose
-    earlier Job failed builds anew instead of adopting that finished Job.
+    earlier Job failed builds anew instead of adopting that finished Job. A release too long to
+    fit is cut and followed by a hash of the whole name: two releases that share their first
+    40-odd characters still get Jobs of their own (a short one keeps the name it always had).
     """
     suffix = f"-build-{sha[:12]}-{attempt}" + (f"-{nonce}" if nonce else "")
-    return release[: 63 - len(suffix)].rstrip("-") + suffix
+    room = 63 - len(suffix)
+    if len(release) <= room:
+        return release + suffix
+    digest = hashlib.sha256(release.encode()).hexdigest()[:_NAME_HASH]
+    return f"{release[: room - _NAME_HASH - 1].rstrip('-')}-{digest}{suffix}"
+
+
+def foreign_job(job: Obj, release: str, sha: str) -> str | None:
+    """Why ``job`` (found under the name of our build) is not this release's build of ``sha``,
+    or None when its labels say it is. Only such a Job may be adopted: one of another app or
+    commit would deploy an image built from something else."""
+    labels = (job.get("metadata") or {}).get("labels") or {}
+    theirs = (labels.get(RELEASE_LABEL), labels.get(COMMIT_LABEL))
+    if theirs == (release, sha):
+        return None
+    return f"its labels say release {theirs[0]!r}, commit {theirs[1]!r}"
 
 
 def kaniko_args(settings: Settings, sha: str) -> list[str]:
@@ -157,16 +179,26 @@ class Builder:
     def start(self, sha: str, attempt: int, nonce: str, fresh: bool) -> str:
         """Create the Job for this attempt, or adopt the one a crashed run left; its name.
 
-        A Job of the same name is adopted while it runs or when it succeeded; one that failed
-        was counted already, so a retry builds anew under a ``nonce`` name. ``fresh`` (a forced
-        run) always builds anew.
+        A Job of the same name is adopted while it runs or when it succeeded, if its labels
+        name this release and commit (else ConfigError naming it); one that failed was counted
+        already, so a retry builds anew under a ``nonce`` name. ``fresh`` (a forced run) always
+        builds anew.
         """
-        body = build_job(self._settings, sha, attempt, nonce if fresh else "")
+        s = self._settings
+        body = build_job(s, sha, attempt, nonce if fresh else "")
         name: str = body["metadata"]["name"]
         try:
             self._kube.create(JOBS, body)
         except Conflict:
             existing = self._kube.read(JOBS, self._ns, name)
+            why = foreign_job(existing, s.release, sha) if existing is not None else None
+            if why is not None:
+                raise ConfigError(
+                    [
+                        f"Job {self._ns}/{name} has the name of the build of {s.release} "
+                        f"at {sha[:7]} but is not it ({why}): not adopted; delete or rename it"
+                    ]
+                ) from None
             verdict = finished(existing) if existing is not None else None
             if fresh or verdict is None or verdict.succeeded:
                 log.info("adopting build Job %s/%s left by an earlier run", self._ns, name)

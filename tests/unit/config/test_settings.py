@@ -40,6 +40,33 @@ def test_github_enterprise_host_and_token_secret() -> None:
     assert settings(GIT_TOKEN="t", GIT_TOKEN_SECRET="mine").token_secret_name == "mine"
 
 
+@pytest.mark.parametrize(
+    ("given", "api", "git"),
+    [
+        (None, "https://api.github.com", "github.com"),
+        ("https://api.github.com/", "https://api.github.com", "github.com"),
+        ("https://ghe.example.com/api/v3", "https://ghe.example.com/api/v3", "ghe.example.com"),
+        ("https://api.octocorp.ghe.com", "https://api.octocorp.ghe.com", "octocorp.ghe.com"),
+        # The enterprise's own address: its API is at api.SUBDOMAIN.ghe.com, as GitHub documents.
+        ("https://octocorp.ghe.com/", "https://api.octocorp.ghe.com", "octocorp.ghe.com"),
+        ("https://API.Octo-Corp.GHE.com", "https://api.octo-corp.ghe.com", "octo-corp.ghe.com"),
+    ],
+)
+def test_the_api_and_git_hosts_of_github_ghes_and_ghe_com(
+    given: str | None, api: str, git: str
+) -> None:
+    s = settings(**({"GITHUB_API_URL": given} if given else {}))
+    assert (s.github_api_url, s.github_host) == (api, git)
+
+
+def test_ghe_com_with_a_ghes_path_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings(GITHUB_API_URL="https://octocorp.ghe.com/api/v3")
+    assert "must be https://api.octocorp.ghe.com on GHE.com (its API has no path)" in str(
+        caught.value
+    )
+
+
 def test_branch_with_slash_gives_a_dashed_latest_tag() -> None:
     assert settings(BRANCH="feature/new-ui").latest_tag == "feature-new-ui-latest"
     assert settings(BRANCH="fix+1@x").latest_tag == "fix-1-x-latest"

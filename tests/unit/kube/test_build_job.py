@@ -4,12 +4,13 @@ read back from its pod."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 from ci_runner.errors import ConfigError
 from ci_runner.kube import token_secret
-from ci_runner.kube.build_job import build_job, job_name, pushed_digest
+from ci_runner.kube.build_job import build_job, foreign_job, job_name, pushed_digest
 
 from tests.support.settings import app_settings
 
@@ -30,6 +31,18 @@ def test_kaniko_clones_the_exact_commit_and_pushes_both_tags() -> None:
     assert f"--context=git://github.com/acme/shop.git#refs/heads/feature/x#{SHA}" in args
     assert f"--destination=r.example.com/acme/shop:{SHA}" in args
     assert "--destination=r.example.com/acme/shop:feature-x-latest" in args
+
+
+@pytest.mark.parametrize(
+    ("api", "git"),
+    [
+        ("https://ghe.example.com/api/v3", "ghe.example.com"),
+        ("https://api.octocorp.ghe.com", "octocorp.ghe.com"),
+    ],
+)
+def test_kaniko_clones_from_the_git_host_of_ghes_and_ghe_com(api: str, git: str) -> None:
+    args = container(job(GITHUB_API_URL=api))["args"]
+    assert f"--context=git://{git}/acme/shop.git#refs/heads/main#{SHA}" in args
 
 
 def test_job_runs_once_within_the_build_timeout_and_is_cleaned_up() -> None:
@@ -83,6 +96,35 @@ def test_job_names_are_valid_and_distinct_per_attempt() -> None:
     names = {job_name(long_release, SHA, n) for n in (1, 2, 3)}
     assert len(names) == 3
     assert all(len(n) <= 63 and n[0].isalnum() and n[-1].isalnum() for n in names)
+
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@pytest.mark.parametrize("nonce", ["", "x7k2q"])
+def test_releases_sharing_fifty_characters_get_jobs_of_their_own(nonce: str) -> None:
+    shared = "payments-" + "p" * 40 + "-"  # 50 characters, then each app's own
+    names = [job_name(shared + end, SHA, 1, nonce) for end in ("eu", "us", "ap")]
+    assert len(set(names)) == 3
+    assert all(len(n) <= 63 and DNS_LABEL.match(n) for n in names)
+    assert all(f"-build-{SHA[:12]}-1" in n for n in names)
+
+
+def test_a_release_that_fits_keeps_the_name_it_always_had() -> None:
+    # A Job a crashed run of an earlier version left is still found again by its name.
+    assert job_name("shop", SHA, 2) == f"shop-build-{SHA[:12]}-2"
+    assert job_name("s" * 42, SHA, 2) == "s" * 42 + f"-build-{SHA[:12]}-2"
+
+
+def test_only_a_job_labelled_with_this_release_and_commit_is_ours() -> None:
+    ours = build_job(app_settings(), SHA, 1)
+    assert foreign_job(ours, "shop", SHA) is None
+    assert foreign_job(ours, "shop-eu", SHA) == f"its labels say release 'shop', commit '{SHA}'"
+    other = "f" * 40
+    assert foreign_job(ours, "shop", other) == f"its labels say release 'shop', commit '{SHA}'"
+    assert foreign_job({"metadata": {"name": "x"}}, "shop", SHA) == (
+        "its labels say release None, commit None"
+    )
 
 
 # -- issue 10: tuning the build ------------------------------------------------------------
