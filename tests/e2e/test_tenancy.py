@@ -1,5 +1,6 @@
-"""Apps sharing one CICD namespace stay apart (issue 17): their build Jobs never collide, and a
-Job that is not this app's build of this commit is never adopted."""
+"""Apps sharing one CICD namespace stay apart (issue 17): their build Jobs never collide, a Job
+that is not this app's build of this commit is never adopted, and a commit's YAML cannot make
+the runner blow up."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 from ci_runner.kube.build_job import job_name
 from kubernetes import client
 
-from tests.e2e.appkit import BUILD, App
+from tests.e2e.appkit import BUILD, REPO, App
+from tests.support.hostile import ANCHOR_BOMB
 
 # Two releases whose first 50 characters are the same (helm allows 53).
 SHARED = "payments-" + "p" * 40 + "-"
@@ -73,3 +75,33 @@ def test_a_job_of_another_app_under_the_builds_name_is_named_and_never_adopted(
     assert jobs_by_release(app) == {"other": [name]}  # nothing else was built under its name
     state = app.state()
     assert state is None or not state["data"].get("lastDeployedSha")
+
+
+TOKEN = "fake-e2e-token-0123456789abcdefABCDEF"
+
+
+@pytest.mark.helm
+@pytest.mark.parametrize(
+    ("file", "settings", "named"),
+    [
+        ("bomb.yaml", {"VALUES_FILES": "bomb.yaml"}, "VALUES_FILES entry 'bomb.yaml'"),
+        ("values.yaml", {}, "the chart's values.yaml"),
+    ],
+)
+def test_an_anchor_bomb_is_a_bad_commit_refused_before_any_build(
+    app: App, file: str, settings: dict[str, str], named: str
+) -> None:
+    app.github.require_token(TOKEN)
+    app.env["GIT_TOKEN"] = TOKEN
+    sha = app.push({f"deploy/chart/{file}": ANCHOR_BOMB}, message="bomb")
+
+    done = app.run(**settings)
+    assert done.code == 1, done.output
+    why = f"{named} is refused: its aliases expand too much"
+    assert f"attempt 1/3 on {sha[:7]} failed: {why}" in done.stderr
+    assert jobs_by_release(app) == {}  # no build was spent on it
+    state = app.state()
+    assert state is not None
+    assert state["metadata"]["annotations"]["ci-runner.io/attempts"] == "1"
+    (status,) = app.github.statuses(REPO, sha)
+    assert status["state"] == "failure" and why in str(status["description"])
