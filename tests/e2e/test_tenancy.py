@@ -4,14 +4,19 @@ the runner blow up."""
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 from ci_runner.kube.build_job import job_name
 from kubernetes import client
 
 from tests.e2e.appkit import BUILD, REPO, App
+from tests.e2e.secretscan import assert_nowhere
 from tests.support.hostile import ANCHOR_BOMB
+from tests.support.notify_server import NotifyServer
 
 # Two releases whose first 50 characters are the same (helm allows 53).
 SHARED = "payments-" + "p" * 40 + "-"
@@ -105,3 +110,59 @@ def test_an_anchor_bomb_is_a_bad_commit_refused_before_any_build(
     assert state["metadata"]["annotations"]["ci-runner.io/attempts"] == "1"
     (status,) = app.github.statuses(REPO, sha)
     assert status["state"] == "failure" and why in str(status["description"])
+
+
+REGISTRY_USER = "robot"
+REGISTRY_PASSWORD = "fake-registry/pass+word:0123456789"  # what URL and base64 encoding change
+
+
+@pytest.mark.helm
+def test_a_build_log_printing_the_registry_password_shows_it_masked_everywhere(
+    app: App, emulator: Any, notified: NotifyServer
+) -> None:
+    auth = base64.b64encode(f"{REGISTRY_USER}:{REGISTRY_PASSWORD}".encode()).decode()
+    config = {"auths": {"r.example.com": {"username": REGISTRY_USER, "auth": auth}}}
+    with app.api() as api:
+        client.CoreV1Api(api).create_namespaced_secret(
+            app.cicd,
+            {
+                "metadata": {"name": "registry-push"},
+                "type": "kubernetes.io/dockerconfigjson",
+                "stringData": {".dockerconfigjson": json.dumps(config)},
+            },
+        )
+    app.github.require_token(TOKEN)
+    app.env.update(
+        GIT_TOKEN=TOKEN,
+        REGISTRY_SECRET="registry-push",
+        NOTIFY_URL=notified.url,
+        GITHUB_DEPLOYMENTS="true",
+    )
+    printed = "\n".join(
+        [
+            f"pushing with {REGISTRY_USER}:{REGISTRY_PASSWORD}",
+            f"POST https://{REGISTRY_USER}:{quote(REGISTRY_PASSWORD, safe='')}@r.example.com/v2/",
+            f"Authorization: Basic {auth}",
+            f"config: {json.dumps(config)}",
+            f"token={quote_plus(REGISTRY_PASSWORD)} and {TOKEN}: denied",
+        ]
+    )
+    emulator.jobs.behave("fail", labels=BUILD, log=printed)
+
+    failed = app.run()
+    json_failed = app.run("--log-format=json", "--force")
+    assert (failed.code, json_failed.code) == (1, 1), failed.output
+    assert "build pod log" in failed.stderr and "r.example.com/v2/" in failed.stderr
+    assert "***" in failed.stderr
+    last_error = (app.state() or {})["metadata"]["annotations"]["ci-runner.io/last-error"]
+    assert "denied" in last_error and "***" in last_error
+    assert [body["event"] for body in notified.bodies] == ["failed", "failed"]
+    assert_nowhere(
+        app,
+        emulator,
+        [REGISTRY_PASSWORD, auth, TOKEN],
+        [failed, json_failed],
+        kept=[TOKEN],
+        notified=notified.bodies,
+        sources=["registry-push"],
+    )

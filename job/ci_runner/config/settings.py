@@ -278,6 +278,7 @@ class Settings(StateSettings):
         "GIT_TOKEN",
         "GitHub token for the API, the tarball and Kaniko's clone (prefer the variable).",
         default=None,
+        parse=p.credential,
         secret=True,
     )
     git_token_secret: str | None = setting(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
+import json
 import logging
 import re
 
+from .. import logs
 from ..config import Settings
 from ..errors import ConfigError, Conflict, KubernetesError
 from .build_watch import BuildResult, Watcher, finished, job_pods
@@ -233,9 +236,43 @@ class Builder:
         return Watcher(self._kube, self._settings, name).wait()
 
 
+def _decoded(value: object) -> str:
+    """A Secret's data value as text ('' when it is not base64 of UTF-8)."""
+    try:
+        return base64.b64decode(str(value), validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""
+
+
+def secret_credentials(key: str, value: object) -> list[tuple[str, str]]:
+    """The credentials in a Secret's ``key`` (base64 ``value``), each with what it is for:
+    the token of a token Secret; from a docker config, each registry's password, identity and
+    registry tokens, and its ``auth`` (base64 of ``user:password``) whole. A malformed docker
+    config yields none (Kaniko then says what is wrong with it)."""
+    text = _decoded(value)
+    if key == TOKEN_KEY:
+        return [("the token", text.strip())] if text.strip() else []
+    try:
+        auths = json.loads(text).get("auths") or {}
+    except (ValueError, AttributeError):
+        return []
+    found = []
+    for registry, entry in auths.items() if isinstance(auths, dict) else ():
+        if not isinstance(entry, dict):
+            continue
+        for field in ("password", "identitytoken", "registrytoken", "auth"):
+            if isinstance(entry.get(field), str) and entry[field]:
+                found.append((f"{field} for {registry}", entry[field]))
+    return found
+
+
 def check_secrets(kube: Kube, settings: Settings) -> None:
     """The Secrets a build Job will reference exist with their keys: ConfigError naming each
-    missing one, before anything is created (else the pod would wait forever for them)."""
+    missing one, before anything is created (else the pod would wait forever for them).
+
+    Their credentials are masked from now on in everything the runner writes, since a build's
+    log (which goes to lastError, an Event, the commit status and NOTIFY_URL) may print them;
+    one too short to be masked reliably is refused like a missing key."""
     s = settings
     wanted = []
     if s.registry_secret:
@@ -246,9 +283,22 @@ def check_secrets(kube: Kube, settings: Settings) -> None:
     for setting, name, key in wanted:
         secret = kube.read(SECRETS, s.cicd_namespace, name)
         where = f"{setting} Secret {name!r} in namespace {s.cicd_namespace!r}"
+        data = (secret or {}).get("data") or {}
         if secret is None:
             problems.append(f"{where} does not exist")
-        elif key not in (secret.get("data") or {}):
+        elif key not in data:
             problems.append(f"{where} has no key {key!r}")
+        found = secret_credentials(key, data.get(key))
+        for what, credential in list(found):
+            # An auth field is base64 of user:password: its password is a credential too.
+            if what.startswith("auth ") and ":" in (plain := _decoded(credential)):
+                found.append((f"the password in the {what}", plain.partition(":")[2]))
+        logs.learn(*(credential for _, credential in found))
+        short = {c: what for what, c in reversed(found) if len(c) < logs.MIN_SECRET}
+        problems += [
+            f"{where} holds {what} shorter than {logs.MIN_SECRET} characters: too short to be "
+            "masked reliably in build logs"
+            for what in short.values()
+        ]
     if problems:
         raise ConfigError(problems)

@@ -33,11 +33,11 @@ def test_defaults() -> None:
 
 
 def test_github_enterprise_host_and_token_secret() -> None:
-    s = settings(GITHUB_API_URL="https://ghe.example.com/api/v3/", GIT_TOKEN="t")
+    s = settings(GITHUB_API_URL="https://ghe.example.com/api/v3/", GIT_TOKEN="fake-token-t")
     assert s.github_api_url == "https://ghe.example.com/api/v3"
     assert s.github_host == "ghe.example.com"
     assert s.token_secret_name == "ci-runner-shop-git"
-    assert settings(GIT_TOKEN="t", GIT_TOKEN_SECRET="mine").token_secret_name == "mine"
+    assert settings(GIT_TOKEN="fake-token-t", GIT_TOKEN_SECRET="mine").token_secret_name == "mine"
 
 
 @pytest.mark.parametrize(
@@ -193,7 +193,7 @@ def test_a_github_app_instead_of_a_token(app_key: str) -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"GIT_TOKEN": "t"}, "GIT_TOKEN and GITHUB_APP_* are both set"),
+        ({"GIT_TOKEN": "fake-token-t"}, "GIT_TOKEN and GITHUB_APP_* are both set"),
         ({"GIT_TOKEN_SECRET": "mine"}, "GIT_TOKEN_SECRET and GITHUB_APP_* are both set"),
         (
             {"GITHUB_APP_INSTALLATION_ID": ""},
@@ -214,3 +214,12 @@ def test_app_credentials_that_cannot_work_are_refused(
         settings(**given)
     assert any(p.startswith(message) for p in caught.value.problems), caught.value.problems
     assert "PRIVATE KEY" not in str(caught.value)  # the key itself is never echoed
+
+
+def test_a_github_token_too_short_to_mask_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings(GIT_TOKEN="abc1234")
+    assert caught.value.problems == [
+        "GIT_TOKEN is shorter than 8 characters: too short to mask reliably, got ***"
+    ]
+    assert settings(GIT_TOKEN="abcd1234").git_token == "abcd1234"
