@@ -123,7 +123,7 @@ def _chart_members(
             if len(chosen) >= MAX_CHART_FILES or total > MAX_CHART_BYTES:
                 raise ArchiveError(
                     f"the chart in the tarball of {where} is over {MAX_CHART_FILES} files "
-                    f"or {MAX_CHART_BYTES} bytes"
+                    f"or {MAX_CHART_BYTES} bytes (at {rest!r}, {member.size} bytes)"
                 )
             chosen.append((member, relative))
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:

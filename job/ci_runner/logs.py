@@ -2,21 +2,53 @@
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
 import logging
 import sys
 from datetime import UTC, datetime
+from urllib.parse import quote, quote_plus
 
 REDACTED = "***"
 # A line of a multi-line secret (a PEM key's base64 lines) is masked on its own too, when it is
 # long enough not to mask ordinary words.
 _MIN_LINE = 16
+MIN_SECRET = 8
+"""The shortest credential the runner takes: a shorter one would mask ordinary words (and its
+base64 forms would be too short to be told from other base64)."""
 _learnt: list[str] = []
 
 
-def _forms(secret: str) -> list[str]:
+def _base64_forms(secret: str) -> list[str]:
+    """What base64 text holding ``secret`` always contains, wherever in the encoded bytes the
+    secret starts (``user:password`` in a docker config's ``auth``, a basic auth header): for
+    each of the three alignments, the characters made of the secret's bits alone, in both the
+    standard and the URL-safe alphabet."""
+    raw = secret.encode()
+    found = []
+    for shift in range(3):
+        encoded = base64.b64encode(bytes(shift) + raw).decode()
+        # Characters (6 bits each) that hold a bit of the prefix, or of what follows.
+        first, end = -(-shift * 8 // 6), (shift + len(raw)) * 8 // 6
+        inner = encoded[first:end]
+        found += [inner, inner.replace("+", "-").replace("/", "_")]
+    return found
+
+
+@functools.lru_cache(maxsize=64)  # every log line is masked: a secret's forms are made once
+def _forms(secret: str) -> tuple[str, ...]:
+    """Every form of ``secret`` that text may hold: itself, base64 (a Secret's data, a docker
+    config's ``auth``, an Authorization header), URL-encoded (a clone URL, a query), escaped in
+    JSON; and each long line of a multi-line secret on its own."""
     lines = [line.strip() for line in secret.splitlines()]
-    return [secret, *(line for line in lines if len(line) >= _MIN_LINE)]
+    parts = [secret, *(line for line in lines if len(line) >= _MIN_LINE)]
+    found = []
+    for part in parts:
+        found += [part, quote(part, safe=""), quote_plus(part), json.dumps(part)[1:-1]]
+        if len(part) >= MIN_SECRET:
+            found += _base64_forms(part)
+    return tuple(dict.fromkeys(form for form in found if form))
 
 
 def learn(*secrets: str | None) -> None:

@@ -9,24 +9,33 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
-from tests.e2e.appkit import APP_FILES, REPO, App, runner_env
+from tests.e2e.appkit import APP_FILES, RELEASE, REPO, App, runner_env
 from tests.support import charts, rbac, rbac_exact
 from tests.support.github_fake import GitHubFake
 from tests.support.kube_target import KubeTarget
 
 # Who the runner is in the emulator's request log: its own client, and the helm it runs.
 RUNNER_AGENTS = ("ci-runner/", "helm/")
+TOKEN_COPY = f"ci-runner-{RELEASE}-git"
+"""The Secret where the runner keeps the token for Kaniko."""
 
 
 @pytest.fixture(scope="session")
 def runner_rbac(helm_bin: str, kubectl_bin: str) -> list[rbac.Granted]:
-    """What the chart (one app) and the plain manifests grant the runner's ServiceAccount."""
-    chart = charts.render_chart([charts.values_file("one-app")], namespace="cicd", helm=helm_bin)
+    """What the chart (the tests' app, with its Secrets) and the plain manifests grant the
+    runner's ServiceAccount. The manifests name the Secrets after their own RELEASE and
+    examples: the tests' names are checked as theirs."""
+    chart = charts.render_chart([charts.values_file("e2e-app")], namespace="cicd", helm=helm_bin)
     manifests = charts.render_manifests(kubectl=kubectl_bin)
+    as_manifests = {
+        TOKEN_COPY: "ci-runner-example-app-git",
+        "registry-push": "registry-credentials",
+    }
     return [
         rbac.Granted.from_documents("the chart", chart, "cicd"),
-        rbac.Granted.from_documents("the manifests", manifests, "cicd"),
+        rbac.Granted.from_documents("the manifests", manifests, "cicd", as_manifests),
     ]
 
 
@@ -54,6 +63,11 @@ def app(
         env["KANIKO_IMAGE"] = os.environ.get("CI_RUNNER_TEST_BUILD_IMAGE", "hello-world")
     the_app = App(kube, github, env, home)
     the_app.push(APP_FILES, message="first")
+    # As the chart and the manifests do: the runner may update its token copy, never create it.
+    with the_app.api() as api:
+        client.CoreV1Api(api).create_namespaced_secret(
+            kube.namespace, {"metadata": {"name": TOKEN_COPY}, "type": "Opaque"}
+        )
     yield the_app
     for process in the_app.started:  # a test that failed midway leaves no run (or pipe) behind
         if process.poll() is None:

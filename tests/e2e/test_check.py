@@ -121,7 +121,7 @@ def installed(
                    f"--from-literal=token={TOKEN}")  # fmt: skip
         it.kubectl("create", "secret", "docker-registry", "registry-push", "-n", it.cicd,
                    "--docker-server=registry.example.com", "--docker-username=ci",
-                   "--docker-password=secret")  # fmt: skip
+                   "--docker-password=fake-push-secret")  # fmt: skip
         values = tmp_path / "values.yaml"
         values.write_text(json.dumps({
             "runner": {"createNamespaceRole": request.param, "githubApiUrl": github.url},

@@ -32,7 +32,8 @@ def granted(grants: list[rbac.Grant], namespace: str | None) -> set[Triple]:
 @pytest.fixture(scope="module")
 def sources(render: Render, manifest_docs: list[Document]) -> list[rbac.Granted]:
     return [
-        rbac.Granted.from_documents("the chart", render("one-app"), "cicd"),
+        # An app with every Secret the runner reads or keeps (a public one has none).
+        rbac.Granted.from_documents("the chart", render("e2e-app"), "cicd"),
         rbac.Granted.from_documents("the manifests", manifest_docs, "cicd"),
     ]
 

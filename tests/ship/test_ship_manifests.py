@@ -40,6 +40,7 @@ def test_manifests_install_every_piece(manifest_docs: list[Document]) -> None:
         ("Role", "ci-runner-deploy"),
         ("RoleBinding", "ci-runner"),
         ("RoleBinding", "ci-runner-deploy"),
+        ("Secret", "ci-runner-example-app-git"),  # the token copy, empty: the runner updates it
         ("ServiceAccount", "ci-runner"),
     ]
     namespace = one(manifest_docs, "Namespace", "cicd")

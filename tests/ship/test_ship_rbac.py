@@ -3,6 +3,7 @@ the right namespace, nothing else is, and no wildcard appears anywhere."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pytest
@@ -21,7 +22,6 @@ CICD_CALLS = [
     *[(v, "batch", "jobs") for v in ("get", "watch", "create")],
     ("list", "", "pods"),
     ("get", "", "pods/log"),
-    *[(v, "", "secrets") for v in ("get", "create", "update")],
     ("create", "", "events"),
     ("list", "", "events"),
 ]
@@ -42,6 +42,14 @@ DEPLOY_CALLS = [
 
 CREATE_NAMESPACE_CALLS = [("get", "", "namespaces"), ("create", "", "namespaces")]
 
+# The Secrets the manifests' runner may touch, by name: its token copy (after RELEASE), and the
+# GIT_TOKEN_SECRET and REGISTRY_SECRET kustomization.yaml suggests.
+MANIFEST_SECRETS = {
+    "ci-runner-example-app-git": ("get", "update"),
+    "ci-runner-git-token": ("get",),
+    "registry-credentials": ("get",),
+}
+
 # (verb, apiGroup, resource, namespace) nobody should get; namespace None is cluster-wide.
 REFUSED = [
     ("delete", "", "configmaps", "kube-system"),
@@ -59,7 +67,15 @@ REFUSED = [
 ]
 
 
-def check_runner(grants: list[rbac.Grant], cicd_ns: str, deploy_ns: str, create_ns: bool) -> None:
+def check_runner(
+    grants: list[rbac.Grant],
+    cicd_ns: str,
+    deploy_ns: str,
+    create_ns: bool,
+    secrets: Mapping[str, tuple[str, ...]],
+) -> None:
+    """``secrets``: the verbs the runner has on each Secret of the CICD namespace, by name;
+    any other Secret there, and creating one, it may not touch."""
     missing = [
         (verb, group, res, ns)
         for ns, calls in ((cicd_ns, CICD_CALLS), (deploy_ns, DEPLOY_CALLS))
@@ -67,6 +83,15 @@ def check_runner(grants: list[rbac.Grant], cicd_ns: str, deploy_ns: str, create_
         if not rbac.allows(grants, verb, group, res, ns)
     ]
     assert not missing, f"the runner is refused what it needs: {missing}"
+    by_name = {
+        (name, verb): rbac.allows(grants, verb, "", "secrets", cicd_ns, name=name)
+        for name in [*secrets, "another-apps-git-token", "ci-runner-other-git"]
+        for verb in ALL
+    }
+    assert by_name == {(name, verb): verb in secrets.get(name, ()) for name, verb in by_name}, (
+        "Secrets by name only"
+    )
+    assert not rbac.allows(grants, "create", "", "secrets", cicd_ns, name="")
     for verb, group, res in CREATE_NAMESPACE_CALLS:
         assert rbac.allows(grants, verb, group, res, None) is create_ns
     granted = [r for r in REFUSED if rbac.allows(grants, r[0], r[1], r[2], r[3])]
@@ -78,21 +103,34 @@ def check_runner(grants: list[rbac.Grant], cicd_ns: str, deploy_ns: str, create_
 
 def test_manifests_grant_exactly_what_the_runner_needs(manifest_docs: list[Document]) -> None:
     grants = rbac.rules_from_documents(manifest_docs)
-    check_runner(grants, "cicd", "example-app", create_ns=True)
+    check_runner(grants, "cicd", "example-app", create_ns=True, secrets=MANIFEST_SECRETS)
 
 
 @pytest.mark.helm
 def test_chart_with_one_app_grants_what_the_runner_needs(render: Render) -> None:
     docs = render("one-app")
     grants = rbac.rules_from_documents(docs, ("cicd", "ci-web"))
-    check_runner(grants, "cicd", "web", create_ns=True)
+    check_runner(grants, "cicd", "web", create_ns=True, secrets={})  # a public app: none
 
 
 @pytest.mark.helm
 def test_chart_release_namespace_is_the_cicd_namespace(render: Render) -> None:
     docs = render("private", release="ops", namespace="tools")
     grants = rbac.rules_from_documents(docs, ("tools", "ops-billing"))
-    check_runner(grants, "tools", "billing", create_ns=True)
+    secrets = {"billing-git-token": ("get",), "registry-push": ("get",)}
+    check_runner(grants, "tools", "billing", create_ns=True, secrets=secrets)
+
+
+@pytest.mark.helm
+def test_chart_with_a_github_app_creates_the_token_copy_the_runner_only_updates(
+    render: Render,
+) -> None:
+    docs = render("github-app")
+    grants = rbac.rules_from_documents(docs, ("cicd", "ci-billing"))
+    copy = "ci-runner-billing-git"
+    check_runner(grants, "cicd", "billing", create_ns=True, secrets={copy: ("get", "update")})
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    assert secret["metadata"]["name"] == copy and "data" not in secret
 
 
 @pytest.mark.helm
@@ -105,8 +143,8 @@ def test_chart_apps_are_isolated_from_each_other(render: Render) -> None:
     ]
     web = rbac.rules_from_documents(docs, ("cicd", "ci-web"))
     api = rbac.rules_from_documents(docs, ("cicd", "ci-api"))
-    check_runner(web, "cicd", "web", create_ns=False)
-    check_runner(api, "cicd", "api", create_ns=False)
+    check_runner(web, "cicd", "web", create_ns=False, secrets={})
+    check_runner(api, "cicd", "api", create_ns=False, secrets={})
     assert not rbac.allows(api, "create", "apps", "deployments", "web")
     assert not rbac.allows(web, "get", "", "secrets", "api")
     # worker's deployRules override narrows what helm may do in its namespace

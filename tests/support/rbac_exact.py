@@ -57,7 +57,7 @@ def main(directory: str) -> int:
         used |= {(v, g, r) for v, g, r in json.loads(path.read_text())}
     sources = [
         rbac.Granted.from_documents(
-            "the chart", charts.render_chart([charts.values_file("one-app")], namespace="cicd"),
+            "the chart", charts.render_chart([charts.values_file("e2e-app")], namespace="cicd"),
             "cicd",
         ),
         rbac.Granted.from_documents("the manifests", charts.render_manifests(), "cicd"),

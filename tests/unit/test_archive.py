@@ -117,3 +117,22 @@ def test_a_corrupt_gzip_stream_is_refused(tmp_path: Path) -> None:
     data[len(data) // 2] ^= 0xFF
     with pytest.raises(ArchiveError):
         extract_chart(io.BytesIO(data), "deploy/chart", tmp_path, "acme/shop@0123456")
+
+
+def test_a_200_mb_values_file_in_the_chart_is_refused_naming_it(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
+        for name, data in CHART.items():
+            info = tarfile.TarInfo(f"{TOP}/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        big = tarfile.TarInfo(f"{TOP}/deploy/chart/values-big.yaml")
+        big.size = 200 * 1024 * 1024
+        tar.addfile(big, io.BytesIO(bytes(big.size)))
+    with pytest.raises(ArchiveError) as caught:
+        extract_chart(io.BytesIO(buffer.getvalue()), "deploy/chart", tmp_path, "acme/shop@0123456")
+    assert str(caught.value) == (
+        "the chart in the tarball of acme/shop@0123456 is over 2000 files or 52428800 bytes "
+        "(at 'deploy/chart/values-big.yaml', 209715200 bytes)"
+    )
+    assert not (tmp_path / "chart").exists()

@@ -14,6 +14,12 @@
 {{- default .name .release -}}
 {{- end -}}
 
+{{/* The Secret where an app's runner keeps the GitHub App's installation token for Kaniko:
+     ci-runner-<release>-git (Settings.token_secret_name). Call with the app. */}}
+{{- define "ci-runner.tokenCopy" -}}
+{{- printf "ci-runner-%s-git" (include "ci-runner.appRelease" .) -}}
+{{- end -}}
+
 {{- define "ci-runner.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}

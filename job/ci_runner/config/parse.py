@@ -112,6 +112,46 @@ def url(text: str) -> str:
     return text
 
 
+# GitHub Enterprise Cloud with data residency: an enterprise's own subdomain of GHE.com, where
+# git is served at SUBDOMAIN.ghe.com and the REST API at api.SUBDOMAIN.ghe.com with no path
+# prefix (GitHub Docs: "Network details for GHE.com", docs.github.com/en/enterprise-cloud@latest/
+# admin/data-residency/network-details-for-ghecom; the docs' variables data_residency_domain
+# SUBDOMAIN.ghe.com and data_residency_api api.SUBDOMAIN.ghe.com).
+_GHE_COM = re.compile(r"^(?:api\.)?(?P<sub>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)\.ghe\.com$")
+
+
+def ghe_com_subdomain(host: str) -> str | None:
+    """The enterprise's subdomain when ``host`` is on GHE.com (its own host or its API's)."""
+    found = _GHE_COM.match(host.lower())
+    return found.group("sub") if found else None
+
+
+def github_api_url(text: str) -> str:
+    """An http(s) URL; on GHE.com the API root as GitHub documents it, ``https://api.SUB.ghe.com``,
+    also when the enterprise's own address is given."""
+    text = url(text)
+    parts = urlsplit(text)
+    sub = ghe_com_subdomain(parts.hostname or "")
+    if sub is None:
+        return text
+    if parts.path not in {"", "/"}:
+        raise ValueError(f"must be https://api.{sub}.ghe.com on GHE.com (its API has no path)")
+    return f"https://api.{sub}.ghe.com"
+
+
+# logs.MIN_SECRET, the shortest secret masked with all its forms (a test keeps them equal; config
+# and logs are on one layer and do not import each other).
+MIN_SECRET = 8
+
+
+def credential(text: str) -> str:
+    """A credential the runner masks wherever it may show: one shorter than 8 characters would
+    mask ordinary words instead (and no GitHub token is that short)."""
+    if len(text) < MIN_SECRET:
+        raise ValueError(f"is shorter than {MIN_SECRET} characters: too short to mask reliably")
+    return text
+
+
 def choice(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text.lower() not in choices:

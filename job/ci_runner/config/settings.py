@@ -184,9 +184,10 @@ class Settings(StateSettings):
 
     github_api_url: str = setting(
         "GITHUB_API_URL",
-        "GitHub API root (GitHub Enterprise: https://HOST/api/v3).",
+        "GitHub API root (GitHub Enterprise Server: https://HOST/api/v3; "
+        "GHE.com: https://api.SUBDOMAIN.ghe.com).",
         default=DEFAULT_GITHUB_API_URL,
-        parse=p.url,
+        parse=p.github_api_url,
         metavar="URL",
     )
     github_app_id: str | None = setting(
@@ -286,6 +287,7 @@ class Settings(StateSettings):
         "GIT_TOKEN",
         "GitHub token for the API, the tarball and Kaniko's clone (prefer the variable).",
         default=None,
+        parse=p.credential,
         secret=True,
     )
     git_token_secret: str | None = setting(
@@ -384,9 +386,13 @@ class Settings(StateSettings):
 
     @property
     def github_host(self) -> str:
-        """The git host Kaniko clones from (github.com for the public API)."""
+        """The git host Kaniko clones from: github.com for the public API, SUBDOMAIN.ghe.com for
+        api.SUBDOMAIN.ghe.com (GHE.com), the API's own host for GitHub Enterprise Server."""
         netloc = urlsplit(self.github_api_url).netloc
-        return "github.com" if netloc == "api.github.com" else netloc
+        if netloc == "api.github.com":
+            return "github.com"
+        sub = p.ghe_com_subdomain(netloc)
+        return f"{sub}.ghe.com" if sub is not None else netloc
 
     @property
     def token_secret_name(self) -> str | None:

@@ -3,6 +3,7 @@ image values, merged as helm merges ``--values`` files. Pure but for reading the
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any, ClassVar
@@ -48,6 +49,108 @@ HelmYAML.add_implicit_resolver(
 )
 
 
+# helm refuses to load a chart file over 5 MiB (MaxDecompressedFileSize in helm's
+# pkg/chart/loader): no YAML the runner reads from a chart may be larger.
+MAX_YAML_BYTES = 5 * 1024 * 1024
+# What a values file the runner merges may hold, every alias expanded: PyYAML's nodes cost
+# about 600 bytes each while a document is read, so this keeps a values file within some
+# 60 MiB, well inside the pod's memory request with the runner's own 50 (a large chart's
+# values, such as kube-prometheus-stack's, hold some 10,000).
+MAX_VALUES_NODES = 100_000
+# The event parser: libyaml's when PyYAML has it (the image's wheel does), about 15 times as
+# fast; events are the same either way, and no node is built while they are counted.
+_EVENTS: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _allowed_alias_ratio(decodes: int) -> float:
+    """The share of decoded nodes that may come from alias expansion, as go-yaml v2 allows it
+    (allowedAliasRatio in yaml.v2 decode.go, which sigs.k8s.io/yaml and so helm use): 99 % up
+    to 400,000 decoded nodes, falling to 10 % at 4,000,000."""
+    low, high = 400_000, 4_000_000
+    if decodes <= low:
+        return 0.99
+    if decodes >= high:
+        return 0.10
+    return 0.99 - 0.89 * (decodes - low) / (high - low)
+
+
+def _count_nodes(text: str, label: str, most: int | None) -> None:
+    """Count the nodes of ``text`` as go-yaml decodes them, every alias expanded, from the
+    parser's events alone (no node is built, so this takes constant memory), and refuse the
+    file (BadCommit naming ``label``) where go-yaml stops with "excessive aliasing", or past
+    ``most`` nodes. An anchor bomb (a few hundred bytes that expand to gigabytes) is refused
+    within a few hundred events: PyYAML itself shares an alias's node instead of copying it,
+    so only the values sent to helm would have blown up, after the build.
+
+    An anchor's size is known at its end; an alias adds that many decoded nodes, all counted
+    as aliased (go-yaml checks the ratio at every node; within an expansion it only rises, so
+    checking once after it gives the same verdict). Invalid YAML is yaml.YAMLError."""
+    decodes = aliased = 0
+    sizes: dict[str, int] = {}
+    open_: list[tuple[str | None, int]] = []
+    for event in yaml.parse(text, Loader=_EVENTS):
+        if isinstance(event, yaml.DocumentStartEvent):
+            sizes.clear()  # anchors do not reach across documents
+        elif isinstance(event, yaml.ScalarEvent):
+            decodes += 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            decodes += 1
+            open_.append((event.anchor, decodes - 1))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, before = open_.pop()
+            if anchor is not None:
+                sizes[anchor] = decodes - before
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor not in sizes:  # undefined, or an alias inside its own anchor
+                raise BadCommit(
+                    f"{label} is refused: alias *{event.anchor} has no anchor before it"
+                )
+            decodes += 1 + sizes[event.anchor]
+            aliased += sizes[event.anchor]
+            # go-yaml's own condition for "document contains excessive aliasing".
+            ratio = aliased / decodes
+            if aliased > 100 and decodes > 1000 and ratio > _allowed_alias_ratio(decodes):
+                raise BadCommit(
+                    f"{label} is refused: its aliases expand too much (helm's YAML reader "
+                    "says excessive aliasing; an anchor bomb?)"
+                )
+        if most is not None and decodes > most:
+            raise BadCommit(f"{label} is refused: over {most} values once its aliases are expanded")
+
+
+def read_yaml(path: Path, label: str, most: int | None = MAX_VALUES_NODES) -> str:
+    """The text of a YAML file of the commit, once it is known to be within bounds: a file over
+    helm's 5 MiB, not UTF-8, or whose aliases expand as an anchor bomb's do (or past ``most``
+    nodes) is BadCommit naming ``label`` and why, before anything is built from it. Invalid
+    YAML is yaml.YAMLError."""
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise BadCommit(
+            f"{label} is refused: {size} bytes, over the {MAX_YAML_BYTES} bytes helm loads "
+            "from a chart file"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise BadCommit(f"{label} is refused: not UTF-8 text") from e
+    _count_nodes(text, label, most)
+    return text
+
+
+def check_chart_yaml(chart_dir: Path) -> None:
+    """The chart's own Chart.yaml and values.yaml, which helm reads (not the runner), within
+    helm's bounds: a file helm would refuse as too big or as excessive aliasing is refused
+    before a build is spent on the commit. Whether they are valid YAML is left to helm."""
+    for name in ("Chart.yaml", "values.yaml"):
+        path = chart_dir / name
+        if path.is_file():
+            # Invalid YAML there: helm says what is wrong with it, as it always did.
+            with contextlib.suppress(yaml.YAMLError):
+                read_yaml(path, f"the chart's {name}", most=None)
+
+
 def image_values(settings: Settings, sha: str, digest: str | None = None) -> dict[str, Any]:
     """Values that point the chart at the freshly built image, nested from the dotted keys.
 
@@ -86,13 +189,15 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 def chart_values(settings: Settings, chart_dir: Path, sha: str) -> dict[str, Any]:
     """The values files (in order) and then the image values, merged as helm merges them."""
+    check_chart_yaml(chart_dir)
     merged: dict[str, Any] = {}
     for name in settings.values_files:
         path = chart_dir / name
         if not path.is_file():
             raise BadCommit(f"VALUES_FILES entry {name!r} does not exist in the chart")
         try:
-            loaded = yaml.load(path.read_text(), Loader=HelmYAML)
+            text = read_yaml(path, f"VALUES_FILES entry {name!r}")
+            loaded = yaml.load(text, Loader=HelmYAML)
         except yaml.YAMLError as e:
             problem = shorten(str(e), 120)
             raise BadCommit(f"VALUES_FILES entry {name!r} is not valid YAML: {problem}") from e

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
+import json
 import logging
 import re
 
+from .. import logs
 from ..config import Settings
 from ..errors import ConfigError, Conflict, KubernetesError
 from .build_watch import BuildResult, Watcher, finished, job_pods
@@ -22,14 +26,35 @@ TERMINATION_LOG = "/dev/termination-log"
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
+# Characters of the release's hash that stand for the part of a long release name cut off.
+_NAME_HASH = 8
+
+
 def job_name(release: str, sha: str, attempt: int, nonce: str = "") -> str:
     """A name per (release, commit, attempt): a crashed run's Job is found again by name.
 
     A ``nonce`` (a per-run string) makes the name new, so a forced build or a retry whose
-    earlier Job failed builds anew instead of adopting that finished Job.
+    earlier Job failed builds anew instead of adopting that finished Job. A release too long to
+    fit is cut and followed by a hash of the whole name: two releases that share their first
+    40-odd characters still get Jobs of their own (a short one keeps the name it always had).
     """
     suffix = f"-build-{sha[:12]}-{attempt}" + (f"-{nonce}" if nonce else "")
-    return release[: 63 - len(suffix)].rstrip("-") + suffix
+    room = 63 - len(suffix)
+    if len(release) <= room:
+        return release + suffix
+    digest = hashlib.sha256(release.encode()).hexdigest()[:_NAME_HASH]
+    return f"{release[: room - _NAME_HASH - 1].rstrip('-')}-{digest}{suffix}"
+
+
+def foreign_job(job: Obj, release: str, sha: str) -> str | None:
+    """Why ``job`` (found under the name of our build) is not this release's build of ``sha``,
+    or None when its labels say it is. Only such a Job may be adopted: one of another app or
+    commit would deploy an image built from something else."""
+    labels = (job.get("metadata") or {}).get("labels") or {}
+    theirs = (labels.get(RELEASE_LABEL), labels.get(COMMIT_LABEL))
+    if theirs == (release, sha):
+        return None
+    return f"its labels say release {theirs[0]!r}, commit {theirs[1]!r}"
 
 
 def kaniko_args(settings: Settings, sha: str) -> list[str]:
@@ -157,16 +182,26 @@ class Builder:
     def start(self, sha: str, attempt: int, nonce: str, fresh: bool) -> str:
         """Create the Job for this attempt, or adopt the one a crashed run left; its name.
 
-        A Job of the same name is adopted while it runs or when it succeeded; one that failed
-        was counted already, so a retry builds anew under a ``nonce`` name. ``fresh`` (a forced
-        run) always builds anew.
+        A Job of the same name is adopted while it runs or when it succeeded, if its labels
+        name this release and commit (else ConfigError naming it); one that failed was counted
+        already, so a retry builds anew under a ``nonce`` name. ``fresh`` (a forced run) always
+        builds anew.
         """
-        body = build_job(self._settings, sha, attempt, nonce if fresh else "")
+        s = self._settings
+        body = build_job(s, sha, attempt, nonce if fresh else "")
         name: str = body["metadata"]["name"]
         try:
             self._kube.create(JOBS, body)
         except Conflict:
             existing = self._kube.read(JOBS, self._ns, name)
+            why = foreign_job(existing, s.release, sha) if existing is not None else None
+            if why is not None:
+                raise ConfigError(
+                    [
+                        f"Job {self._ns}/{name} has the name of the build of {s.release} "
+                        f"at {sha[:7]} but is not it ({why}): not adopted; delete or rename it"
+                    ]
+                ) from None
             verdict = finished(existing) if existing is not None else None
             if fresh or verdict is None or verdict.succeeded:
                 log.info("adopting build Job %s/%s left by an earlier run", self._ns, name)
@@ -201,9 +236,43 @@ class Builder:
         return Watcher(self._kube, self._settings, name).wait()
 
 
+def _decoded(value: object) -> str:
+    """A Secret's data value as text ('' when it is not base64 of UTF-8)."""
+    try:
+        return base64.b64decode(str(value), validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""
+
+
+def secret_credentials(key: str, value: object) -> list[tuple[str, str]]:
+    """The credentials in a Secret's ``key`` (base64 ``value``), each with what it is for:
+    the token of a token Secret; from a docker config, each registry's password, identity and
+    registry tokens, and its ``auth`` (base64 of ``user:password``) whole. A malformed docker
+    config yields none (Kaniko then says what is wrong with it)."""
+    text = _decoded(value)
+    if key == TOKEN_KEY:
+        return [("the token", text.strip())] if text.strip() else []
+    try:
+        auths = json.loads(text).get("auths") or {}
+    except (ValueError, AttributeError):
+        return []
+    found = []
+    for registry, entry in auths.items() if isinstance(auths, dict) else ():
+        if not isinstance(entry, dict):
+            continue
+        for field in ("password", "identitytoken", "registrytoken", "auth"):
+            if isinstance(entry.get(field), str) and entry[field]:
+                found.append((f"{field} for {registry}", entry[field]))
+    return found
+
+
 def check_secrets(kube: Kube, settings: Settings) -> None:
     """The Secrets a build Job will reference exist with their keys: ConfigError naming each
-    missing one, before anything is created (else the pod would wait forever for them)."""
+    missing one, before anything is created (else the pod would wait forever for them).
+
+    Their credentials are masked from now on in everything the runner writes, since a build's
+    log (which goes to lastError, an Event, the commit status and NOTIFY_URL) may print them;
+    one too short to be masked reliably is refused like a missing key."""
     s = settings
     wanted = []
     if s.registry_secret:
@@ -214,9 +283,22 @@ def check_secrets(kube: Kube, settings: Settings) -> None:
     for setting, name, key in wanted:
         secret = kube.read(SECRETS, s.cicd_namespace, name)
         where = f"{setting} Secret {name!r} in namespace {s.cicd_namespace!r}"
+        data = (secret or {}).get("data") or {}
         if secret is None:
             problems.append(f"{where} does not exist")
-        elif key not in (secret.get("data") or {}):
+        elif key not in data:
             problems.append(f"{where} has no key {key!r}")
+        found = secret_credentials(key, data.get(key))
+        for what, credential in list(found):
+            # An auth field is base64 of user:password: its password is a credential too.
+            if what.startswith("auth ") and ":" in (plain := _decoded(credential)):
+                found.append((f"the password in the {what}", plain.partition(":")[2]))
+        logs.learn(*(credential for _, credential in found))
+        short = {c: what for what, c in reversed(found) if len(c) < logs.MIN_SECRET}
+        problems += [
+            f"{where} holds {what} shorter than {logs.MIN_SECRET} characters: too short to be "
+            "masked reliably in build logs"
+            for what in short.values()
+        ]
     if problems:
         raise ConfigError(problems)

@@ -33,10 +33,23 @@ class Need:
     verbs: tuple[str, ...]
     why: str
     when: Callable[[Settings], bool] = lambda s: True
+    names: Callable[[Settings], tuple[str, ...]] = lambda s: ()
+    """The objects it is asked for by name (the Role grants it for those names only); none:
+    for any object of the kind."""
 
 
 def _keeps_token_secret(s: Settings) -> bool:
-    return bool(s.git_token) and not s.git_token_secret
+    """Whether the runner keeps its own token copy (GIT_TOKEN without GIT_TOKEN_SECRET, or a
+    GitHub App's installation token)."""
+    return s.token_secret_name is not None and not s.git_token_secret
+
+
+def _checked_secrets(s: Settings) -> tuple[str, ...]:
+    return tuple(name for name in (s.registry_secret, s.git_token_secret) if name)
+
+
+def _token_copy(s: Settings) -> tuple[str, ...]:
+    return (s.token_secret_name,) if s.token_secret_name and _keeps_token_secret(s) else ()
 
 
 # The one list of what the runner asks of the API: CICD_NS is exactly the chart's CICD Role
@@ -49,14 +62,23 @@ NEEDS: tuple[Need, ...] = (
     Need(CICD, "batch", "jobs", ("get", "watch", "create"), "the Kaniko build Job"),
     Need(CICD, "", "pods", ("list",), "the build pod's state while it starts"),
     Need(CICD, "", "pods/log", ("get",), "the failed build's log"),
-    Need(CICD, "", "secrets", ("get",), "checking REGISTRY_SECRET and GIT_TOKEN_SECRET"),
     Need(
         CICD,
         "",
         "secrets",
-        ("create", "update"),
-        "the runner's copy of GIT_TOKEN for Kaniko",
+        ("get",),
+        "checking REGISTRY_SECRET and GIT_TOKEN_SECRET",
+        lambda s: bool(_checked_secrets(s)),
+        _checked_secrets,
+    ),
+    Need(
+        CICD,
+        "",
+        "secrets",
+        ("get", "update"),
+        "the runner's copy of the GitHub token for Kaniko",
         _keeps_token_secret,
+        _token_copy,
     ),
     Need(CICD, "", "events", ("create", "list"), "Events of the run and of the build"),
     Need(
@@ -82,13 +104,16 @@ def scope_namespace(scope: str, s: Settings) -> str:
     return {CICD: s.cicd_namespace, DEPLOY: s.deploy_namespace}.get(scope, "")
 
 
-def may(api: Kube, verb: str, group: str, resource: str, namespace: str) -> bool:
+def may(api: Kube, verb: str, group: str, resource: str, namespace: str, name: str = "") -> bool:
     """Whether the API server allows us ``verb`` on ``resource`` in ``namespace`` ("":
-    cluster-wide): a SelfSubjectAccessReview, which every authenticated user may create."""
-    name, _, sub = resource.partition("/")
-    attributes = {"namespace": namespace, "verb": verb, "group": group, "resource": name}
+    cluster-wide), on the object ``name`` if given: a SelfSubjectAccessReview, which every
+    authenticated user may create."""
+    kind, _, sub = resource.partition("/")
+    attributes = {"namespace": namespace, "verb": verb, "group": group, "resource": kind}
     if sub:
         attributes["subresource"] = sub
+    if name:
+        attributes["name"] = name
     body = {
         "apiVersion": "authorization.k8s.io/v1",
         "kind": "SelfSubjectAccessReview",
@@ -114,15 +139,19 @@ def permissions(api: Kube, s: Settings) -> list[Result]:
                 group = f".{need.group}" if need.group else ""
                 name, _, sub = need.resource.partition("/")
                 what = name + group + (f"/{sub}" if sub else "")
-                missing = [
-                    v for v in need.verbs if not may(api, v, need.group, need.resource, namespace)
-                ]
-                if missing:
-                    refused.append(f"{','.join(missing)} {what} ({need.why})")
+                for name in need.names(s) or ("",):
+                    missing = [
+                        v
+                        for v in need.verbs
+                        if not may(api, v, need.group, need.resource, namespace, name)
+                    ]
+                    if missing:
+                        named = f" {name!r}" if name else ""
+                        refused.append(f"{','.join(missing)} {what}{named} ({need.why})")
         except KubernetesError as e:
             results.append(failed(item, e))
             continue
-        count = sum(len(n.verbs) for n in needs)
+        count = sum(len(n.verbs) * max(1, len(n.names(s))) for n in needs)
         if refused:
             fix = (
                 "grant them (the chart's Roles do: charts/ci-runner/templates/rbac.yaml; "

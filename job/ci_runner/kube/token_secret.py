@@ -2,7 +2,10 @@
 the one module that reads and writes it.
 
 It holds GIT_TOKEN's value (when no GIT_TOKEN_SECRET is given) or a GitHub App's installation
-token with its expiry as an annotation; build Jobs read it through a Secret reference. The
+token with its expiry as an annotation; build Jobs read it through a Secret reference. In a
+cluster the chart (or the manifests) creates it empty and the runner may only read and update it
+by name: a Role cannot limit ``create`` to one name, and a runner that may create Secrets may
+create any. Only a run that may create it (a person's kubeconfig) creates it when missing. The
 installation token is reused until RENEW_BEFORE its expiry: GitHub's ETags vary with the
 Authorization header, so a fresh token each run would turn every no-op run's free 304 into a
 full request.
@@ -14,6 +17,7 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 from ..config import Settings
+from ..errors import ConfigError, KubernetesError
 from .client import MANAGED_BY, RELEASE_LABEL, SECRETS, Kube, Obj
 
 TOKEN_KEY = "token"
@@ -71,10 +75,35 @@ def write(
     expires: datetime | None = None,
 ) -> None:
     """Keep ``token`` in the Secret, over ``current`` (what was read: Conflict when someone
-    wrote it since)."""
+    wrote it since). The labels and annotations others put there (helm's or kubectl's, which
+    made it) stay. A missing Secret that the runner may not create is ConfigError saying how
+    to make it."""
     body = manifest(settings, token, expires)
-    if current is not None:
-        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+    if current is None:
+        try:
+            kube.save(SECRETS, body)
+        except KubernetesError as e:
+            if e.status != 403:
+                raise
+            name, ns = settings.token_secret_name, settings.cicd_namespace
+            raise ConfigError(
+                [
+                    f"the token Secret {name!r} in namespace {ns!r} does not exist, and the "
+                    "runner may only update it: the chart and the manifests create it; else "
+                    f"`kubectl create secret generic {name} -n {ns}`"
+                ]
+            ) from e
+        return
+    meta = body["metadata"]
+    kept = current["metadata"]
+    meta["resourceVersion"] = kept["resourceVersion"]
+    # The maker's labels win (helm's managed-by stays Helm); the expiry annotation is ours.
+    meta["labels"] = {**meta["labels"], **(kept.get("labels") or {})}
+    annotations = {**(kept.get("annotations") or {}), **meta.get("annotations", {})}
+    if expires is None:  # a plain token now: no expiry of an earlier installation token
+        annotations.pop(EXPIRES, None)
+    if annotations:
+        meta["annotations"] = annotations
     kube.save(SECRETS, body)
 
 

@@ -34,11 +34,38 @@ def test_defaults() -> None:
 
 
 def test_github_enterprise_host_and_token_secret() -> None:
-    s = settings(GITHUB_API_URL="https://ghe.example.com/api/v3/", GIT_TOKEN="t")
+    s = settings(GITHUB_API_URL="https://ghe.example.com/api/v3/", GIT_TOKEN="fake-token-t")
     assert s.github_api_url == "https://ghe.example.com/api/v3"
     assert s.github_host == "ghe.example.com"
     assert s.token_secret_name == "ci-runner-shop-git"
-    assert settings(GIT_TOKEN="t", GIT_TOKEN_SECRET="mine").token_secret_name == "mine"
+    assert settings(GIT_TOKEN="fake-token-t", GIT_TOKEN_SECRET="mine").token_secret_name == "mine"
+
+
+@pytest.mark.parametrize(
+    ("given", "api", "git"),
+    [
+        (None, "https://api.github.com", "github.com"),
+        ("https://api.github.com/", "https://api.github.com", "github.com"),
+        ("https://ghe.example.com/api/v3", "https://ghe.example.com/api/v3", "ghe.example.com"),
+        ("https://api.octocorp.ghe.com", "https://api.octocorp.ghe.com", "octocorp.ghe.com"),
+        # The enterprise's own address: its API is at api.SUBDOMAIN.ghe.com, as GitHub documents.
+        ("https://octocorp.ghe.com/", "https://api.octocorp.ghe.com", "octocorp.ghe.com"),
+        ("https://API.Octo-Corp.GHE.com", "https://api.octo-corp.ghe.com", "octo-corp.ghe.com"),
+    ],
+)
+def test_the_api_and_git_hosts_of_github_ghes_and_ghe_com(
+    given: str | None, api: str, git: str
+) -> None:
+    s = settings(**({"GITHUB_API_URL": given} if given else {}))
+    assert (s.github_api_url, s.github_host) == (api, git)
+
+
+def test_ghe_com_with_a_ghes_path_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings(GITHUB_API_URL="https://octocorp.ghe.com/api/v3")
+    assert "must be https://api.octocorp.ghe.com on GHE.com (its API has no path)" in str(
+        caught.value
+    )
 
 
 def test_branch_with_slash_gives_a_dashed_latest_tag() -> None:
@@ -167,7 +194,7 @@ def test_a_github_app_instead_of_a_token(app_key: str) -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"GIT_TOKEN": "t"}, "GIT_TOKEN and GITHUB_APP_* are both set"),
+        ({"GIT_TOKEN": "fake-token-t"}, "GIT_TOKEN and GITHUB_APP_* are both set"),
         ({"GIT_TOKEN_SECRET": "mine"}, "GIT_TOKEN_SECRET and GITHUB_APP_* are both set"),
         (
             {"GITHUB_APP_INSTALLATION_ID": ""},
@@ -188,3 +215,12 @@ def test_app_credentials_that_cannot_work_are_refused(
         settings(**given)
     assert any(p.startswith(message) for p in caught.value.problems), caught.value.problems
     assert "PRIVATE KEY" not in str(caught.value)  # the key itself is never echoed
+
+
+def test_a_github_token_too_short_to_mask_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings(GIT_TOKEN="abc1234")
+    assert caught.value.problems == [
+        "GIT_TOKEN is shorter than 8 characters: too short to mask reliably, got ***"
+    ]
+    assert settings(GIT_TOKEN="abcd1234").git_token == "abcd1234"

@@ -3,13 +3,23 @@ read back from its pod."""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from typing import Any
 
 import pytest
+from ci_runner import logs
 from ci_runner.errors import ConfigError
 from ci_runner.kube import token_secret
-from ci_runner.kube.build_job import build_job, job_name, pushed_digest
+from ci_runner.kube.build_job import (
+    build_job,
+    check_secrets,
+    foreign_job,
+    job_name,
+    pushed_digest,
+    secret_credentials,
+)
 
 from tests.support.settings import app_settings
 
@@ -30,6 +40,18 @@ def test_kaniko_clones_the_exact_commit_and_pushes_both_tags() -> None:
     assert f"--context=git://github.com/acme/shop.git#refs/heads/feature/x#{SHA}" in args
     assert f"--destination=r.example.com/acme/shop:{SHA}" in args
     assert "--destination=r.example.com/acme/shop:feature-x-latest" in args
+
+
+@pytest.mark.parametrize(
+    ("api", "git"),
+    [
+        ("https://ghe.example.com/api/v3", "ghe.example.com"),
+        ("https://api.octocorp.ghe.com", "octocorp.ghe.com"),
+    ],
+)
+def test_kaniko_clones_from_the_git_host_of_ghes_and_ghe_com(api: str, git: str) -> None:
+    args = container(job(GITHUB_API_URL=api))["args"]
+    assert f"--context=git://{git}/acme/shop.git#refs/heads/main#{SHA}" in args
 
 
 def test_job_runs_once_within_the_build_timeout_and_is_cleaned_up() -> None:
@@ -83,6 +105,35 @@ def test_job_names_are_valid_and_distinct_per_attempt() -> None:
     names = {job_name(long_release, SHA, n) for n in (1, 2, 3)}
     assert len(names) == 3
     assert all(len(n) <= 63 and n[0].isalnum() and n[-1].isalnum() for n in names)
+
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@pytest.mark.parametrize("nonce", ["", "x7k2q"])
+def test_releases_sharing_fifty_characters_get_jobs_of_their_own(nonce: str) -> None:
+    shared = "payments-" + "p" * 40 + "-"  # 50 characters, then each app's own
+    names = [job_name(shared + end, SHA, 1, nonce) for end in ("eu", "us", "ap")]
+    assert len(set(names)) == 3
+    assert all(len(n) <= 63 and DNS_LABEL.match(n) for n in names)
+    assert all(f"-build-{SHA[:12]}-1" in n for n in names)
+
+
+def test_a_release_that_fits_keeps_the_name_it_always_had() -> None:
+    # A Job a crashed run of an earlier version left is still found again by its name.
+    assert job_name("shop", SHA, 2) == f"shop-build-{SHA[:12]}-2"
+    assert job_name("s" * 42, SHA, 2) == "s" * 42 + f"-build-{SHA[:12]}-2"
+
+
+def test_only_a_job_labelled_with_this_release_and_commit_is_ours() -> None:
+    ours = build_job(app_settings(), SHA, 1)
+    assert foreign_job(ours, "shop", SHA) is None
+    assert foreign_job(ours, "shop-eu", SHA) == f"its labels say release 'shop', commit '{SHA}'"
+    other = "f" * 40
+    assert foreign_job(ours, "shop", other) == f"its labels say release 'shop', commit '{SHA}'"
+    assert foreign_job({"metadata": {"name": "x"}}, "shop", SHA) == (
+        "its labels say release None, commit None"
+    )
 
 
 # -- issue 10: tuning the build ------------------------------------------------------------
@@ -319,3 +370,73 @@ def test_the_digest_comes_from_the_kaniko_containers_termination_message() -> No
 )
 def test_no_digest_unless_kaniko_ended_well_and_wrote_one(found: dict[str, Any]) -> None:
     assert pushed_digest(found) is None
+
+
+# -- issue 17: the credentials of the Secrets a build uses are masked, or refused --------------
+
+
+def docker_config(**entry: str) -> str:
+    config = {"auths": {"r.example.com": entry}}
+    return base64.b64encode(json.dumps(config).encode()).decode()
+
+
+class SecretsOnly:
+    """The one call check_secrets makes of the Kubernetes API, answered from a dict."""
+
+    def __init__(self, secrets: dict[str, dict[str, str]]) -> None:
+        self.secrets = secrets
+
+    def read(self, resource: object, namespace: str, name: str) -> dict[str, Any] | None:
+        data = self.secrets.get(name)
+        return None if data is None else {"data": data}
+
+
+def test_every_credential_of_a_docker_config_and_a_token_secret_is_found() -> None:
+    auth = base64.b64encode(b"robot:registry-pass-123").decode()
+    found = secret_credentials(
+        ".dockerconfigjson",
+        docker_config(username="robot", password="registry-pass-123", auth=auth),
+    )
+    assert found == [
+        ("password for r.example.com", "registry-pass-123"),
+        ("auth for r.example.com", auth),
+    ]
+    token = base64.b64encode(b"ghp_token_0123456789\n").decode()
+    assert secret_credentials("token", token) == [("the token", "ghp_token_0123456789")]
+    assert secret_credentials(".dockerconfigjson", "bm90IGpzb24=") == []  # "not json"
+
+
+def test_the_registry_password_is_masked_once_the_secrets_are_checked() -> None:
+    auth = base64.b64encode(b"robot:registry-pass-123").decode()
+    kube = SecretsOnly({"regcred": {".dockerconfigjson": docker_config(auth=auth)}})
+    check_secrets(kube, app_settings(REGISTRY_SECRET="regcred"))  # type: ignore[arg-type]
+    assert logs.mask("denied: robot/registry-pass-123", []) == "denied: robot/***"
+
+
+@pytest.mark.parametrize(
+    ("entry", "what"),
+    [
+        ({"password": "short"}, "password for r.example.com"),
+        ({"auth": base64.b64encode(b"robot:short").decode()}, "the password in the auth for"),
+        ({"identitytoken": "abc"}, "identitytoken for r.example.com"),
+    ],
+)
+def test_a_registry_credential_too_short_to_mask_is_refused(
+    entry: dict[str, str], what: str
+) -> None:
+    kube = SecretsOnly({"regcred": {".dockerconfigjson": docker_config(**entry)}})
+    with pytest.raises(ConfigError) as caught:
+        check_secrets(kube, app_settings(REGISTRY_SECRET="regcred"))  # type: ignore[arg-type]
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"REGISTRY_SECRET Secret 'regcred' in namespace 'cicd' holds {what}")
+    assert problem.endswith(
+        "shorter than 8 characters: too short to be masked reliably in build logs"
+    )
+
+
+def test_a_token_secret_too_short_to_mask_is_refused() -> None:
+    kube = SecretsOnly({"tok": {"token": base64.b64encode(b"abc").decode()}})
+    with pytest.raises(
+        ConfigError, match=r"GIT_TOKEN_SECRET Secret 'tok' .* holds the token shorter"
+    ):
+        check_secrets(kube, app_settings(GIT_TOKEN_SECRET="tok"))  # type: ignore[arg-type]

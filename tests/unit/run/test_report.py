@@ -47,7 +47,7 @@ def sha(github: GitHubFake) -> str:
 
 def reporter(github: GitHubFake, **env: str) -> tuple[Reporter, GitHub]:
     settings = app_settings(
-        **{"GITHUB_API_URL": github.url, "API_TIMEOUT": "2", "GIT_TOKEN": "t", **env}
+        **{"GITHUB_API_URL": github.url, "API_TIMEOUT": "2", "GIT_TOKEN": "fake-token-t", **env}
     )
     client = GitHub(settings)
     return Reporter(settings, client), client
