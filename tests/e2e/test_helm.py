@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,65 @@ def test_a_first_install_left_pending_is_uninstalled_then_installed(
     assert ran[:3] == ["version", "upgrade", "status"]
     assert "uninstall" in ran
     assert ran[-1] == "upgrade"
+
+
+# -- helm dies with the runner, and is checked before anything is written ----------------------
+
+
+def helm_children(pid: int) -> list[int]:
+    """The helm processes ``pid`` started (its direct children named helm)."""
+    tasks = Path(f"/proc/{pid}/task")
+    found = []
+    for task in tasks.iterdir():
+        for child in (task / "children").read_text().split():
+            if Path(f"/proc/{child}/comm").read_text().strip() == "helm":
+                found.append(int(child))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for init to reap it does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+@pytest.mark.helm
+def test_helm_does_not_outlive_a_runner_killed_mid_upgrade(app: App, emulator: Any) -> None:
+    assert app.run().code == 0
+    running, held, _ = app.start_a_slow_upgrade()  # helm waits for the held chart Job
+    helm = helm_children(running.pid)
+    assert len(helm) == 1, helm
+    running.kill()  # SIGKILL the runner alone, as an OOM kill does; helm is in its own session
+    running.communicate()
+    deadline = time.monotonic() + 2
+    while alive(helm[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling a condition with a deadline, not waiting for time to pass
+    assert not alive(helm[0]), "helm still runs 2 s after its runner was killed"
+    emulator.jobs.release(app.deploy_ns, held)
+
+
+@pytest.mark.helm
+@pytest.mark.emulator_only
+def test_a_run_without_a_usable_helm_writes_nothing(
+    app: App, emulator: Any, tmp_path: Path
+) -> None:
+    assert app.run().code == 0
+    app.push({"README.md": "v2"}, message="second")
+    empty = tmp_path / "no-helm"
+    empty.mkdir()
+    old = tmp_path / "old-helm"
+    old.mkdir()
+    (old / "helm").write_text("#!/bin/sh\necho v3.10.0\n")
+    (old / "helm").chmod(0o755)
+    for path, said in [(empty, "helm is not on PATH"), (old, "helm v3.10.0 is not supported")]:
+        emulator.clear_requests()
+        refused = app.run(PATH=str(path))
+        assert refused.code == 2, refused.output
+        assert said in refused.stderr
+        writes = [r.method + " " + r.path for r in emulator.requests if r.method != "GET"]
+        assert writes == []  # no Lease, no build Job, no state
+    assert app.run().code == 0  # with helm back the commit deploys, nothing counted against it
+    assert app.status()["lastDeployedSha"] == app.heads[-1]

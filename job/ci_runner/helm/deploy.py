@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
+import re
 import shlex
 import shutil
 import signal
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,6 +22,7 @@ from typing import Any, ClassVar
 import pyhelm3
 import pyhelm3.command
 import pyhelm3.errors
+import semver  # pyhelm3 depends on it; its Client compares versions with it
 
 from .. import stopping
 from ..config import Settings
@@ -29,6 +34,39 @@ log = logging.getLogger(__name__)
 # After SIGTERM, helm gets this long to cancel (and roll back) before it is killed: a pod has
 # 30 s in all, and the runner still releases its Lease after helm is gone.
 HELM_GRACE_SECONDS = 18
+HELM_VERSION_SECONDS = 60
+"""How long ``helm version`` (local, no cluster) may take before the run gives up on helm."""
+PR_SET_PDEATHSIG = 1
+"""From Linux's <linux/prctl.h>: the signal a process gets when the thread that forked it ends."""
+
+_VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
+
+
+def _dies_with_runner() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the helm child get SIGKILL when the runner dies, however it
+    dies (SIGKILL, OOM kill, a node drain past the grace period): helm runs in a session of its
+    own, so nothing else would stop it, and an orphaned helm races the next run ("another
+    operation is in progress", a pending release it then rolls back under the live helm).
+
+    ``prctl(PR_SET_PDEATHSIG)`` fires when the *thread* that forked the child ends, so helm must
+    be forked by a thread that lives as long as the run: asyncio's ``create_subprocess_exec``
+    calls ``subprocess.Popen`` in the event loop's own thread, which ``asyncio.run`` runs in the
+    main thread (CPython 3.11 asyncio/base_subprocess.py ``_start``). The libc function is
+    resolved here, before the fork, so that the child only makes one system call before exec
+    (``preexec_fn`` runs between fork and exec, where little else is safe with other threads,
+    such as the Lease's renewal, alive). None off Linux, which has no such call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    runner = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != runner:  # the runner died between fork and prctl: no one to wait
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
 
 
 class _ExecNotShell:
@@ -50,7 +88,7 @@ class _ExecNotShell:
     async def create_subprocess_shell(cls, cmd: str, **kwargs: Any) -> asyncio.subprocess.Process:
         stopping.check()  # no new helm (a status, a rollback) once a stop was asked for
         process = await asyncio.create_subprocess_exec(
-            *shlex.split(cmd), start_new_session=True, **kwargs
+            *shlex.split(cmd), start_new_session=True, preexec_fn=_dies_with_runner(), **kwargs
         )
         cls.running.add(process)
         return process
@@ -104,6 +142,66 @@ def require_helm() -> str:
     return found
 
 
+def helm_problem(version: str) -> str | None:
+    """What is wrong with a helm version's text (``v4.1.4``); None for 3.18+ and 4.x."""
+    found = _VERSION.search(version)
+    if found is None:
+        return f"cannot tell helm's version from {shorten(version, 80)!r}"
+    major, minor, _ = (int(n) for n in found.groups())
+    if major == 4 or (major == 3 and minor >= 18):
+        return None
+    return f"helm {found.group(0)} is not supported: install 4.x or 3.18+ (the newest 3.x patch)"
+
+
+@dataclass(frozen=True)
+class Helm:
+    """The helm a run deploys with, found and asked its version before the run writes
+    anything (Lease, build Job, state): a run without a usable helm stops there, exit 2."""
+
+    executable: str
+    version: str
+    """As ``helm version --template '{{ .Version }}'`` prints it: ``v4.1.4``."""
+
+    @property
+    def major(self) -> int:
+        found = _VERSION.search(self.version)
+        assert found is not None  # find() checked it
+        return int(found.group(1))
+
+    @classmethod
+    def find(cls) -> Helm:
+        """helm on PATH, runnable and of a supported version; ConfigError otherwise."""
+        executable = require_helm()
+        # The same question pyhelm3's Client asks in its constructor (Command.client_version).
+        try:
+            answer = subprocess.run(
+                [executable, "version", "--template", "{{ .Version }}"],
+                capture_output=True,
+                text=True,
+                timeout=HELM_VERSION_SECONDS,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise ConfigError([f"helm at {executable} cannot be run: {e}"]) from e
+        if answer.returncode != 0:
+            said = shorten(answer.stderr or answer.stdout, 200)
+            raise ConfigError([f"`{executable} version` failed (exit {answer.returncode}): {said}"])
+        problem = helm_problem(answer.stdout.strip())
+        if problem is not None:
+            raise ConfigError([f"{problem} (at {executable})"])
+        return cls(executable, answer.stdout.strip())
+
+
+class _AskedClient(pyhelm3.Client):  # type: ignore[misc]
+    """pyhelm3's Client, for the version ``Helm.find`` asked already: its constructor would run
+    ``helm version`` again (pyhelm3 0.5.8 client.py ``Client.__init__`` sets only ``_command``
+    and ``version``, the latter from ``Command.client_version``)."""
+
+    def __init__(self, command: pyhelm3.Command, version: str) -> None:
+        self._command = command
+        self.version = semver.Version.parse(version.removeprefix("v"))
+
+
 def command_line(settings: Settings, chart: str, helm4: bool) -> str:
     """The helm command a deploy runs, for --dry-run (the values go in on stdin)."""
     s = settings
@@ -151,6 +249,8 @@ class Deploy:
     chart_dir: Path
     values: dict[str, Any]
     """From ``chart_values``: what helm gets on stdin."""
+    helm: Helm | None = None
+    """The helm the run checked before its first write; None: found when the deploy runs."""
 
     def pinned(self, sha: str, digest: str | None) -> Deploy:
         """The same deploy with the image values of ``sha`` pushed as ``digest``."""
@@ -170,14 +270,13 @@ class Deploy:
 
     async def _run(self) -> int:
         s = self.settings
+        helm = self.helm or Helm.find()
         command = pyhelm3.Command(
-            executable=require_helm(),
+            executable=helm.executable,
             insecure_skip_tls_verify=not s.verify_ssl,
             default_timeout=f"{s.helm_timeout}s",
         )
-        # One Client for the run: its constructor runs `helm version`, which picks the flag.
-        client = pyhelm3.Client(command)
-        helm4 = client.version.major >= 4
+        helm4 = helm.major >= 4  # picks the rollback flag
         try:
             return await self._upgrade(command, helm4)
         except pyhelm3.errors.Error:
@@ -185,7 +284,7 @@ class Deploy:
             # helm refuses to upgrade it ("another operation is in progress") before it
             # changes anything (prepareUpgrade in helm's pkg/action/upgrade.go, 3.18 and 4.1).
             # So the release's status is asked only after a failure, not before every deploy.
-            if not await self._recovered(client):
+            if not await self._recovered(_AskedClient(command, helm.version)):
                 raise
         return await self._upgrade(command, helm4)
 
