@@ -39,6 +39,10 @@ HELM_VERSION_SECONDS = 60
 PR_SET_PDEATHSIG = 1
 """From Linux's <linux/prctl.h>: the signal a process gets when the thread that forked it ends."""
 
+_CONFLICT = "Apply failed with"
+"""How the API server's server-side apply conflict starts ("Apply failed with 1 conflict:
+conflict with "kubectl" with subresource "scale" using apps/v1: .spec.replicas"), as helm 4
+passes it on."""
 _VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
 
 
@@ -222,6 +226,8 @@ def command_line(settings: Settings, chart: str, helm4: bool) -> str:
         "--values",
         "-",
     ]
+    if helm4 and s.helm_force_conflicts:
+        words.insert(-2, "--force-conflicts")
     return shlex.join(words)
 
 
@@ -266,7 +272,13 @@ class Deploy:
             raise KubernetesError(f"helm could not reach the Kubernetes API: {_stderr(e)}") from e
         except pyhelm3.errors.Error as e:
             release = self.settings.release
-            raise DeployError(f"helm upgrade of {release} failed: {_stderr(e)}") from e
+            said = _stderr(e)
+            if _CONFLICT in said and not self.settings.helm_force_conflicts:
+                said += (
+                    " (another field manager owns a field the chart sets: stop setting it in the"
+                    " chart, or HELM_FORCE_CONFLICTS=true to take it over on every deploy)"
+                )
+            raise DeployError(f"helm upgrade of {release} failed: {said}") from e
 
     async def _run(self) -> int:
         s = self.settings
@@ -300,6 +312,10 @@ class Deploy:
             atomic=True,
             atomic_arg="--rollback-on-failure" if helm4 else "--atomic",  # renamed in helm 4
             create_namespace=False,  # the cycle creates a missing one (Kube.ensure_namespace)
+            # helm 4 applies server-side (HIP-0023): a field another manager owns (`kubectl
+            # scale`'s or an HPA's replicas) is a conflict unless forced. helm 3 merges
+            # client-side and has no such flag.
+            force_conflicts=helm4 and s.helm_force_conflicts,
             namespace=s.deploy_namespace,
             timeout=f"{s.helm_timeout}s",
             wait=True,
