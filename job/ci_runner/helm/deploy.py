@@ -268,11 +268,14 @@ class Deploy:
         try:
             with helm_running():
                 return asyncio.run(self._run())
-        except pyhelm3.errors.ConnectionError as e:
-            raise KubernetesError(f"helm could not reach the Kubernetes API: {_stderr(e)}") from e
         except pyhelm3.errors.Error as e:
             release = self.settings.release
             said = _stderr(e)
+            if isinstance(e, pyhelm3.errors.ConnectionError) or _unreachable(e):
+                # Nothing about the commit failed: exit 3, no attempt counted, no failure
+                # status. helm rolled back if it could; a release left pending-* is recovered by
+                # the next run (its helm is gone with this run: _dies_with_runner).
+                raise KubernetesError(f"helm lost the Kubernetes API: {said}") from e
             if _CONFLICT in said and not self.settings.helm_force_conflicts:
                 said += (
                     " (another field manager owns a field the chart sets: stop setting it in the"
@@ -338,6 +341,33 @@ class Deploy:
             s.release, namespace=s.deploy_namespace, timeout=f"{s.helm_timeout}s"
         )
         return True
+
+
+_OUTAGE = (
+    "connection refused",
+    "kubernetes cluster unreachable",
+    "no such host",
+    "no route to host",
+    "i/o timeout",
+    "connection reset by peer",
+    "tls handshake timeout",
+    "http2: client connection lost",
+    "unexpected eof",
+    "the server is currently unable to handle the request",
+    "the server was unable to return a response in the time allotted",
+    "has prevented the request from succeeding",
+)
+"""What helm prints when the API server did not answer, or answered 500/503/504: Go's net
+errors and client-go's texts for those statuses (k8s.io/apimachinery pkg/api/errors
+``NewGenericServerResponse``). pyhelm3 0.5.8 itself calls only "etcdserver" texts a
+ConnectionError (command.py ``Command.run``). Not "context deadline exceeded": that is also how
+helm says the release did not get ready within --timeout, the commit's own failure."""
+
+
+def _unreachable(e: pyhelm3.errors.Error) -> bool:
+    text = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else str(e)
+    lowered = text.lower()
+    return any(sign in lowered for sign in _OUTAGE)
 
 
 def _stderr(e: pyhelm3.errors.Error) -> str:
