@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.appkit import IMAGE, RELEASE, App
+from tests.e2e.appkit import APP_FILES, IMAGE, MIGRATION, RELEASE, App
 
 # Logs each helm command line, then becomes the real helm (same pid, so signals still reach it).
 WRAPPER = """\
@@ -134,3 +135,42 @@ def test_a_run_without_a_usable_helm_writes_nothing(
         assert writes == []  # no Lease, no build Job, no state
     assert app.run().code == 0  # with helm back the commit deploys, nothing counted against it
     assert app.status()["lastDeployedSha"] == app.heads[-1]
+
+
+@pytest.mark.helm
+def test_a_manual_helm_upgrade_in_flight_is_left_alone(
+    app: App, emulator: Any, tmp_path: Path
+) -> None:
+    assert app.run().code == 0
+    # A person upgrades the release by hand, with a chart Job the emulator holds: their helm
+    # waits for it, and the release is pending-upgrade meanwhile.
+    chart = tmp_path / "chart"
+    for path, text in {**APP_FILES, "deploy/chart/templates/migrate.yaml": MIGRATION}.items():
+        if path.startswith("deploy/chart/"):
+            (chart / path.removeprefix("deploy/chart/")).parent.mkdir(parents=True, exist_ok=True)
+            (chart / path.removeprefix("deploy/chart/")).write_text(text)
+    emulator.jobs.behave("hold", name=f"{RELEASE}-migrate")
+    manual = subprocess.Popen(
+        ["helm", "upgrade", RELEASE, str(chart), "-n", app.deploy_ns, "--wait", "--wait-for-jobs"],
+        env=app.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    app.started.append(manual)
+    held = app.wait_for_job(app.deploy_ns)
+    assert app.helm("status", RELEASE)["info"]["status"] == "pending-upgrade"
+
+    sha = app.push({"README.md": "v2"}, message="second")
+    waiting = app.run()
+    assert waiting.code == 3, waiting.output  # not a failed attempt of the commit
+    assert "left alone" in waiting.stderr
+    assert manual.poll() is None, "the person's helm was disturbed"
+    assert app.helm("status", RELEASE)["info"]["status"] == "pending-upgrade"  # no rollback
+
+    emulator.jobs.release(app.deploy_ns, held)
+    _, err = manual.communicate(timeout=60)
+    assert manual.returncode == 0, err
+    done = app.run()
+    assert done.code == 0, done.output
+    assert app.deployed_image() == f"{IMAGE}:{sha}"

@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,7 +27,7 @@ import semver  # pyhelm3 depends on it; its Client compares versions with it
 
 from .. import stopping
 from ..config import Settings
-from ..errors import ConfigError, DeployError, KubernetesError, shorten
+from ..errors import ConfigError, DeployError, KubernetesError, ReleaseBusy, shorten
 from .values import image_values, merge
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,31 @@ log = logging.getLogger(__name__)
 # After SIGTERM, helm gets this long to cancel (and roll back) before it is killed: a pod has
 # 30 s in all, and the runner still releases its Lease after helm is gone.
 HELM_GRACE_SECONDS = 18
+RECOVERY_MARGIN_SECONDS = 120
+"""A pending-* release this runner cannot tie to a dead helm of its own is recovered only once
+it is older than HELM_TIMEOUT plus this: until then a person's `helm upgrade` (or another
+tool's) may still be at work on it, and rolling it back would race that helm."""
+ORPHAN_WINDOW_SECONDS = 60
+"""A pending revision written this soon after a dead run's helm started is that helm's."""
 HELM_VERSION_SECONDS = 60
 """How long ``helm version`` (local, no cluster) may take before the run gives up on helm."""
 PR_SET_PDEATHSIG = 1
 """From Linux's <linux/prctl.h>: the signal a process gets when the thread that forked it ends."""
+
+
+def _truly_stuck(since: datetime, orphaned_helm: datetime | None, helm_timeout: int) -> bool:
+    """Whether a revision pending ``since`` may be recovered now: a dead run's helm wrote it
+    (it began within ORPHAN_WINDOW_SECONDS after that helm started), or it is older than any
+    helm of HELM_TIMEOUT would wait, plus RECOVERY_MARGIN_SECONDS."""
+    if orphaned_helm is not None:
+        # Not before it (the mark is written before that helm starts; 2 s for timestamps'
+        # rounding): a revision pending since earlier is someone else's helm.
+        began = (since - orphaned_helm).total_seconds()
+        if -2 <= began <= ORPHAN_WINDOW_SECONDS:
+            return True
+    age = (datetime.now(UTC) - since).total_seconds()
+    return age > helm_timeout + RECOVERY_MARGIN_SECONDS
+
 
 _CONFLICT = "Apply failed with"
 """How the API server's server-side apply conflict starts ("Apply failed with 1 conflict:
@@ -136,6 +158,16 @@ def stop_helm() -> None:
     # Only for a helm still running: the timer's thread keeps the process alive until it fires.
     if running:
         threading.Timer(HELM_GRACE_SECONDS, kill).start()
+
+
+def kill_helm() -> None:
+    """SIGKILL every helm this run started (called when the run lost its Lease: another run may
+    take the release over, and this run must write nothing more). Must not block."""
+    for process in list(_ExecNotShell.running):
+        if process.returncode is None:
+            log.error("killing helm (pid %s): this run lost its Lease", process.pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def require_helm() -> str:
@@ -263,11 +295,12 @@ class Deploy:
         values = merge(self.values, image_values(self.settings, sha, digest))
         return replace(self, values=values)
 
-    def run(self) -> int:
-        """Install or upgrade the release; its new revision number."""
+    def run(self, orphaned_helm: datetime | None = None) -> int:
+        """Install or upgrade the release; its new revision number. ``orphaned_helm``: when a
+        helm started by an earlier run (gone now) began, if that run did not see it finish."""
         try:
             with helm_running():
-                return asyncio.run(self._run())
+                return asyncio.run(self._run(orphaned_helm))
         except pyhelm3.errors.Error as e:
             release = self.settings.release
             said = _stderr(e)
@@ -283,7 +316,7 @@ class Deploy:
                 )
             raise DeployError(f"helm upgrade of {release} failed: {said}") from e
 
-    async def _run(self) -> int:
+    async def _run(self, orphaned_helm: datetime | None) -> int:
         s = self.settings
         helm = self.helm or Helm.find()
         command = pyhelm3.Command(
@@ -299,7 +332,7 @@ class Deploy:
             # helm refuses to upgrade it ("another operation is in progress") before it
             # changes anything (prepareUpgrade in helm's pkg/action/upgrade.go, 3.18 and 4.1).
             # So the release's status is asked only after a failure, not before every deploy.
-            if not await self._recovered(_AskedClient(command, helm.version)):
+            if not await self._recovered(_AskedClient(command, helm.version), orphaned_helm):
                 raise
         return await self._upgrade(command, helm4)
 
@@ -326,9 +359,11 @@ class Deploy:
         log.debug("helm revision %s is %s", release["version"], release["info"]["status"])
         return int(release["version"])
 
-    async def _recovered(self, client: pyhelm3.Client) -> bool:
+    async def _recovered(self, client: pyhelm3.Client, orphaned_helm: datetime | None) -> bool:
         """Roll back a release left pending-* (uninstall a pending install) as pyhelm3's
-        ``get_proceedable_revision`` does; False when the release is not stuck."""
+        ``get_proceedable_revision`` does; False when the release is not stuck. Only what is
+        truly stuck: a pending revision a dead run's helm wrote, or one older than HELM_TIMEOUT
+        plus a margin; any other may belong to a helm still at work (ReleaseBusy)."""
         s = self.settings
         try:
             current = await client.get_current_revision(s.release, namespace=s.deploy_namespace)
@@ -336,7 +371,17 @@ class Deploy:
             return False  # not installed, or helm cannot tell: the upgrade's own error stands
         if current.status not in _STUCK:
             return False
-        log.warning("release %s was left %s; recovering it", s.release, current.status.value)
+        status = current.status.value
+        since: datetime = current.updated  # helm's info.last_deployed: when that helm began
+        if not _truly_stuck(since, orphaned_helm, s.helm_timeout):
+            until = since + timedelta(seconds=s.helm_timeout + RECOVERY_MARGIN_SECONDS)
+            raise ReleaseBusy(
+                f"release {s.release} is {status} since {since.isoformat(timespec='seconds')} "
+                "by a helm this runner did not start (a person's, or another tool's), which may "
+                f"still be running: left alone; a run after {until.isoformat(timespec='seconds')}"
+                " recovers it if it is still pending then"
+            )
+        log.warning("release %s was left %s; recovering it", s.release, status)
         await client.get_proceedable_revision(
             s.release, namespace=s.deploy_namespace, timeout=f"{s.helm_timeout}s"
         )

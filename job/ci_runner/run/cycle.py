@@ -291,8 +291,14 @@ class Cycle:
         if s.create_namespace and self.kube.ensure_namespace(s.deploy_namespace, "DEPLOY_NS"):
             log.info("created namespace %s", s.deploy_namespace)
         self.report.deploying(plan.sha)
+        # Not at the top: pyhelm3 is not for an idle run.
+        from ..helm.deploy import kill_helm
+
         try:
-            revision = deploy.run()
+            # The Lease says a helm runs (so that the run after a crash knows the pending
+            # release it finds is a dead helm's), and losing the Lease kills that helm.
+            with self.lease.running_helm(kill_helm):
+                revision = deploy.run(self.lease.orphaned_helm)
         except DeployError as e:
             stopping.check()  # helm was stopped by our SIGTERM: not the commit's failure
             return self.fail(commit, plan, "DeployFailed", f"{e} (rolled back)")
