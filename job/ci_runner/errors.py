@@ -72,6 +72,12 @@ class Gone(KubernetesError):
     """410: a watch asked for a resourceVersion the API server no longer keeps."""
 
 
+class ReleaseBusy(ServiceError):
+    """The release is pending-* under a helm this runner did not start, which may still be
+    running: left alone this run (exit 3, nothing counted); a later run recovers it once it is
+    older than HELM_TIMEOUT plus a margin."""
+
+
 class BadCommit(CiRunnerError):
     """What is wrong is the commit itself (no chart at CHART_PATH, a bad values file, an
     unsafe, corrupt or oversized archive): the cycle counts it as a failed attempt, so a bad

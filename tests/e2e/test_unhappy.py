@@ -93,6 +93,35 @@ def test_a_deploy_whose_record_fails_says_so_and_the_next_run_completes_it(
     assert len(app.build_jobs()) == 1  # completed by a no-change redeploy, not a rebuild
 
 
+@pytest.mark.helm
+def test_an_api_server_that_stops_answering_helm_is_an_outage_not_a_failed_deploy(
+    app: App, emulator: Any
+) -> None:
+    sha = app.heads[0]
+    app.env["GIT_TOKEN"] = "fake-e2e-outage-token-0123456789"  # so that statuses are posted
+    # Every request helm makes for the app's Deployment is answered 503 ServiceUnavailable, as
+    # an API server whose storage is away answers (client-go's text for that reason).
+    unavailable = {
+        "reason": "ServiceUnavailable",
+        "message": "the server is currently unable to handle the request",
+    }
+    emulator.faults.add("*", "/deployments", 503, times=1000, body=unavailable)
+    done = app.run()
+    assert done.code == 3, done.output
+    assert "helm lost the Kubernetes API" in done.stderr
+    assert "attempt" not in done.stderr
+    state = app.state()
+    assert state is not None
+    assert state["metadata"]["annotations"].get("ci-runner.io/attempts", "0") == "0"
+    assert "failure" not in [s["state"] for s in app.github.statuses("acme/shop", sha)]
+
+    emulator.faults.clear()
+    again = app.run()
+    assert again.code == 0, again.output
+    assert app.status()["lastDeployedSha"] == sha
+    assert len(app.build_jobs()) == 1  # the image built before the outage is deployed
+
+
 def test_removing_the_attempts_annotation_builds_afresh(app: App, emulator: Any) -> None:
     emulator.jobs.behave("fail", labels=BUILD)
     assert [app.run().code for _ in range(4)] == [1, 1, 1, 0]  # given up after three

@@ -77,6 +77,7 @@ kanikoImage: KANIKO_IMAGE
 maxRetries: MAX_RETRIES
 buildTimeout: BUILD_TIMEOUT
 helmTimeout: HELM_TIMEOUT
+helmForceConflicts: HELM_FORCE_CONFLICTS
 logFormat: LOG_FORMAT
 verifySsl: VERIFY_SSL
 githubApiUrl: GITHUB_API_URL

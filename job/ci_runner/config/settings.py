@@ -312,6 +312,14 @@ class Settings(StateSettings):
         parse=p.positive,
         metavar="SECONDS",
     )
+    helm_force_conflicts: bool = setting(
+        "HELM_FORCE_CONFLICTS",
+        "helm 4 only: take over fields another field manager owns (an HPA's or `kubectl scale`'s "
+        "replicas) with --force-conflicts; false: such a deploy fails and says so.",
+        default=False,
+        parse=p.boolean,
+        metavar="BOOLEAN",
+    )
     image_repository_key: str = setting(
         "IMAGE_REPOSITORY_KEY",
         "Values key (dotted) that receives IMAGE.",

@@ -10,23 +10,12 @@ from pathlib import Path
 
 from ..checklist import Result, failed, passed
 from ..errors import ConfigError, shorten
-from .deploy import require_helm
+from .deploy import helm_problem, require_helm
 
 HELM_TIMEOUT_SECONDS = 120
 _VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
 # helm 3.18.0 is the oldest supported, but it has CVE-2025-55198 and CVE-2025-55199.
 _VULNERABLE = {(3, 18, 0)}
-
-
-def helm_problem(version: str) -> str | None:
-    """What is wrong with a ``helm version --short`` answer; None for 3.18+ and 4.x."""
-    found = _VERSION.search(version)
-    if found is None:
-        return f"cannot tell helm's version from {shorten(version, 80)!r}"
-    major, minor, _ = (int(n) for n in found.groups())
-    if major == 4 or (major == 3 and minor >= 18):
-        return None
-    return f"helm {found.group(0)} is not supported: install 4.x or 3.18+ (the newest 3.x patch)"
 
 
 def check_helm() -> tuple[str | None, Result]:

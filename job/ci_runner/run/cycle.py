@@ -33,7 +33,7 @@ from .plan import Action, Plan, decide, pinned, rollback_target, skip_marker, un
 from .report import Reporter
 
 if TYPE_CHECKING:
-    from ..helm.deploy import Deploy
+    from ..helm.deploy import Deploy, Helm
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +122,14 @@ class Cycle:
         log.info("%s/%s head is %s: %s", s.repo, s.branch, commit.sha[:7], plan.reason)
         if not plan.acts and not dry_run:
             return Outcome(plan.reason)
+        # helm is found and asked its version before the run writes anything (Lease, build
+        # Job, state): without a usable helm the run would build, then fail to deploy.
+        helm = self.find_helm() if plan.acts and not dry_run else None
         with tempfile.TemporaryDirectory(prefix="ci-runner-") as tmp:
             # The chart is fetched and checked first: a commit without a usable chart must not
             # cost a build, and a bad archive deploys nothing.
             try:
-                deploy = self.fetch_chart(commit, Path(tmp)) if plan.acts else None
+                deploy = self.fetch_chart(commit, Path(tmp), helm) if plan.acts else None
             except BadCommit as e:
                 if dry_run:  # what a run would refuse
                     raise ConfigError([str(e)]) from e
@@ -283,7 +286,15 @@ class Cycle:
         self.events.emit(written.uid, "Skipped", message)
         return Outcome(message)
 
-    def fetch_chart(self, commit: Commit, tmp: Path) -> Deploy:
+    @staticmethod
+    def find_helm() -> Helm:
+        """helm on PATH, runnable, of a supported version (ConfigError: exit 2)."""
+        # Not at the top: pyhelm3 is not for an idle run.
+        from ..helm.deploy import Helm
+
+        return Helm.find()
+
+    def fetch_chart(self, commit: Commit, tmp: Path, helm: Helm | None = None) -> Deploy:
         """Download the head's tarball, extract CHART_PATH safely, read its values files."""
         # Not at the top: tarfile, pyhelm3 and YAML are not for an idle run.
         from ..archive import extract_chart
@@ -294,7 +305,7 @@ class Cycle:
         where = f"{s.repo}@{commit.sha[:7]}"
         with self.github.tarball(commit.sha) as tarball:
             chart_dir = extract_chart(tarball, s.chart_path, tmp, where)
-        return Deploy(s, chart_dir, chart_values(s, chart_dir, commit.sha))
+        return Deploy(s, chart_dir, chart_values(s, chart_dir, commit.sha), helm)
 
     def act(self, commit: Commit, plan: Plan, deploy: Deploy) -> Outcome:
         """Build when needed, then deploy (by the digest pushed, or recorded by an earlier
@@ -344,8 +355,14 @@ class Cycle:
         if s.create_namespace and self.kube.ensure_namespace(s.deploy_namespace, "DEPLOY_NS"):
             log.info("created namespace %s", s.deploy_namespace)
         self.report.deploying(plan.sha)
+        # Not at the top: pyhelm3 is not for an idle run.
+        from ..helm.deploy import kill_helm
+
         try:
-            revision = deploy.run()
+            # The Lease says a helm runs (so that the run after a crash knows the pending
+            # release it finds is a dead helm's), and losing the Lease kills that helm.
+            with self.lease.running_helm(kill_helm):
+                revision = deploy.run(self.lease.orphaned_helm)
         except DeployError as e:
             stopping.check()  # helm was stopped by our SIGTERM: not the commit's failure
             return self.fail(commit, plan, "DeployFailed", f"{e} (rolled back)")

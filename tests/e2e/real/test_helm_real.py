@@ -76,17 +76,22 @@ def test_a_release_left_pending_by_a_killed_run_is_recovered(app: App) -> None:
 
 def test_replicas_scaled_by_another_manager_between_two_deploys(app: App, helm_major: int) -> None:
     """``kubectl scale`` owns spec.replicas now (its field manager). helm 3 (client-side, a
-    three-way merge) deploys the next commit. helm 4's server-side apply is refused, and so is
-    its rollback: "Apply failed with 1 conflict: conflict with "kubectl" with subresource
-    "scale" using apps/v1: .spec.replicas" -- every run, until someone intervenes. The policy
-    for it (issue #18) is not built yet: under helm 4 this test is an expected failure."""
+    three-way merge) deploys the next commit and leaves the scale alone. helm 4's server-side
+    apply is refused, and so is its rollback: "Apply failed with 1 conflict: conflict with
+    "kubectl" with subresource "scale" using apps/v1: .spec.replicas". By default (the safe
+    side: the runner does not silently undo another writer's scale) that deploy fails and says
+    what to do; with HELM_FORCE_CONFLICTS=true helm 4 takes the field back and deploys."""
     require_kwok(app)
-    if helm_major == 4:
-        pytest.xfail("helm 4 SSA conflict with another field manager: issue #18")
     app.push({TEMPLATE: ONE_REPLICA})
     assert app.run().code == 0
     kubectl(app, "scale", "deployment", RELEASE, "-n", app.deploy_ns, "--replicas", "2")
     sha = app.push({"README.md": "next"})
     done = app.run()
+    if helm_major == 4:
+        assert done.code == 1, done.output
+        assert "HELM_FORCE_CONFLICTS=true" in done.stderr
+        assert ".spec.replicas" in done.stderr
+        done = app.run(HELM_FORCE_CONFLICTS="true")
     assert done.code == 0, done.output
     assert sha in app.deployed_image()
+    assert app.status()["lastDeployedSha"] == sha

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from ci_runner.helm.probes import helm_problem, lint_errors
+from ci_runner.helm.deploy import helm_problem
+from ci_runner.helm.probes import lint_errors
 
 
 @pytest.mark.parametrize(

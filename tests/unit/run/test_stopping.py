@@ -81,6 +81,9 @@ class HeldBuild:
     def ensure_namespace(self, *args: Any) -> bool:
         return False  # the deploy namespace exists
 
+    def save(self, kind: Any, body: dict[str, Any]) -> dict[str, Any]:
+        return {**body, "metadata": {**body["metadata"], "resourceVersion": "8"}}  # the Lease
+
     def watch(self, *args: Any) -> list[tuple[str, dict[str, Any]]]:
         self.watches += 1
         assert self.watches == 1, "watched on after the SIGTERM"
@@ -123,7 +126,7 @@ def test_a_helm_our_sigterm_stopped_is_no_failed_attempt(monkeypatch: pytest.Mon
     the_cycle = held_cycle()
 
     class StoppedHelm:
-        def run(self) -> int:
+        def run(self, orphaned_helm: object) -> int:
             stopping.request(signal.SIGTERM)  # it reached helm; the run's SystemExit was lost
             raise DeployError("helm upgrade of shop failed: context canceled")
 
