@@ -301,6 +301,24 @@ def read_configmap(kube: Kube, where: StateSettings) -> Obj | None:
     return kube.read(CONFIGMAPS, where.cicd_namespace, where.state_configmap)
 
 
+def next_action(phase: str, state: State, max_retries: int | None) -> str:
+    """What the next run will do, or what a person has to, in the words of ``status``."""
+    if phase == "pinned":
+        return "nothing while pinned: `ci-runner unpin` lets the next run deploy the branch head"
+    if phase == "given-up":
+        assert state.pending_sha is not None
+        return (
+            f"nothing for {state.pending_sha[:7]} (given up): push a new commit, or "
+            "`ci-runner run --force`"
+        )
+    if phase == "failing":
+        assert state.pending_sha is not None
+        return f"retry {state.pending_sha[:7]} (attempt {state.attempts + 1} of {max_retries})"
+    if phase == "deployed":
+        return "deploy the branch head when it moves on (`ci-runner rollback` to go back)"
+    return "build and deploy the branch head"
+
+
 def status_report(cm: Obj | None, where: StateSettings) -> dict[str, Any]:
     """What ``ci-runner status`` shows: the state as one flat JSON object, with its phase."""
     state = from_configmap(cm)
@@ -320,10 +338,12 @@ def status_report(cm: Obj | None, where: StateSettings) -> dict[str, Any]:
         phase = "none"
     return {
         "phase": phase,
+        "next": next_action(phase, state, max_retries),
         "repo": data.get("repo") or None,
         "branch": data.get("branch") or None,
         "release": where.release,
         "namespace": where.cicd_namespace,
+        "deployNamespace": data.get("deployNamespace") or None,
         "lastDeployedSha": state.deployed_sha,
         "lastDeployedAt": state.deployed_at,
         "revision": state.revision,

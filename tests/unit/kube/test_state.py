@@ -162,3 +162,14 @@ def test_a_history_the_runner_did_not_write_is_dropped_not_trusted() -> None:
     assert [d.sha for d in from_configmap(cm).history] == ["d" * 40]
     cm["data"]["history"] = "{"
     assert from_configmap(cm).history == ()
+
+
+def test_status_says_what_the_next_run_does_or_what_to_do() -> None:
+    cm = to_configmap(State(pending_sha=A, attempts=1, last_error="boom"), SETTINGS)
+    assert status_report(cm, SETTINGS)["next"] == f"retry {A[:7]} (attempt 2 of 3)"
+    cm = to_configmap(State(pending_sha=A, attempts=3), SETTINGS)
+    assert "push a new commit, or `ci-runner run --force`" in status_report(cm, SETTINGS)["next"]
+    cm = to_configmap(State(deployed_sha=A, pinned_sha=A), SETTINGS)
+    assert "`ci-runner unpin`" in status_report(cm, SETTINGS)["next"]
+    assert status_report(None, SETTINGS)["next"] == "build and deploy the branch head"
+    assert status_report(cm, SETTINGS)["deployNamespace"] == SETTINGS.deploy_namespace
