@@ -445,3 +445,20 @@ def test_rate_limit_endpoint_as_github_documents_it(github: GitHubFake, repo: st
     refused = requests.get(f"{github.url}/rate_limit", headers={"Authorization": "token nope"})
     assert refused.status_code == 401
     assert refused.json()["message"] == "Bad credentials"
+
+
+def test_list_branches_has_the_documented_shape(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    """docs.github.com/rest/branches/branches#list-branches: an array of {name, commit: {sha,
+    url}, protected}, per_page (default 30)."""
+    main = github.push(repo, "main", {"a": "1"})
+    github.push(repo, "dev", {"a": "2"})
+    listed = session.get(f"{github.url}/repos/{repo}/branches", params={"per_page": "1"})
+    assert listed.status_code == 200
+    (first,) = listed.json()
+    assert set(first) == {"name", "commit", "protected"}
+    assert set(first["commit"]) == {"sha", "url"}
+    branches = session.get(f"{github.url}/repos/{repo}/branches").json()
+    assert [b["name"] for b in branches] == ["dev", "main"]
+    assert branches[1]["commit"]["sha"] == main

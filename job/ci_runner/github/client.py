@@ -78,6 +78,8 @@ class GitHub:
         with response:
             if response.status_code == 304:
                 return Head(sha=None, etag=etag)
+            if response.status_code == 422:  # "No commit found for SHA": no such branch
+                raise ConfigError([self._no_branch(branch)])
             self._check(response, f"reading the head of branch {branch!r}")
             sha, message = commit_of(response)
             if sha is None:
@@ -86,6 +88,20 @@ class GitHub:
                     f"{shorten(response.text, 80)!r}"
                 )
             return Head(sha=sha, etag=response.headers.get("ETag"), message=message)
+
+    def _no_branch(self, branch: str) -> str:
+        """What to say of a BRANCH GitHub does not know: the branches it does know, when it
+        lists them (``GET /repos/{o}/{r}/branches``, docs.github.com/rest/branches/branches
+        #list-branches: the first 30 by name)."""
+        said = f"BRANCH {branch!r} is not a branch of {self._repo} (GitHub answered 422)"
+        try:
+            with self._get(f"/repos/{self._repo}/branches", params={"per_page": "30"}) as listed:
+                names = [b["name"] for b in listed.json()] if listed.status_code == 200 else []
+        except (GitHubError, ValueError, TypeError, KeyError):
+            names = []
+        if names:
+            return f"{said}: it has {', '.join(names)}; check BRANCH"
+        return f"{said}: check BRANCH"
 
     def compare(self, base: str, head: str) -> Changes:
         """The files changed from ``base`` to ``head``: ``GET /repos/{o}/{r}/compare/{base}...

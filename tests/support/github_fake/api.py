@@ -89,6 +89,7 @@ class Api:
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)"), self._repository),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/(.+)"), self._commit),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/compare/(.+)"), self._compare),
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/branches"), self._branches),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/branches/(.+)"), self._branch),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/tarball(?:/(.+))?"), self._tarball),
             ("POST", re.compile(r"/repos/([^/]+)/([^/]+)/statuses/([^/]+)"), self._create_status),
@@ -216,6 +217,24 @@ class Api:
         payload = comparison(repo, self.api_url, base, head, partial(self._commit_payload, repo))
         if payload is None:
             return error_reply(404, f"No common ancestor between {base_ref} and {head_ref}.", docs)
+        return self._cacheable(request, token, json.dumps(payload).encode(), "application/json")
+
+    def _branches(self, request: Incoming, token: str | None, repo: Repository) -> Reply:
+        """List branches (docs.github.com/rest/branches/branches#list-branches): name, commit
+        (sha, url) and protected, sorted by name, the first ``per_page`` (default 30, at most
+        100; the next pages, announced in a Link header, are not faked)."""
+        per_page = min(int(request.query.get("per_page", "30")), 100)
+        payload = [
+            {
+                "name": name,
+                "commit": {
+                    "sha": sha,
+                    "url": f"{self.api_url}/repos/{repo.full_name}/commits/{sha}",
+                },
+                "protected": False,
+            }
+            for name, sha in sorted(repo.branches.items())
+        ][:per_page]
         return self._cacheable(request, token, json.dumps(payload).encode(), "application/json")
 
     def _branch(self, request: Incoming, token: str | None, repo: Repository, name: str) -> Reply:

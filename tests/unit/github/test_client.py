@@ -91,7 +91,7 @@ def test_branch_with_a_slash(github: GitHubFake, repo: str) -> None:
         ("500", "GitHub answered 500"),
         ("rate", "rate limit exhausted"),
         ("401", "refused the token"),
-        ("missing", "no such commit or branch"),
+        ("missing", "BRANCH 'no-such-branch' is not a branch of acme/shop"),
         ("slow", "did not answer within 2s"),
     ],
 )
@@ -114,6 +114,18 @@ def test_failures_are_one_clear_line_without_the_token(
         gh.head(branch)
     assert TOKEN not in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_a_branch_github_does_not_know_is_named_with_the_ones_it_does(
+    github: GitHubFake, repo: str
+) -> None:
+    github.push("acme/shop", "release/1.0", {"a": "b"}, message="release")
+    with client(github) as gh, pytest.raises(ConfigError) as e:
+        gh.head("mian")
+    assert str(e.value) == (
+        "BRANCH 'mian' is not a branch of acme/shop (GitHub answered 422): "
+        "it has main, release/1.0; check BRANCH"
+    )
 
 
 def test_unreachable_github(github: GitHubFake) -> None:
