@@ -197,10 +197,8 @@ def check(output: str, **options: Any) -> None:
     logs.setup(settings.log_format, masked)
     logging.getLogger("ci_runner.github").setLevel(logging.ERROR)  # the report says it all
     results = checks.run_checks(settings)
-    report = checklist.render(results, output)
-    for secret in masked:
-        report = report.replace(secret, logs.REDACTED)
-    click.echo(report)
+    # Masked as every log line is: each form of each credential, those learnt included.
+    click.echo(logs.mask(checklist.render(results, output), masked))
     sys.exit(checklist.exit_code(results))
 
 

@@ -140,15 +140,25 @@ def read_yaml(path: Path, label: str, most: int | None = MAX_VALUES_NODES) -> st
 
 
 def check_chart_yaml(chart_dir: Path) -> None:
-    """The chart's own Chart.yaml and values.yaml, which helm reads (not the runner), within
-    helm's bounds: a file helm would refuse as too big or as excessive aliasing is refused
-    before a build is spent on the commit. Whether they are valid YAML is left to helm."""
-    for name in ("Chart.yaml", "values.yaml"):
-        path = chart_dir / name
-        if path.is_file():
-            # Invalid YAML there: helm says what is wrong with it, as it always did.
-            with contextlib.suppress(yaml.YAMLError):
-                read_yaml(path, f"the chart's {name}", most=None)
+    """The Chart.yaml and values.yaml of the chart and of each subchart under ``charts/``,
+    which helm reads (not the runner), within helm's bounds: a file helm would refuse as too
+    big or as excessive aliasing is refused before a build is spent on the commit. Whether
+    they are valid YAML is left to helm."""
+    charts = [chart_dir]
+    if (chart_dir / "charts").is_dir():
+        charts += sorted(
+            found.parent
+            for found in (chart_dir / "charts").rglob("Chart.yaml")
+            if "templates" not in found.relative_to(chart_dir).parts
+        )
+    for chart in charts:
+        for name in ("Chart.yaml", "values.yaml"):
+            path = chart / name
+            if path.is_file():
+                label = f"the chart's {path.relative_to(chart_dir).as_posix()}"
+                # Invalid YAML there: helm says what is wrong with it, as it always did.
+                with contextlib.suppress(yaml.YAMLError):
+                    read_yaml(path, label, most=None)
 
 
 def image_values(settings: Settings, sha: str, digest: str | None = None) -> dict[str, Any]:

@@ -135,3 +135,12 @@ def test_an_alias_to_no_anchor_is_refused_naming_the_file(tmp_path: Path) -> Non
     assert (
         message == "VALUES_FILES entry 'v.yaml' is refused: alias *nowhere has no anchor before it"
     )
+
+
+def test_an_anchor_bomb_in_a_subcharts_values_is_refused_naming_it(tmp_path: Path) -> None:
+    sub = tmp_path / "charts" / "db"
+    sub.mkdir(parents=True)
+    (sub / "Chart.yaml").write_text("apiVersion: v2\nname: db\nversion: 0.1.0\n")
+    (sub / "values.yaml").write_text(ANCHOR_BOMB)
+    message = refusal(chart(tmp_path, {}))
+    assert message.startswith("the chart's charts/db/values.yaml is refused: its aliases")
