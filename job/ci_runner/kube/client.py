@@ -14,7 +14,7 @@ import http.client
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,6 +229,14 @@ class Kube:
             return self.create(kind, body)
         doing = f"writing {kind.name} {meta['namespace']}/{meta['name']}"
         return self.request("PUT", kind.path(meta["namespace"], meta["name"]), doing, body=body)
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> None:
+        """Delete the object and, in the background, what it owns (a Job's pods); gone already
+        is fine."""
+        doing = f"deleting {kind.name} {namespace}/{name}"
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        with suppress(NotFound):
+            self.request("DELETE", kind.path(namespace, name), doing, body=body)
 
     def query(
         self, kind: Kind, namespace: str, *, label_selector: str = "", field_selector: str = ""

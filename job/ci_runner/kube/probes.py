@@ -46,7 +46,7 @@ def _keeps_token_secret(s: Settings) -> bool:
 NEEDS: tuple[Need, ...] = (
     Need(CICD, "", "configmaps", ("get", "create", "update"), "the state ConfigMap"),
     Need(CICD, "coordination.k8s.io", "leases", ("get", "create", "update"), "the run's Lease"),
-    Need(CICD, "batch", "jobs", ("get", "watch", "create"), "the Kaniko build Job"),
+    Need(CICD, "batch", "jobs", ("get", "watch", "create", "delete"), "the Kaniko build Job"),
     Need(CICD, "", "pods", ("list",), "the build pod's state while it starts"),
     Need(CICD, "", "pods/log", ("get",), "the failed build's log"),
     Need(CICD, "", "secrets", ("get",), "checking REGISTRY_SECRET and GIT_TOKEN_SECRET"),

@@ -53,9 +53,10 @@ def test_a_build_pod_that_cannot_pull_its_image_ends_the_attempt_with_the_reason
     app: App,
 ) -> None:
     require_kwok(app)
-    done = app.run(BUILD_POD=fate("pull-error"))
+    done = app.run(BUILD_POD=fate("pull-error"), BUILD_START_GRACE="2")
     assert done.code == 1, done.output
-    assert "ImagePullBackOff" in done.stderr
+    assert "ImagePullBackOff" in done.stderr and "not resolved within 2s" in done.stderr
+    assert app.build_jobs() == []  # abandoned, so deleted (with its pod)
 
 
 def test_a_restricted_cicd_namespace_refuses_kaniko_and_the_runner_says_why(app: App) -> None:

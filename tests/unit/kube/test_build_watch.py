@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ci_runner.kube.build_watch import pod_state, stuck
+from ci_runner.kube.build_watch import pod_state, stuck, troubles
 
 
 def pod(waiting: str | None = None, unschedulable: bool = False) -> dict[str, Any]:
@@ -32,8 +32,16 @@ def why(*args: Any) -> str | None:
 
 
 def test_hopeless_waiting_reasons_end_at_once() -> None:
-    for reason in ("ImagePullBackOff", "CreateContainerConfigError", "InvalidImageName"):
+    for reason in ("InvalidImageName", "ErrImageNeverPull"):
         assert why(pod(reason), [], 0, 60) == f"{reason}: {reason} details"
+
+
+def test_a_pull_back_off_or_a_missing_secret_is_given_the_grace() -> None:
+    for reason in ("ImagePullBackOff", "CreateContainerConfigError"):
+        assert why(pod(reason), [], 59, 60) is None
+        assert why(pod(reason), [], 61, 60) == (
+            f"{reason}: {reason} details (not resolved within 60s)"
+        )
 
 
 def test_a_first_pull_error_and_a_starting_container_are_given_time() -> None:
@@ -47,10 +55,27 @@ def test_unschedulable_ends_only_after_the_grace() -> None:
     assert "Insufficient memory" in (why(pod(unschedulable=True), [], 61, 60) or "")
 
 
-def test_failed_create_and_failed_mount_events_end_at_once() -> None:
-    event = {"reason": "FailedMount", "message": 'secret "x" not found'}
-    assert why(pod("ContainerCreating"), [event], 0, 60) == 'FailedMount: secret "x" not found'
-    assert why(None, [{"reason": "FailedCreate", "message": "forbidden"}], 0, 60)
+def test_failed_mount_and_a_quota_are_given_the_grace_pod_security_is_not() -> None:
+    mount = {"reason": "FailedMount", "message": 'secret "x" not found'}
+    assert why(pod("ContainerCreating"), [mount], 30, 60) is None
+    assert why(pod("ContainerCreating"), [mount], 61, 60) == (
+        'FailedMount: secret "x" not found (not resolved within 60s)'
+    )
+    quota = {"reason": "FailedCreate", "message": 'pods "b" is forbidden: exceeded quota: q'}
+    assert why(None, [quota], 30, 60) is None
+    assert why(None, [quota], 61, 60)
+    refused = {"reason": "FailedCreate", "message": 'pods "b" is forbidden: violates PodSecurity'}
+    assert (
+        why(None, [refused], 0, 60) == 'FailedCreate: pods "b" is forbidden: violates PodSecurity'
+    )
+
+
+def test_warnings_that_passed_no_longer_count() -> None:
+    mount = {"reason": "FailedMount", "message": 'secret "x" not found'}
+    running = {"metadata": {"name": "p"}, "status": {"phase": "Running"}}
+    assert troubles(running, [mount]) == []  # the Secret came, the pod runs
+    quota = {"reason": "FailedCreate", "message": "exceeded quota: q"}
+    assert troubles(pod("ContainerCreating"), [quota]) == []  # the pod was created after all
 
 
 def test_the_progress_phrase() -> None:
