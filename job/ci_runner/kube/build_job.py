@@ -179,6 +179,12 @@ class Builder:
                 log.info("adopting build Job %s/%s left by an earlier run", self._ns, name)
                 return name
             return self.start(sha, attempt, nonce, fresh=True)
+        except KubernetesError as e:
+            # Created with fieldValidation=Strict: a field the API server does not know can
+            # only come from BUILD_POD (the rest of the manifest is ours), a configuration error.
+            if e.status == 400 and "unknown field" in str(e):
+                raise ConfigError([f"BUILD_POD: the API server refused the build Job: {e}"]) from e
+            raise
         log.info("started build Job %s/%s for %s", self._ns, name, sha[:7])
         return name
 

@@ -258,8 +258,16 @@ class Watcher:
                         return verdict
                 elif kind == "DELETED":
                     return DELETED
-        except Gone:  # our resourceVersion is too old: the caller reads again
-            pass
+        except KubernetesError as e:
+            # A watch ends on many things that pass: its resourceVersion too old (410), a
+            # connection the API server or a proxy closed, a 5xx or 429. The caller reads the
+            # Job again and watches anew; if the API is really gone, that read says so (exit 3).
+            transient = (
+                isinstance(e, Gone) or e.status is None or e.status in (429, *range(500, 600))
+            )
+            if not transient:
+                raise  # 401, 403, 404: no second watch would fare better
+            log.debug("watch of build Job %s ended (%s); reading it again", self._name, e)
         return None
 
     def _pod_report(self) -> tuple[str, str]:

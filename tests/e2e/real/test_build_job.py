@@ -80,3 +80,17 @@ def test_kubectl_describe_shows_the_runners_events_on_the_state(app: App) -> Non
     ours = [e for e in events if e["involvedObject"]["name"] == "ci-runner-shop"]
     assert ours, "no Event on the state ConfigMap"
     assert any(e["type"] == "Warning" for e in ours)
+
+
+def test_a_build_pod_field_the_api_server_does_not_know_is_a_configuration_error(
+    app: App,
+) -> None:
+    """BUILD_POD's keys are checked by the runner, but what is inside them only by the API
+    server: the Job is created with fieldValidation=Strict, so a typo is refused, not dropped."""
+    require_real(app)
+    typo = '{"affinity": {"nodeAfinity": {}}}'
+    done = app.run(BUILD_POD=typo)
+    assert done.code == 2, done.output
+    assert "BUILD_POD" in done.stderr and "nodeAfinity" in done.stderr
+    assert app.build_jobs() == []
+    assert app.status().get("attempts", 0) in (0, None)

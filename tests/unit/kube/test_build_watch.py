@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ci_runner.kube.build_watch import pod_state, stuck, troubles
+import pytest
+from ci_runner.errors import Gone, KubernetesError
+from ci_runner.kube.build_watch import Watcher, pod_state, stuck, troubles
+
+from tests.support.settings import app_settings
+
+SETTINGS = app_settings()
 
 
 def pod(waiting: str | None = None, unschedulable: bool = False) -> dict[str, Any]:
@@ -81,3 +87,44 @@ def test_warnings_that_passed_no_longer_count() -> None:
 def test_the_progress_phrase() -> None:
     assert pod_state(None) == "no pod yet"
     assert pod_state(pod("ErrImagePull")) == "pod Pending (ErrImagePull)"
+
+
+class FlakyWatch:
+    """A Kubernetes whose first watch of the build Job breaks off, and the second sees it end."""
+
+    def __init__(self, error: KubernetesError) -> None:
+        self.error = error
+        self.watches = 0
+
+    def read(self, *args: Any) -> dict[str, Any]:
+        return {"metadata": {"name": "b", "resourceVersion": "7"}, "status": {"active": 1}}
+
+    def query(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return []
+
+    def watch(self, *args: Any) -> list[tuple[str, dict[str, Any]]]:
+        self.watches += 1
+        if self.watches == 1:
+            raise self.error
+        done = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+        return [("MODIFIED", done)]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        KubernetesError("Kubernetes API unreachable while watching: connection reset"),
+        KubernetesError("Kubernetes API answered 503 while watching", 503),
+        Gone("Kubernetes API answered 410 while watching", 410),
+    ],
+)
+def test_a_watch_that_breaks_off_is_resumed(error: KubernetesError) -> None:
+    kube = FlakyWatch(error)
+    result = Watcher(kube, SETTINGS, "b").wait()  # type: ignore[arg-type]
+    assert result.succeeded and kube.watches == 2
+
+
+def test_a_watch_refused_for_good_ends_the_run() -> None:
+    kube = FlakyWatch(KubernetesError("Kubernetes API answered 403 while watching", 403))
+    with pytest.raises(KubernetesError):
+        Watcher(kube, SETTINGS, "b").wait()  # type: ignore[arg-type]
