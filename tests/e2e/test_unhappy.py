@@ -7,6 +7,7 @@ import contextlib
 import json
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -221,9 +222,10 @@ def test_sigterm_during_a_slow_upgrade_stops_helm_too(app: App, emulator: Any) -
 @pytest.mark.parametrize(
     ("outcome", "env", "expected"),
     [
-        ("image-pull-error", {}, "ImagePullBackOff: Back-off pulling image"),
+        # A pull that may still succeed, and a node an autoscaler may still add, are given
+        # BUILD_START_GRACE, at most BUILD_TIMEOUT/4 (here 1 s).
+        ("image-pull-error", {"BUILD_TIMEOUT": "4"}, "ImagePullBackOff: Back-off pulling image"),
         ("pod-forbidden", {}, 'FailedCreate: Error creating: pods "'),
-        # An autoscaler may still add a node: the runner waits BUILD_TIMEOUT/4 (here 1 s).
         ("unschedulable", {"BUILD_TIMEOUT": "4"}, "cannot be scheduled for 1s: 0/1 nodes"),
     ],
 )
@@ -238,6 +240,51 @@ def test_a_build_pod_that_cannot_start_fails_the_attempt_with_the_reason(
     assert expected in annotations["ci-runner.io/last-error"]
     warnings = [e for e in emulator.list("v1", "events", app.cicd) if e["reason"] == "BuildFailed"]
     assert warnings and expected in warnings[0]["message"]
+    assert app.build_jobs() == []  # abandoned, so deleted: the next run starts clean
+
+
+def test_a_quota_that_never_clears_fails_after_the_grace_and_the_job_is_deleted(
+    app: App, emulator: Any
+) -> None:
+    quota = 'pods "b" is forbidden: exceeded quota: builds, requested: cpu=500m, limited: cpu=1'
+    emulator.jobs.behave("pod-forbidden", labels=BUILD, message=f"Error creating: {quota}")
+    done = app.run(BUILD_START_GRACE="1")
+    assert done.code == 1, done.output
+    assert "exceeded quota" in done.stderr and "not resolved within 1s" in done.stderr
+    assert done.stderr.count("can resolve by itself") == 1  # reported once, not every look
+    assert app.build_jobs() == []
+
+
+@pytest.mark.helm
+def test_an_image_pull_back_off_that_clears_is_waited_for(app: App, emulator: Any) -> None:
+    emulator.jobs.behave("image-pull-error", labels=BUILD)
+    running = app.start()
+    job = app.wait_for_build_job()
+
+    def backing_off() -> bool:
+        pods = emulator.list("v1", "pods", app.cicd)
+        states = [
+            c.get("state", {}) for p in pods for c in p["status"].get("containerStatuses", [])
+        ]
+        return any(s.get("waiting", {}).get("reason") == "ImagePullBackOff" for s in states)
+
+    until(backing_off)
+    seen = len(emulator.requests)
+    # The runner has looked at the pod in back-off (a list of pods after it was so) ...
+    until(lambda: any(r.method == "GET" and "/pods" in r.path for r in emulator.requests[seen:]))
+    emulator.jobs.release(app.cicd, job)  # ... and then the registry answers again
+    _, err = running.communicate(timeout=120)
+    assert running.returncode == 0, err
+    assert "ImagePullBackOff" in err and "can resolve by itself" in err
+    assert app.status()["lastDeployedSha"] == app.heads[-1]
+
+
+def until(condition: Any, within: float = 30) -> None:
+    """Poll ``condition`` until it holds, with a deadline (not a sleep as synchronisation)."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.05)
 
 
 def test_kubectl_describe_shows_the_runners_events(app: App, emulator: Any) -> None:

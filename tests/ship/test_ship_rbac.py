@@ -19,7 +19,7 @@ ALL = ("get", "list", "watch", "create", "update", "patch", "delete")
 CICD_CALLS = [
     *[(v, "", "configmaps") for v in ("get", "create", "update")],
     *[(v, "coordination.k8s.io", "leases") for v in ("get", "create", "update")],
-    *[(v, "batch", "jobs") for v in ("get", "watch", "create")],
+    *[(v, "batch", "jobs") for v in ("get", "watch", "create", "delete")],
     ("list", "", "pods"),
     ("get", "", "pods/log"),
     ("create", "", "events"),

@@ -61,6 +61,7 @@ EXAMPLES: dict[str, tuple[Any, Any]] = {
     "buildTimeout": (2400, 1000000),  # a large number must not come out as 1e+06
     "helmTimeout": (600, 900),
     "helmForceConflicts": (True, False),
+    "buildStartGrace": (600, 60),
     "logFormat": ("text", "json"),
     "verifySsl": (False, True),  # false is a value, not "unset"
     "githubApiUrl": ("https://github.example.com/api/v3", "https://ghe.example.org/api/v3"),

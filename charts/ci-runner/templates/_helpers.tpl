@@ -76,6 +76,7 @@ imageTagKey: IMAGE_TAG_KEY
 kanikoImage: KANIKO_IMAGE
 maxRetries: MAX_RETRIES
 buildTimeout: BUILD_TIMEOUT
+buildStartGrace: BUILD_START_GRACE
 helmTimeout: HELM_TIMEOUT
 helmForceConflicts: HELM_FORCE_CONFLICTS
 logFormat: LOG_FORMAT

@@ -104,6 +104,15 @@ class Settings(StateSettings):
         parse=p.positive,
         metavar="SECONDS",
     )
+    build_start_grace: int = setting(
+        "BUILD_START_GRACE",
+        "Seconds a build pod may be kept from starting by what can resolve by itself (an image "
+        "pull back-off, a volume not mountable yet, a quota, no node yet) before the attempt "
+        "fails; doubled while a cluster autoscaler adds a node; at most BUILD_TIMEOUT/4.",
+        default=300,
+        parse=p.positive,
+        metavar="SECONDS",
+    )
     dockerfile: str = setting(
         "DOCKERFILE",
         "Dockerfile, relative to the build context.",

@@ -153,6 +153,13 @@ def build_job(settings: Settings, sha: str, attempt: int, nonce: str = "") -> Ob
         },
         "spec": {
             "backoffLimit": 0,
+            # A pod evicted or preempted (a node drain, a higher-priority pod) is the cluster's
+            # doing, not the build's: the Job makes a new pod instead of failing (the Job
+            # controller adds the DisruptionTarget condition to such pods; needs restartPolicy
+            # Never, which the pod has).
+            "podFailurePolicy": {
+                "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+            },
             "activeDeadlineSeconds": s.build_timeout,
             "ttlSecondsAfterFinished": TTL_SECONDS,
             "template": {"metadata": {"labels": labels}, "spec": pod_spec(s, sha)},
@@ -207,6 +214,12 @@ class Builder:
                 log.info("adopting build Job %s/%s left by an earlier run", self._ns, name)
                 return name
             return self.start(sha, attempt, nonce, fresh=True)
+        except KubernetesError as e:
+            # Created with fieldValidation=Strict: a field the API server does not know can
+            # only come from BUILD_POD (the rest of the manifest is ours), a configuration error.
+            if e.status == 400 and "unknown field" in str(e):
+                raise ConfigError([f"BUILD_POD: the API server refused the build Job: {e}"]) from e
+            raise
         log.info("started build Job %s/%s for %s", self._ns, name, sha[:7])
         return name
 
@@ -232,8 +245,17 @@ class Builder:
         return digests[-1]
 
     def wait(self, name: str) -> BuildResult:
-        """Wait for the Job's verdict (see build_watch)."""
-        return Watcher(self._kube, self._settings, name).wait()
+        """Wait for the Job's verdict (see build_watch). A build the runner gives up on (its pod
+        never started, or no verdict in time) is deleted with its pod, so that it stops using
+        the cluster and the next run starts clean."""
+        result = Watcher(self._kube, self._settings, name).wait()
+        if result.abandoned:
+            try:
+                self._kube.delete(JOBS, self._ns, name)
+                log.info("deleted the abandoned build Job %s/%s", self._ns, name)
+            except KubernetesError as e:  # its activeDeadlineSeconds still ends it
+                log.warning("could not delete the abandoned build Job %s: %s", name, e)
+        return result
 
 
 def _decoded(value: object) -> str:

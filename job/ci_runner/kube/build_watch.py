@@ -25,18 +25,34 @@ GRACE_SECONDS = 120
 LOOK_SECONDS = 10
 PROGRESS_SECONDS = 30
 LOG_LINES = 30
-# Waiting reasons the kubelet only reports after its own retries, or that no retry can fix
-# (pkg/kubelet/images/types.go and kuberuntime): the attempt ends at once.
-HOPELESS = {
+# Waiting reasons no retry can fix (pkg/kubelet/images/types.go): the attempt ends at once.
+HOPELESS = {"InvalidImageName", "ErrImageNeverPull"}
+# Waiting reasons that can resolve by themselves: a registry blip (the kubelet retries a pull
+# with back-off), a Secret or ConfigMap created a moment later. Given BUILD_START_GRACE.
+TRANSIENT = {
     "ImagePullBackOff",
-    "InvalidImageName",
-    "ErrImageNeverPull",
+    "ErrImagePull",
     "CreateContainerConfigError",
     "CreateContainerError",
 }
-# Warning Events that end the attempt: the Job controller could not create the pod, or the
-# kubelet could not mount a volume (a missing Secret).
-HOPELESS_EVENTS = {"FailedCreate", "FailedMount"}
+# Warning Events of a build that has not started yet: the Job controller could not create the
+# pod (a ResourceQuota, until other pods end; an admission refusal, for good), the kubelet
+# could not mount a volume (a Secret not there yet).
+START_EVENTS = {"FailedCreate", "FailedMount"}
+# What in a FailedCreate message never resolves by itself: Pod Security, or another admission
+# refusal that is not a quota.
+_QUOTA = "exceeded quota"
+# The cluster autoscaler's Normal Event on a pending pod it is adding a node for.
+SCALE_UP = "TriggeredScaleUp"
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """Why the build pod is not running yet: a reason, its message, and whether it can pass."""
+
+    reason: str
+    message: str
+    hopeless: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,8 @@ class BuildResult:
     """Why it failed: the Job's condition, the pod's trouble, the container's message."""
     log_tail: str = ""
     """The last lines of the build pod's log, when it failed."""
+    abandoned: bool = False
+    """The runner gave up on it (it never started, or gave no verdict in time): delete it."""
 
 
 def finished(job: Obj) -> Verdict | None:
@@ -87,31 +105,51 @@ def pod_state(pod: Obj | None) -> str:
     return f"pod {status.get('phase') or 'Pending'}" + (f" ({reasons})" if reasons else "")
 
 
-def stuck(
-    pod: Obj | None, events: list[Obj], unschedulable_for: float, grace: float
-) -> Verdict | None:
-    """A failed verdict when the build can never start (why: its reason), or None while it may.
-    ``events`` are the Warning Events about the Job and its pod; ``unschedulable_for`` how long
-    the pod has been unschedulable."""
+def troubles(pod: Obj | None, events: list[Obj]) -> list[Trouble]:
+    """What keeps a build from starting now. ``events`` are the Warning Events about the Job
+    and its pod; they stay after what they report has passed, so they count only while the pod
+    does not exist (FailedCreate) or has not started (FailedMount)."""
+    found: list[Trouble] = []
+    status = (pod or {}).get("status") or {}
+    started = pod is not None and status.get("phase") not in (None, "Pending")
     for event in events:
-        if event.get("reason") in HOPELESS_EVENTS:
-            message = shorten(str(event.get("message") or ""), 300)
-            return Verdict(False, f"{event['reason']}: {message}{_fix(message)}")
-    if pod is None:
-        return None
-    status = pod.get("status") or {}
+        reason = str(event.get("reason") or "")
+        message = shorten(str(event.get("message") or ""), 300)
+        if reason == "FailedCreate" and pod is None:
+            found.append(Trouble(reason, message, hopeless=_QUOTA not in message))
+        elif reason == "FailedMount" and pod is not None and not started:
+            found.append(Trouble(reason, message))
     for container in status.get("containerStatuses") or []:
         waiting = (container.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in HOPELESS:
+        reason = str(waiting.get("reason") or "")
+        if reason in HOPELESS or reason in TRANSIENT:
             message = shorten(str(waiting.get("message") or ""), 300)
-            return Verdict(False, f"{waiting['reason']}: {message}")
-    if unschedulable_for > grace:
+            found.append(Trouble(reason, message, hopeless=reason in HOPELESS))
+    if unschedulable(pod):
         for condition in status.get("conditions") or []:
             if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
                 message = shorten(str(condition.get("message") or ""), 300)
-                return Verdict(
-                    False, f"the build pod cannot be scheduled for {int(grace)}s: {message}"
-                )
+                found.append(Trouble("Unschedulable", message))
+    return found
+
+
+def stuck(pod: Obj | None, events: list[Obj], troubled_for: float, grace: float) -> Verdict | None:
+    """A failed verdict when the build can never start (why: its reason), or None while it may.
+    ``events`` are the Warning Events about the Job and its pod; ``troubled_for`` how long the
+    build has been kept from starting by troubles that can pass, ``grace`` how long they may."""
+    found = troubles(pod, events)
+    for trouble in found:
+        if trouble.hopeless:
+            return Verdict(False, f"{trouble.reason}: {trouble.message}{_fix(trouble.message)}")
+    if found and troubled_for > grace:
+        first = found[0]
+        if first.reason == "Unschedulable":
+            return Verdict(
+                False, f"the build pod cannot be scheduled for {int(grace)}s: {first.message}"
+            )
+        return Verdict(
+            False, f"{first.reason}: {first.message} (not resolved within {int(grace)}s)"
+        )
     return None
 
 
@@ -144,9 +182,12 @@ class Watcher:
         self._ns = settings.cicd_namespace
         self._name = name
         self._timeout = settings.build_timeout
-        # An autoscaler may add a node for a pending pod: give it a while, not the whole build.
-        self._grace = min(120, settings.build_timeout // 4)
-        self._unschedulable_since: float | None = None
+        # Troubles that can pass get BUILD_START_GRACE, but never most of the build's time.
+        self._grace = min(settings.build_start_grace, settings.build_timeout // 4)
+        self._troubled_since: float | None = None
+        self._told: set[str] = set()
+        """The troubles already logged as progress: one line each, no spam."""
+        self._scaling_up = False
 
     def wait(self) -> BuildResult:
         """Watch the Job until it is Complete or Failed, or its pod can never start."""
@@ -157,15 +198,18 @@ class Watcher:
             stopping.check()
             job = self._kube.read(JOBS, self._ns, self._name)
             verdict = finished(job) if job is not None else DELETED
+            abandoned = False
             if verdict is None:
                 assert job is not None
                 verdict, state = self._look(job)
+                abandoned = verdict is not None
                 now = time.monotonic()
                 if verdict is None and now >= next_progress:
                     log.info("build Job %s: %s, %ds elapsed", self._name, state, now - started)
                     next_progress += PROGRESS_SECONDS
                 if verdict is None and now >= deadline:
                     verdict = Verdict(False, f"no verdict within {self._timeout}s")
+                    abandoned = True
                 if verdict is None:
                     seconds = min(deadline - now, LOOK_SECONDS)
                     verdict = self._watch(job["metadata"]["resourceVersion"], seconds)
@@ -174,22 +218,45 @@ class Watcher:
                     return BuildResult(True)
                 message, tail = self._pod_report()
                 reason = "; ".join(p for p in (verdict.reason, message) if p)
-                return BuildResult(False, reason, tail)
+                return BuildResult(False, reason, tail, abandoned)
 
     def _look(self, job: Obj) -> tuple[Verdict | None, str]:
         """(a failed verdict when the pod can never start, else None; the progress phrase)."""
         pod = self._pod()
-        if unschedulable(pod):
-            if self._unschedulable_since is None:
-                self._unschedulable_since = time.monotonic()
-        else:
-            self._unschedulable_since = None
-        since = self._unschedulable_since
-        waited = time.monotonic() - since if since is not None else 0.0
         names = {self._name, *([pod["metadata"]["name"]] if pod else [])}
         warnings = self._kube.query(EVENTS, self._ns, field_selector="type=Warning")
         about = [e for e in warnings if (e.get("involvedObject") or {}).get("name") in names]
-        return stuck(pod, about, waited, self._grace), pod_state(pod)
+        found = troubles(pod, about)
+        now = time.monotonic()
+        if not found:
+            self._troubled_since = None
+        elif self._troubled_since is None:
+            self._troubled_since = now
+        grace = self._grace
+        if pod is not None and unschedulable(pod) and self._scale_up(pod):
+            grace *= 2  # the autoscaler is adding a node: give it the time that takes
+        for trouble in found:
+            if trouble.reason not in self._told and not trouble.hopeless:
+                self._told.add(trouble.reason)
+                log.info(
+                    "build Job %s: %s: %s (this can resolve by itself; waiting up to %ds)",
+                    self._name,
+                    trouble.reason,
+                    trouble.message,
+                    grace,
+                )
+        waited = now - self._troubled_since if self._troubled_since is not None else 0.0
+        return stuck(pod, about, waited, grace), pod_state(pod)
+
+    def _scale_up(self, pod: Obj) -> bool:
+        """Whether the cluster autoscaler said it adds a node for ``pod`` (logged once)."""
+        if not self._scaling_up:
+            name = pod["metadata"]["name"]
+            selector = f"involvedObject.name={name},reason={SCALE_UP}"
+            if self._kube.query(EVENTS, self._ns, field_selector=selector):
+                self._scaling_up = True
+                log.info("build Job %s: the cluster autoscaler is adding a node", self._name)
+        return self._scaling_up
 
     def _watch(self, since: str, seconds: float) -> Verdict | None:
         """Watch from ``since`` until a verdict or the window ends (the caller looks again)."""
@@ -201,8 +268,16 @@ class Watcher:
                         return verdict
                 elif kind == "DELETED":
                     return DELETED
-        except Gone:  # our resourceVersion is too old: the caller reads again
-            pass
+        except KubernetesError as e:
+            # A watch ends on many things that pass: its resourceVersion too old (410), a
+            # connection the API server or a proxy closed, a 5xx or 429. The caller reads the
+            # Job again and watches anew; if the API is really gone, that read says so (exit 3).
+            transient = (
+                isinstance(e, Gone) or e.status is None or e.status in (429, *range(500, 600))
+            )
+            if not transient:
+                raise  # 401, 403, 404: no second watch would fare better
+            log.debug("watch of build Job %s ended (%s); reading it again", self._name, e)
         return None
 
     def _pod_report(self) -> tuple[str, str]:

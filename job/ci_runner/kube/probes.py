@@ -59,7 +59,7 @@ def _token_copy(s: Settings) -> tuple[str, ...]:
 NEEDS: tuple[Need, ...] = (
     Need(CICD, "", "configmaps", ("get", "create", "update"), "the state ConfigMap"),
     Need(CICD, "coordination.k8s.io", "leases", ("get", "create", "update"), "the run's Lease"),
-    Need(CICD, "batch", "jobs", ("get", "watch", "create"), "the Kaniko build Job"),
+    Need(CICD, "batch", "jobs", ("get", "watch", "create", "delete"), "the Kaniko build Job"),
     Need(CICD, "", "pods", ("list",), "the build pod's state while it starts"),
     Need(CICD, "", "pods/log", ("get",), "the failed build's log"),
     Need(

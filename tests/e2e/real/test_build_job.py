@@ -53,9 +53,10 @@ def test_a_build_pod_that_cannot_pull_its_image_ends_the_attempt_with_the_reason
     app: App,
 ) -> None:
     require_kwok(app)
-    done = app.run(BUILD_POD=fate("pull-error"))
+    done = app.run(BUILD_POD=fate("pull-error"), BUILD_START_GRACE="2")
     assert done.code == 1, done.output
-    assert "ImagePullBackOff" in done.stderr
+    assert "ImagePullBackOff" in done.stderr and "not resolved within 2s" in done.stderr
+    assert app.build_jobs() == []  # abandoned, so deleted (with its pod)
 
 
 def test_a_restricted_cicd_namespace_refuses_kaniko_and_the_runner_says_why(app: App) -> None:
@@ -80,3 +81,17 @@ def test_kubectl_describe_shows_the_runners_events_on_the_state(app: App) -> Non
     ours = [e for e in events if e["involvedObject"]["name"] == "ci-runner-shop"]
     assert ours, "no Event on the state ConfigMap"
     assert any(e["type"] == "Warning" for e in ours)
+
+
+def test_a_build_pod_field_the_api_server_does_not_know_is_a_configuration_error(
+    app: App,
+) -> None:
+    """BUILD_POD's keys are checked by the runner, but what is inside them only by the API
+    server: the Job is created with fieldValidation=Strict, so a typo is refused, not dropped."""
+    require_real(app)
+    typo = '{"affinity": {"nodeAfinity": {}}}'
+    done = app.run(BUILD_POD=typo)
+    assert done.code == 2, done.output
+    assert "BUILD_POD" in done.stderr and "nodeAfinity" in done.stderr
+    assert app.build_jobs() == []
+    assert app.status().get("attempts", 0) in (0, None)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ci_runner.kube.build_watch import pod_state, stuck
+import pytest
+from ci_runner.errors import Gone, KubernetesError
+from ci_runner.kube.build_watch import Watcher, pod_state, stuck, troubles
+
+from tests.support.settings import app_settings
+
+SETTINGS = app_settings()
 
 
 def pod(waiting: str | None = None, unschedulable: bool = False) -> dict[str, Any]:
@@ -32,8 +38,16 @@ def why(*args: Any) -> str | None:
 
 
 def test_hopeless_waiting_reasons_end_at_once() -> None:
-    for reason in ("ImagePullBackOff", "CreateContainerConfigError", "InvalidImageName"):
+    for reason in ("InvalidImageName", "ErrImageNeverPull"):
         assert why(pod(reason), [], 0, 60) == f"{reason}: {reason} details"
+
+
+def test_a_pull_back_off_or_a_missing_secret_is_given_the_grace() -> None:
+    for reason in ("ImagePullBackOff", "CreateContainerConfigError"):
+        assert why(pod(reason), [], 59, 60) is None
+        assert why(pod(reason), [], 61, 60) == (
+            f"{reason}: {reason} details (not resolved within 60s)"
+        )
 
 
 def test_a_first_pull_error_and_a_starting_container_are_given_time() -> None:
@@ -47,12 +61,70 @@ def test_unschedulable_ends_only_after_the_grace() -> None:
     assert "Insufficient memory" in (why(pod(unschedulable=True), [], 61, 60) or "")
 
 
-def test_failed_create_and_failed_mount_events_end_at_once() -> None:
-    event = {"reason": "FailedMount", "message": 'secret "x" not found'}
-    assert why(pod("ContainerCreating"), [event], 0, 60) == 'FailedMount: secret "x" not found'
-    assert why(None, [{"reason": "FailedCreate", "message": "forbidden"}], 0, 60)
+def test_failed_mount_and_a_quota_are_given_the_grace_pod_security_is_not() -> None:
+    mount = {"reason": "FailedMount", "message": 'secret "x" not found'}
+    assert why(pod("ContainerCreating"), [mount], 30, 60) is None
+    assert why(pod("ContainerCreating"), [mount], 61, 60) == (
+        'FailedMount: secret "x" not found (not resolved within 60s)'
+    )
+    quota = {"reason": "FailedCreate", "message": 'pods "b" is forbidden: exceeded quota: q'}
+    assert why(None, [quota], 30, 60) is None
+    assert why(None, [quota], 61, 60)
+    refused = {"reason": "FailedCreate", "message": 'pods "b" is forbidden: violates PodSecurity'}
+    assert (
+        why(None, [refused], 0, 60) == 'FailedCreate: pods "b" is forbidden: violates PodSecurity'
+    )
+
+
+def test_warnings_that_passed_no_longer_count() -> None:
+    mount = {"reason": "FailedMount", "message": 'secret "x" not found'}
+    running = {"metadata": {"name": "p"}, "status": {"phase": "Running"}}
+    assert troubles(running, [mount]) == []  # the Secret came, the pod runs
+    quota = {"reason": "FailedCreate", "message": "exceeded quota: q"}
+    assert troubles(pod("ContainerCreating"), [quota]) == []  # the pod was created after all
 
 
 def test_the_progress_phrase() -> None:
     assert pod_state(None) == "no pod yet"
     assert pod_state(pod("ErrImagePull")) == "pod Pending (ErrImagePull)"
+
+
+class FlakyWatch:
+    """A Kubernetes whose first watch of the build Job breaks off, and the second sees it end."""
+
+    def __init__(self, error: KubernetesError) -> None:
+        self.error = error
+        self.watches = 0
+
+    def read(self, *args: Any) -> dict[str, Any]:
+        return {"metadata": {"name": "b", "resourceVersion": "7"}, "status": {"active": 1}}
+
+    def query(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return []
+
+    def watch(self, *args: Any) -> list[tuple[str, dict[str, Any]]]:
+        self.watches += 1
+        if self.watches == 1:
+            raise self.error
+        done = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+        return [("MODIFIED", done)]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        KubernetesError("Kubernetes API unreachable while watching: connection reset"),
+        KubernetesError("Kubernetes API answered 503 while watching", 503),
+        Gone("Kubernetes API answered 410 while watching", 410),
+    ],
+)
+def test_a_watch_that_breaks_off_is_resumed(error: KubernetesError) -> None:
+    kube = FlakyWatch(error)
+    result = Watcher(kube, SETTINGS, "b").wait()  # type: ignore[arg-type]
+    assert result.succeeded and kube.watches == 2
+
+
+def test_a_watch_refused_for_good_ends_the_run() -> None:
+    kube = FlakyWatch(KubernetesError("Kubernetes API answered 403 while watching", 403))
+    with pytest.raises(KubernetesError):
+        Watcher(kube, SETTINGS, "b").wait()  # type: ignore[arg-type]

@@ -138,3 +138,34 @@ def test_a_helm_our_sigterm_stopped_is_no_failed_attempt(monkeypatch: pytest.Mon
         the_cycle.deploy(HEAD, plan, StoppedHelm())  # type: ignore[arg-type]
     assert stopped.value.code == 128 + signal.SIGTERM
     assert counted == []
+
+
+# A SIGTERM that arrives while the CLI's imports run (most of an idle run's time).
+SIGTERM_DURING_IMPORTS = """
+import os, signal, sys
+import importlib.abc
+
+class SignalOnImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "ci_runner.cli":
+            os.kill(os.getpid(), signal.SIGTERM)  # as the kubelet's, mid-import
+        return None
+
+sys.meta_path.insert(0, SignalOnImport())
+from ci_runner.__main__ import main
+sys.argv = ["ci-runner", "run"]
+main()
+print("the run went on")
+"""
+
+
+def test_a_sigterm_during_the_first_imports_stops_the_run() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SIGTERM_DURING_IMPORTS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr
+    assert "the run went on" not in done.stdout
