@@ -72,7 +72,9 @@ def test_failed_mount_and_a_quota_are_given_the_grace_pod_security_is_not() -> N
     assert why(None, [quota], 61, 60)
     refused = {"reason": "FailedCreate", "message": 'pods "b" is forbidden: violates PodSecurity'}
     assert (
-        why(None, [refused], 0, 60) == 'FailedCreate: pods "b" is forbidden: violates PodSecurity'
+        why(None, [refused], 0, 60)
+        == 'FailedCreate: pods "b" is forbidden: violates PodSecurity (Kaniko runs as root: '
+        "label the CICD namespace pod-security.kubernetes.io/enforce=baseline)"
     )
 
 
