@@ -62,6 +62,7 @@ EXAMPLES: dict[str, tuple[Any, Any]] = {
     "helmTimeout": (600, 900),
     "helmForceConflicts": (True, False),
     "buildStartGrace": (600, 60),
+    "tarballTimeout": (1200, 30),
     "logFormat": ("text", "json"),
     "verifySsl": (False, True),  # false is a value, not "unset"
     "githubApiUrl": ("https://github.example.com/api/v3", "https://ghe.example.org/api/v3"),

@@ -77,6 +77,7 @@ kanikoImage: KANIKO_IMAGE
 maxRetries: MAX_RETRIES
 buildTimeout: BUILD_TIMEOUT
 buildStartGrace: BUILD_START_GRACE
+tarballTimeout: TARBALL_TIMEOUT
 helmTimeout: HELM_TIMEOUT
 helmForceConflicts: HELM_FORCE_CONFLICTS
 logFormat: LOG_FORMAT

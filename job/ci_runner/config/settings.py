@@ -59,6 +59,14 @@ class StateSettings:
         parse=p.positive,
         metavar="SECONDS",
     )
+    tarball_timeout: int = setting(
+        "TARBALL_TIMEOUT",
+        "Seconds the download of a commit's tarball may take in all; one that stalls (no byte "
+        "for API_TIMEOUT seconds) is given up on sooner.",
+        default=600,
+        parse=p.positive,
+        metavar="SECONDS",
+    )
     verify_ssl: bool | None = setting(
         "VERIFY_SSL",
         "Check TLS certificates: true or false for the Kubernetes API, GitHub and NOTIFY_URL; "

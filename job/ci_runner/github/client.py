@@ -38,6 +38,7 @@ class GitHub:
         self._api = settings.github_api_url
         self._repo = settings.repo
         self._timeout = settings.api_timeout
+        self._tarball_timeout = settings.tarball_timeout
         self._session = requests.Session()
         self._session.verify = settings.verify_https
         self._session.headers["User-Agent"] = "ci-runner"
@@ -130,9 +131,11 @@ class GitHub:
         unnamed temporary file on TMPDIR, read from its start; the caller closes it. Memory stays
         flat however big the repository: the pod's limit need not grow with it.
 
-        API_TIMEOUT bounds the whole download, not one read: a tarball that trickles in is
-        given up on after about that long."""
-        deadline = time.monotonic() + self._timeout
+        Bounded by progress and in all: no byte for API_TIMEOUT seconds (each read's timeout)
+        ends it, and so does TARBALL_TIMEOUT for the whole body, so a big repository on a slow
+        but steady link arrives while one that trickles a byte a second does not hold the run."""
+        ceiling = self._tarball_timeout
+        deadline = time.monotonic() + ceiling
         doing = f"downloading the tarball of {sha[:7]}"
         too_big = f"the tarball of {sha[:7]} is larger than {MAX_TARBALL_BYTES} bytes"
         response = self._get(f"/repos/{self._repo}/tarball/{sha}", stream=True)
@@ -149,8 +152,14 @@ class GitHub:
                         if file.tell() + len(chunk) > MAX_TARBALL_BYTES:
                             raise ArchiveError(too_big)
                         if time.monotonic() > deadline:
-                            raise GitHubError(f"GitHub {doing} took longer than {self._timeout}s")
+                            raise GitHubError(
+                                f"GitHub {doing} took longer than {ceiling}s (TARBALL_TIMEOUT)"
+                            )
                         _keep(file, chunk, sha)
+                except (requests.Timeout, urllib3.exceptions.TimeoutError) as e:
+                    raise GitHubError(
+                        f"GitHub {doing} stalled: no byte for {self._timeout}s (API_TIMEOUT)"
+                    ) from e
                 except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
                     raise GitHubError(f"GitHub {doing} failed: {type(e).__name__}") from e
         except BaseException:

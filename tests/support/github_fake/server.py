@@ -112,10 +112,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if not reply.trickle:
             self.wfile.write(reply.body)
             return
-        # Ten small writes a second at the given rate, until the body or the fake ends.
+        # Small writes at the given rate (ten a second, or one byte at a time below 10 bytes a
+        # second), until the body or the fake ends.
         step = max(1, int(reply.trickle / 10))
+        pause = step / reply.trickle
         for start in range(0, len(reply.body), step):
             self.wfile.write(reply.body[start : start + step])
             self.wfile.flush()
-            if reply.stopping is not None and reply.stopping.wait(0.1):
+            if reply.stopping is not None and reply.stopping.wait(pause):
                 return

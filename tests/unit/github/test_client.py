@@ -171,8 +171,31 @@ def test_without_a_token_the_shared_rate_limit_is_named_once(
 def test_a_trickling_tarball_ends_at_the_deadline_not_when_it_finishes(
     github: GitHubFake, repo: str
 ) -> None:
-    github.trickle_next(r"legacy\.tar\.gz", bytes_per_second=50)
-    with client(github) as gh, pytest.raises(GitHubError, match="took longer than 2s"):
+    github.trickle_next(r"legacy\.tar\.gz", bytes_per_second=1)  # a byte a second
+    with (
+        client(github, TARBALL_TIMEOUT="3") as gh,
+        pytest.raises(GitHubError, match=r"took longer than 3s \(TARBALL_TIMEOUT\)"),
+    ):
+        gh.tarball(repo)
+
+
+def test_a_slow_but_steady_tarball_may_take_longer_than_api_timeout(
+    github: GitHubFake, repo: str
+) -> None:
+    with client(github) as gh, gh.tarball(repo) as whole:
+        size = len(whole.read())
+    rate = size / 4  # the whole body in about 4 s, twice API_TIMEOUT (2 s)
+    github.trickle_next(r"legacy\.tar\.gz", bytes_per_second=rate)
+    with client(github) as gh, gh.tarball(repo) as slow:
+        assert len(slow.read()) == size
+
+
+def test_a_tarball_that_stalls_ends_by_the_progress_deadline(github: GitHubFake, repo: str) -> None:
+    github.trickle_next(r"legacy\.tar\.gz", bytes_per_second=0.2)  # a byte every 5 s
+    with (
+        client(github, TARBALL_TIMEOUT="60") as gh,
+        pytest.raises(GitHubError, match=r"stalled: no byte for 2s \(API_TIMEOUT\)"),
+    ):
         gh.tarball(repo)
 
 

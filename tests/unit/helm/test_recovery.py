@@ -6,11 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from ci_runner.helm.deploy import RECOVERY_MARGIN_SECONDS, _truly_stuck
 
-NOW = datetime.now(UTC)
-
 
 def ago(seconds: float) -> datetime:
-    return NOW - timedelta(seconds=seconds)
+    return datetime.now(UTC) - timedelta(seconds=seconds)
 
 
 def test_a_dead_runs_helm_is_recovered_at_once() -> None:
