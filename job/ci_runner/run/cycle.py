@@ -156,10 +156,11 @@ class Cycle:
             target = rollback_target(self.store.read(), to)
         except ValueError as e:
             raise ConfigError([str(e)]) from e
+        helm = self.find_helm()  # before anything is written, as for a run
         authenticate(self.kube, self.github, s, store=True)
         commit = Commit(target.sha, None, None)
         with tempfile.TemporaryDirectory(prefix="ci-runner-") as tmp:
-            deploy = self.fetch_chart(commit, Path(tmp)).pinned(target.sha, target.digest)
+            deploy = self.fetch_chart(commit, Path(tmp), helm).pinned(target.sha, target.digest)
             holder = self.lease.try_acquire()
             if holder is not None:
                 return Outcome(
