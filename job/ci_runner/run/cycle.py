@@ -175,8 +175,13 @@ class Cycle:
         s = self.settings
         sha = commit.sha
         self.report.deploying(sha)
+        # Not at the top: pyhelm3 is not for an idle run.
+        from ..helm.deploy import kill_helm
+
         try:
-            revision = deploy.run()
+            # As in deploy(): the Lease says a helm runs, and losing it kills that helm.
+            with self.lease.running_helm(kill_helm):
+                revision = deploy.run(self.lease.orphaned_helm)
         except DeployError as e:
             stopping.check()
             return Outcome(f"rollback to {sha[:7]} failed: {e} (helm rolled it back)", FAILED)
