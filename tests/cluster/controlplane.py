@@ -377,8 +377,3 @@ def running(kubernetes: str = build.PINNED_KUBERNETES) -> Iterator[ControlPlane]
         yield plane
     finally:
         plane.stop()
-
-
-def environ_for(plane: ControlPlane) -> dict[str, str]:
-    """What a test session needs to run against ``plane``."""
-    return {**os.environ, "CI_RUNNER_TEST_KUBECONFIG": str(plane.kubeconfig)}
