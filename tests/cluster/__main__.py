@@ -1,7 +1,7 @@
 """Build or start the real control plane by hand.
 
     python -m tests.cluster build [--kubernetes 1.35]   build (or reuse) the binaries
-    python -m tests.cluster up [--kubernetes 1.35]      start it; prints the kubeconfig; ^C stops it
+    python -m tests.cluster [--kubernetes 1.35] up      start it; prints the kubeconfig; ^C stops it
     python -m tests.cluster run -- COMMAND ...          start it, run COMMAND against it, stop it
 
 ``run`` gives COMMAND the plane's kubeconfig as both KUBECONFIG and CI_RUNNER_TEST_KUBECONFIG
