@@ -1,6 +1,7 @@
 """The package's import graph: no cycle, and every import points down the layers.
 
-    cli  ->  run  ->  github, kube, helm, archive  ->  config, logs, stopping, checklist  ->  errors
+    cli -> run -> github, kube, helm, archive -> config, logs, stopping, checklist -> errors,
+    parsing
 
 A module imports from its own part (``kube.state`` from ``kube.client``) or from a lower layer;
 the outside systems never import each other, and nothing imports ``run`` or ``cli`` but the
@@ -18,6 +19,7 @@ import ci_runner
 PACKAGE = Path(ci_runner.__file__).resolve().parent
 LAYERS = {
     "errors": 0,
+    "parsing": 0,
     "__init__": 0,
     "config": 1,
     "logs": 1,
@@ -54,6 +56,10 @@ def imports(path: Path) -> set[str]:
                 at = PACKAGE.joinpath(*candidate)
                 is_module = at.with_suffix(".py").exists() or at.is_dir()
                 found.add(".".join(candidate if is_module else base) or "__init__")
+                if is_module and not node.module:
+                    # `from . import x` reads x off the package: its __init__ runs (or is
+                    # running) first, so the package is imported too
+                    found.add(".".join(base) or "__init__")
         elif isinstance(node, ast.ImportFrom | ast.Import):
             names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             names += [a.name for a in node.names] if isinstance(node, ast.Import) else []

@@ -9,7 +9,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 from ci_runner import logs
-from ci_runner.config.parse import MIN_SECRET
+from ci_runner.parsing import MIN_SECRET
 
 from tests.support.appkeys import rsa_pem
 

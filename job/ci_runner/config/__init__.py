@@ -1,5 +1,6 @@
-"""The runner's settings: one table (``settings``), its parsers (``parse``), and loading and
-validating it once from the command line and the environment (``loading``)."""
+"""The runner's settings: one table (``settings``) and loading and validating it once from the
+command line and the environment (``loading``); the parsers are ``ci_runner.parsing``, a layer
+below, so that neither module needs this package to be imported first."""
 
 from .loading import given_secrets, load, misspelt
 from .settings import OBSOLETE, Settings, StateSettings, table

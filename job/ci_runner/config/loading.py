@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any, TypeVar
 
+from .. import parsing as p
 from ..errors import ConfigError
-from . import parse as p
 from .settings import OBSOLETE, Settings, StateSettings, table
 
 S = TypeVar("S", bound=StateSettings)

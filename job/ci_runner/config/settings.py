@@ -15,8 +15,8 @@ from dataclasses import Field, dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import parse as p
-from .parse import DEFAULT_KANIKO_IMAGE, Spec, setting
+from .. import parsing as p
+from ..parsing import DEFAULT_KANIKO_IMAGE, Spec, setting
 
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from ci_runner.config import Settings, StateSettings, load, table
-from ci_runner.config.parse import DEFAULT_KANIKO_IMAGE
 from ci_runner.errors import ConfigError
+from ci_runner.parsing import DEFAULT_KANIKO_IMAGE
 
 from tests.support.appkeys import ec_pem, rsa_pem
 from tests.support.settings import APP_ENV, app_settings
