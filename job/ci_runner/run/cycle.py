@@ -175,13 +175,8 @@ class Cycle:
         s = self.settings
         sha = commit.sha
         self.report.deploying(sha)
-        # Not at the top: pyhelm3 is not for an idle run.
-        from ..helm.deploy import kill_helm
-
         try:
-            # As in deploy(): the Lease says a helm runs, and losing it kills that helm.
-            with self.lease.running_helm(kill_helm):
-                revision = deploy.run(self.lease.orphaned_helm)
+            revision = self.upgrade(deploy)
         except DeployError as e:
             stopping.check()
             return Outcome(f"rollback to {sha[:7]} failed: {e} (helm rolled it back)", FAILED)
@@ -361,14 +356,8 @@ class Cycle:
         if s.create_namespace and self.kube.ensure_namespace(s.deploy_namespace, "DEPLOY_NS"):
             log.info("created namespace %s", s.deploy_namespace)
         self.report.deploying(plan.sha)
-        # Not at the top: pyhelm3 is not for an idle run.
-        from ..helm.deploy import kill_helm
-
         try:
-            # The Lease says a helm runs (so that the run after a crash knows the pending
-            # release it finds is a dead helm's), and losing the Lease kills that helm.
-            with self.lease.running_helm(kill_helm):
-                revision = deploy.run(self.lease.orphaned_helm)
+            revision = self.upgrade(deploy)
         except DeployError as e:
             stopping.check()  # helm was stopped by our SIGTERM: not the commit's failure
             return self.fail(commit, plan, "DeployFailed", f"{e} (rolled back)")
@@ -394,6 +383,16 @@ class Cycle:
         self.events.emit(written.uid, "Deployed", message)
         self.report.deployed(plan.sha, revision)
         return Outcome(message)
+
+    def upgrade(self, deploy: Deploy) -> int:
+        """helm upgrade --install; the new revision. The Lease says a helm runs (so that the run
+        after a crash knows the pending release it finds is a dead helm's), and losing the
+        Lease kills that helm."""
+        # Not at the top: pyhelm3 is not for an idle run.
+        from ..helm.deploy import kill_helm
+
+        with self.lease.running_helm(kill_helm):
+            return deploy.run(self.lease.orphaned_helm)
 
     def record(self, commit: Commit, change: Callable[[State], State]) -> State:
         """Write ``change`` to the state (with the head's ETag), unless the Lease was lost; the
