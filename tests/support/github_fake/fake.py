@@ -175,6 +175,11 @@ class GitHubFake:
             for issued in self._api.apps.issued.values():
                 issued.expires = min(issued.expires, now)
 
+    def app_token_expired(self, token: str) -> bool:
+        """Whether installation token ``token`` is past its ``expires_at`` (answered 401 now)."""
+        with self._lock:
+            return self._api.apps.expired(token)
+
     @property
     def app_tokens(self) -> list[str]:
         """Every installation token issued, oldest first."""

@@ -43,14 +43,16 @@ def secret(token: str, expires: datetime) -> dict[str, object]:
     ("kept", "usable"),
     [
         (secret("ghs_a", NOW + timedelta(minutes=50)), "ghs_a"),
-        (secret("ghs_a", NOW + timedelta(minutes=5)), None),  # renewed five minutes before
+        (secret("ghs_a", NOW + timedelta(minutes=11)), "ghs_a"),
+        (secret("ghs_a", NOW + timedelta(minutes=10)), None),  # renewed ten minutes before
         (secret("ghs_a", NOW - timedelta(minutes=1)), None),
         ({"metadata": {}, "data": {"token": "Z2hwXw=="}}, None),  # a personal token kept before
         ({"metadata": {"annotations": {EXPIRES: "soon"}}, "data": {"token": "eA=="}}, None),
+        (secret("ghs_a", (NOW + timedelta(hours=1)).replace(tzinfo=None)), None),  # no zone
         (None, None),
     ],
 )
-def test_a_kept_token_is_reused_until_five_minutes_before_it_expires(
+def test_a_kept_token_is_reused_until_ten_minutes_before_it_expires(
     kept: dict[str, object] | None, usable: str | None
 ) -> None:
     assert kept_token(kept, NOW) == usable
