@@ -4,101 +4,135 @@ The archive comes from the network, and a repository can hold symlinks that poin
 we trust nothing in it: one top-level directory as GitHub makes them, only regular files and
 directories under CHART_PATH, bounded counts and sizes, and Python's ``data`` extraction filter
 as a second line of defence.
+
+A big repository is read in one streaming pass: only the chart's files are written, and what
+the rest of the repository inflates to does not count against any size. The tarball is bounded
+by its compressed size (``github/client.py``, 200 MiB) and the whole pass by time
+(TARBALL_TIMEOUT), so a gzip bomb outside the chart costs at most that time, in constant
+memory (at most ``CHUNK`` bytes are inflated at once); one inside the chart is refused by the
+sizes its tar headers declare, before it is inflated. Chosen over fetching the chart through
+the git trees and blobs API (``GET /repos/{o}/{r}/git/trees/{sha}?recursive=1``, whose answer
+is ``truncated`` past 100,000 entries or 7 MB, and one ``GET .../git/blobs/{sha}`` per file,
+docs.github.com/rest/git/trees and /rest/git/blobs): that costs a request per chart file
+against the rate limit, and two code paths where one serves every size.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 import posixpath
+import shutil
 import tarfile
+import time
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
 from .errors import ArchiveError, BadCommit
 
-MAX_MEMBERS = 20_000
 MAX_CHART_FILES = 2_000
 MAX_CHART_BYTES = 50 * 1024 * 1024
-# What the whole archive may unpack to: a small gzip that inflates to gigabytes (outside the
-# chart, where nothing is extracted) is refused once it passes this, in a few seconds.
-MAX_UNPACKED_BYTES = 1024 * 1024 * 1024
+CHUNK = 1024 * 1024
+"""The most inflated at once, and tarfile's read size when it skips a file outside the chart."""
 
 
 class _Inflated:
-    """The decompressed tar stream for ``tarfile``: reads and seeks (which tarfile uses to skip
-    members) past ``limit`` bytes raise ArchiveError instead of inflating on."""
+    """The decompressed tar stream for ``tarfile``'s streaming mode, which only reads: at most
+    CHUNK bytes inflated per read (gzip's reader bounds its output, unlike tarfile's own gzip
+    stream), and each read past the deadline raises ArchiveError."""
 
-    def __init__(self, tarball: IO[bytes], limit: int, where: str) -> None:
+    def __init__(
+        self, tarball: IO[bytes], within: float, where: str, clock: Callable[[], float]
+    ) -> None:
         self._gzip = gzip.GzipFile(fileobj=tarball)
-        self._limit = limit
+        self._within = within
+        self._deadline = clock() + within
+        self._clock = clock
         self._where = where
 
-    def _refuse_past(self, offset: int) -> None:
-        if offset > self._limit:
-            raise ArchiveError(f"the tarball of {self._where} unpacks to over {self._limit} bytes")
-
     def read(self, size: int | None = -1) -> bytes:
-        room = self._limit + 1 - self._gzip.tell()
-        data = self._gzip.read(room if size is None or size < 0 else min(size, room))
-        self._refuse_past(self._gzip.tell())
-        return data
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        target = offset if whence == io.SEEK_SET else self._gzip.tell() + offset
-        self._refuse_past(target)
-        return self._gzip.seek(target)
-
-    def tell(self) -> int:
-        return self._gzip.tell()
+        if self._clock() > self._deadline:
+            raise ArchiveError(
+                f"the tarball of {self._where} did not unpack within {self._within:g}s "
+                f"(TARBALL_TIMEOUT; {self._gzip.tell()} bytes inflated)"
+            )
+        return self._gzip.read(CHUNK if size is None or size < 0 else min(size, CHUNK))
 
 
-def extract_chart(tarball: IO[bytes], chart_path: str, dest: Path, where: str) -> Path:
-    """Extract ``chart_path`` from the gzip ``tarball`` into ``dest``; return the chart directory.
+def extract_chart(
+    tarball: IO[bytes],
+    chart_path: str,
+    dest: Path,
+    where: str,
+    within: float = 600,
+    clock: Callable[[], float] = time.monotonic,
+) -> Path:
+    """Extract ``chart_path`` from the gzip ``tarball`` into ``dest``, in one pass of at most
+    ``within`` seconds; return the chart directory.
 
     ``where`` names the commit in messages. Raises ArchiveError for a malformed or hostile
-    archive, BadCommit when the commit has no chart there (nothing is extracted then).
+    archive, BadCommit when the commit has no chart there (nothing is left in ``dest`` then).
     """
+    target = dest / "chart"
     try:
-        inflated = _Inflated(tarball, MAX_UNPACKED_BYTES, where)
-        tar = tarfile.open(fileobj=inflated, mode="r:")  # type: ignore[call-overload]  # noqa: SIM115
+        inflated = _Inflated(tarball, within, where, clock)
+        tar = tarfile.open(fileobj=inflated, mode="r|", bufsize=CHUNK)  # type: ignore[call-overload]  # noqa: SIM115
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise ArchiveError(f"the tarball of {where} is not a gzip tar archive") from e
-    with tar:
-        chosen = _chart_members(tar, chart_path, where)
-        if not any(m.name.endswith("/Chart.yaml") and m.isfile() for m, _ in chosen):
+    target.mkdir()
+    try:
+        with tar:
+            chosen = _extract(tar, chart_path, target, where)
+        if not any(m.name.endswith("/Chart.yaml") and m.isfile() for m in chosen):
             raise BadCommit(f"CHART_PATH {chart_path!r} holds no Chart.yaml in {where}")
-        target = dest / "chart"
-        target.mkdir()
-        for member, relative in chosen:
-            if member.isdir():
-                continue  # parents are made as files land; modes from the archive don't matter
-            # Strip GitHub's top directory and CHART_PATH so the chart lands at ``target``.
-            member = member.replace(name=relative, deep=False)
-            try:
-                tar.extract(member, target, filter="data")
-            except (tarfile.TarError, OSError) as e:
-                raise ArchiveError(
-                    f"the tarball of {where} has a member that cannot be extracted safely: "
-                    f"{relative!r}"
-                ) from e
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)  # a bad archive leaves nothing behind
+        raise
     return target
+
+
+def _extract(
+    tar: tarfile.TarFile, chart_path: str, target: Path, where: str
+) -> list[tarfile.TarInfo]:
+    """Extract the chart's files as the stream passes them (a streamed tar cannot go back);
+    the chart's members, as the archive named them."""
+    chosen: list[tarfile.TarInfo] = []
+    for member, relative in _chart_members(tar, chart_path, where):
+        chosen.append(member)
+        if member.isdir():
+            continue  # parents are made as files land; modes from the archive don't matter
+        # Strip GitHub's top directory and CHART_PATH so the chart lands at ``target``.
+        renamed = member.replace(name=relative, deep=False)
+        try:
+            tar.extract(renamed, target, filter="data")
+        except ArchiveError:
+            raise
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+            raise ArchiveError(
+                f"the tarball of {where} has a member that cannot be extracted safely: {relative!r}"
+            ) from e
+    return chosen
+
+
+def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """Every member in turn, forgetting each: tarfile keeps the members it read in a list,
+    which a repository of a million files would grow without bound."""
+    while (member := tar.next()) is not None:
+        # ``members`` is that list (TarFile.next appends to it; typeshed leaves it out).
+        tar.members.clear()  # type: ignore[attr-defined]
+        yield member
 
 
 def _chart_members(
     tar: tarfile.TarFile, chart_path: str, where: str
-) -> list[tuple[tarfile.TarInfo, str]]:
-    """Check every member; return those under CHART_PATH with their path inside the chart."""
+) -> Iterator[tuple[tarfile.TarInfo, str]]:
+    """Check every member; yield those under CHART_PATH with their path inside the chart."""
     top: str | None = None
-    chosen: list[tuple[tarfile.TarInfo, str]] = []
-    total = 0
     count = 0
+    total = 0
     try:
-        for member in tar:
-            count += 1
-            if count > MAX_MEMBERS:
-                raise ArchiveError(f"the tarball of {where} has more than {MAX_MEMBERS} members")
+        for member in _members(tar):
             name = member.name
             if name.startswith("/") or "\\" in name or ".." in name.split("/"):
                 raise ArchiveError(f"the tarball of {where} has an unsafe path: {name!r}")
@@ -119,20 +153,21 @@ def _chart_members(
                 raise ArchiveError(
                     f"the tarball of {where} has a link or special file in the chart: {rest!r}"
                 )
+            # Refused by the size its header declares, before a byte of it is inflated.
             total += member.size
-            if len(chosen) >= MAX_CHART_FILES or total > MAX_CHART_BYTES:
+            count += 1
+            if count > MAX_CHART_FILES or total > MAX_CHART_BYTES:
                 raise ArchiveError(
                     f"the chart in the tarball of {where} is over {MAX_CHART_FILES} files "
                     f"or {MAX_CHART_BYTES} bytes (at {rest!r}, {member.size} bytes)"
                 )
-            chosen.append((member, relative))
+            yield member, relative
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise ArchiveError(f"the tarball of {where} is corrupt") from e
     if top is None:
         raise ArchiveError(f"the tarball of {where} is empty")
-    if not chosen:
+    if count == 0:
         raise BadCommit(f"CHART_PATH {chart_path!r} does not exist in {where}")
-    return chosen
 
 
 def _inside(path: str, chart_path: str) -> str | None:

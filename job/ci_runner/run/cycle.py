@@ -307,7 +307,7 @@ class Cycle:
         s = self.settings
         where = f"{s.repo}@{commit.sha[:7]}"
         with self.github.tarball(commit.sha) as tarball:
-            chart_dir = extract_chart(tarball, s.chart_path, tmp, where)
+            chart_dir = extract_chart(tarball, s.chart_path, tmp, where, s.tarball_timeout)
         return Deploy(s, chart_dir, chart_values(s, chart_dir, commit.sha), helm)
 
     def act(self, commit: Commit, plan: Plan, deploy: Deploy) -> Outcome:
