@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from .. import logs
 from ..config import Settings
-from ..errors import Conflict, KubernetesError
+from ..errors import Conflict
 from ..github.app import app_jwt
 from ..github.client import GitHub
 from ..kube import token_secret
@@ -111,9 +111,8 @@ def authenticate(
         except Conflict:
             # Another run kept its own token meanwhile; ours stays good for this run.
             log.info("another run renewed the installation token first")
-        except KubernetesError as e:
-            # This run goes on with its token; the next run makes its own.
-            log.warning("the new installation token is not kept in the token Secret: %s", e)
+        # Other failures end the step that asked (exit 3; a report's is one warning): a build
+        # must not start with a token the Secret does not hold.
 
     token, expires = token_secret.kept(current)
     name = f"App {app_id} (installation {installation})"

@@ -94,3 +94,27 @@ def test_the_kept_token_is_where_build_jobs_read_it() -> None:
     [container] = job["spec"]["template"]["spec"]["containers"]
     [ref] = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e]
     assert ref == {"name": "ci-runner-shop-git", "key": TOKEN_KEY}
+
+
+def test_the_client_asks_its_credential_source_at_each_request_but_not_for_the_exchange(
+    github: GitHubFake,
+) -> None:
+    github.register_app("4242", public_pem(rsa_pem()), 77)
+    github.create_repo("acme/shop")
+    github.push("acme/shop", "main", {"a.txt": "1"})
+    handed = iter(["ghs_first_token_x", "ghs_second_token"])
+    asked: list[str] = []
+
+    def source() -> str:
+        asked.append(next(handed))
+        return asked[-1]
+
+    with client(github) as gh:
+        gh.use_credentials(source)
+        gh.head("main")
+        gh.installation_token(app_jwt("4242", rsa_pem(), datetime.now(UTC)), 77)
+        gh.head("main")
+    sent = [r.header("Authorization") for r in github.requests]
+    assert asked == ["ghs_first_token_x", "ghs_second_token"]
+    assert sent[0] == "Bearer ghs_first_token_x" and sent[2] == "Bearer ghs_second_token"
+    assert sent[1] is not None and sent[1].startswith("Bearer ey")  # the App's JWT
