@@ -67,6 +67,7 @@ SECRETS = Kind("Secret", "v1", "secrets")
 PODS = Kind("Pod", "v1", "pods")
 EVENTS = Kind("Event", "v1", "events")
 JOBS = Kind("Job", "batch/v1", "jobs")
+CRONJOBS = Kind("CronJob", "batch/v1", "cronjobs")
 NAMESPACES_PATH = "/api/v1/namespaces"
 LEASES = Kind("Lease", "coordination.k8s.io/v1", "leases")
 
