@@ -84,7 +84,7 @@ def run(settings: FleetSettings) -> FleetOutcome:
     KubernetesError (exit 3) when the lists cannot be read; an app's trouble is that app's."""
     s = settings
     ns = s.cicd_namespace
-    with kube.connect(s.verify_ssl, s.api_timeout) as api:
+    with kube.connect(s.verify_ssl, s.api_timeout, "ci-runner-fleet") as api:
         token = k.read_token(api, ns, s.fleet_token_secret)
         logs.learn(token)
         record = k.read_record(api, ns, s.fleet_record)

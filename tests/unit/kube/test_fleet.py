@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime
+from typing import Any
 
 from ci_runner.kube import fleet
 from ci_runner.kube.fleet import Entry, Record
 
-CRONJOB = {
+CRONJOB: dict[str, Any] = {
     "apiVersion": "batch/v1",
     "kind": "CronJob",
     "metadata": {"name": "ci-web", "namespace": "cicd", "uid": "u-1", "labels": {"x": "y"}},
@@ -70,7 +71,7 @@ def test_the_job_is_the_one_kubectl_create_job_from_cronjob_makes() -> None:
         },
         "spec": CRONJOB["spec"]["jobTemplate"]["spec"],
     }
-    assert CRONJOB == before
+    assert before == CRONJOB
 
 
 def test_a_job_name_leaves_room_like_the_cronjob_controllers() -> None:
