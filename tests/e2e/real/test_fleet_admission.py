@@ -33,7 +33,7 @@ def test_the_fleet_may_create_only_the_apps_own_jobs(fleet: Fleet) -> None:  # n
     assert code == 0, said
 
     def changed(name: str, change: Any) -> dict[str, Any]:
-        body = copy.deepcopy(own)
+        body: dict[str, Any] = copy.deepcopy(own)
         body["metadata"]["name"] = name
         change(body["spec"]["template"]["spec"])
         return body
