@@ -283,7 +283,7 @@ FLEET_GRANTS = {
 
 @pytest.mark.helm
 def test_chart_fleet_grants_exactly_what_the_fleet_needs(render: Render) -> None:
-    docs = render("three-apps", "fleet")
+    docs = render("fleet")
     fleet = rbac.rules_from_documents(docs, ("cicd", "ci-fleet"))
     grants = {
         (verb, group, res, name)
