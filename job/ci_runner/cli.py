@@ -331,6 +331,8 @@ def fleet(verbose: bool, **options: Any) -> None:
 
     settings = _load(FleetSettings, options, [])
     logs.setup(settings.log_format, [], verbose)
+    for variable, setting in misspelt(FleetSettings, os.environ):
+        log.warning("%s is no setting and is ignored: did you mean %s?", variable, setting)
     try:
         outcome = fleet_run.run(settings)
     except CiRunnerError as e:

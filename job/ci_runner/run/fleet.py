@@ -121,13 +121,12 @@ class Fleet:
             if answer.problem is not None:
                 self.problem(app.cronjob, "FleetHeadUnknown", answer.problem)
                 continue
-            if answer.unchanged:
-                head = entry.sha
-            else:
-                head = answer.sha
-                entry = replace(entry, sha=answer.sha, etag=answer.etag)
-                self.entries[app.name] = entry
-            assert head is not None
+            head = entry.sha if answer.unchanged else answer.sha
+            if head is None:  # a 304 to a question asked without an ETag: not GitHub's way
+                self.problem(app.cronjob, "FleetHeadUnknown", "GitHub answered 304 to nothing")
+                continue
+            if not answer.unchanged:
+                self.entries[app.name] = replace(entry, sha=answer.sha, etag=answer.etag)
             self.decide(app, head, states, active, now)
         self.tally.deferred = asked.deferred
         self.tally.why_deferred = asked.why_deferred
