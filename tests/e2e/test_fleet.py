@@ -69,9 +69,9 @@ class Fleet:
             self.kube, self.kubectl_bin, self.cicd, name, self.tmp / f"kubeconfig-{name}"
         )
 
-    def fleet(self) -> Run:
+    def fleet(self, **more: str) -> Run:
         """``ci-runner fleet`` with its CronJob's environment, as its ServiceAccount."""
-        env = {**self.env, **self.container_env(self.get("cronjob", "ci-fleet"))}
+        env = {**self.env, **self.container_env(self.get("cronjob", "ci-fleet")), **more}
         env["KUBECONFIG"] = self.as_account("ci-fleet")
         done = subprocess.run(
             [sys.executable, "-m", "ci_runner", "fleet"], env=env, capture_output=True,
@@ -239,3 +239,53 @@ def test_an_app_with_a_job_running_gets_no_second(fleet: Fleet) -> None:
     assert done.code == 0, done.output
     assert done.stdout.startswith("fleet: 4 app(s); 0 Job(s) created; 1 with a Job running")
     assert [j["metadata"]["name"] for j in fleet.jobs_of("ci-shop")] == ["ci-shop-manual"]
+
+
+def test_apps_github_asked_to_wait_for_are_asked_first_by_the_next_run(fleet: Fleet) -> None:
+    """A secondary rate limit (403 with retry-after) ends the round: the apps not asked are
+    named in the summary and asked first by the next run; no app is lost."""
+    head = fleet.github.push("acme/shop", "main", {"README.md": "next"}, message="next")
+    limited: dict[str, object] = {"message": "You have exceeded a secondary rate limit."}
+    fleet.github.fail_next("GET", "/repos/acme/cart/", 403, headers={"retry-after": "0"},
+                           body=limited)  # fmt: skip
+    # One question at a time, in order: ci-cart (limited), then ci-gone and ci-shop.
+    first = fleet.fleet(FLEET_CONCURRENCY="1")
+    assert first.code == 0, first.output
+    (summary,) = first.stdout.splitlines()
+    assert "3 not asked this run, asked first by the next" in summary
+    assert "GitHub asked the fleet to wait (retry-after 0s)" in summary
+    assert fleet.jobs_of("ci-shop") == []
+
+    second = fleet.fleet(FLEET_CONCURRENCY="1")
+    assert second.code == 0, second.output
+    line, summary = second.stdout.splitlines()
+    assert line.startswith("ci-shop: created Job ci-shop-f") and head[:7] in line
+    assert "not asked" not in summary
+
+
+def test_the_fleets_own_trouble_is_its_exit_code(fleet: Fleet) -> None:
+    """2 for the fleet's own configuration, 3 when Kubernetes cannot be asked; no Job either way."""
+    fleet.github.push("acme/shop", "main", {"README.md": "next"}, message="next")  # work to do
+    bad = fleet.fleet(FLEET_SELECTOR="not a selector")
+    assert bad.code == 2 and "FLEET_SELECTOR" in bad.stderr, bad.output
+    for setting in ("FLEET_RECORD", "FLEET_TOKEN_SECRET"):  # not its own: RBAC says no, by name
+        other = fleet.fleet(**{setting: "another-name"})
+        assert other.code == 2 and f"{setting} " in other.stderr, other.output
+    fleet.github.require_token("not-the-fleets")
+    unknown = fleet.fleet()
+    assert unknown.code == 2 and "GitHub refused the fleet's token (401" in unknown.stderr
+    fleet.kubectl("delete", "configmap", "ci-fleet", "-n", fleet.cicd)
+    gone = fleet.fleet()
+    assert gone.code == 2 and "does not exist: the chart creates it" in gone.stderr, gone.output
+    dead = fleet.tmp / "kubeconfig-dead"
+    config = yaml.safe_load(Path(fleet.kube.kubeconfig).read_text())
+    for cluster in config["clusters"]:
+        cluster["cluster"]["server"] = "https://127.0.0.1:9"  # nothing listens on discard
+    dead.write_text(yaml.safe_dump(config))
+    env = {**fleet.env, **fleet.container_env(fleet.get("cronjob", "ci-fleet"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "ci_runner", "fleet"], env={**env, "KUBECONFIG": str(dead)},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 3 and "unreachable" in done.stderr, done.stderr
+    assert fleet.get("jobs", "", "-l", "ci-runner.io/app")["items"] == []

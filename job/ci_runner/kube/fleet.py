@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..errors import ConfigError, Conflict, KubernetesError, NotFound, shorten
-from .client import CONFIGMAPS, CRONJOBS, EVENTS, JOBS, SECRETS, Kube, Obj
+from .client import CONFIGMAPS, CRONJOBS, EVENTS, JOBS, SECRETS, Kind, Kube, Obj
 from .state import OUR_LABELS
 
 log = logging.getLogger(__name__)
@@ -108,10 +108,26 @@ class Record:
         return {**self.body, "metadata": metadata, "data": data}
 
 
+def _read_own(kube: Kube, kind: Kind, namespace: str, name: str, setting: str) -> Obj | None:
+    """One of the fleet's own objects, which its Role lets it read by name only: a 403 means the
+    setting names another object than the one the chart granted (exit 2, not an outage)."""
+    try:
+        return kube.read(kind, namespace, name)
+    except KubernetesError as e:
+        if e.status != 403:
+            raise
+        raise ConfigError(
+            [
+                f"{setting} {namespace}/{name}: this identity may not read it ({e}); the fleet's "
+                "Role grants its own record and token Secret by name: use the names it grants"
+            ]
+        ) from e
+
+
 def read_record(kube: Kube, namespace: str, name: str) -> Record:
     """The fleet's record; ConfigError (exit 2) when it does not exist: the fleet may not
     create it (``create`` cannot be limited to one name), the chart does."""
-    cm = kube.read(CONFIGMAPS, namespace, name)
+    cm = _read_own(kube, CONFIGMAPS, namespace, name, "FLEET_RECORD")
     if cm is None:
         raise ConfigError(
             [
@@ -153,7 +169,7 @@ def write_record(
 
 def read_token(kube: Kube, namespace: str, name: str) -> str:
     """The fleet's GitHub token: key ``token`` of Secret ``name``, read by name."""
-    secret = kube.read(SECRETS, namespace, name)
+    secret = _read_own(kube, SECRETS, namespace, name, "FLEET_TOKEN_SECRET")
     if secret is None:
         raise ConfigError(
             [f"FLEET_TOKEN_SECRET {namespace}/{name} does not exist: create it with key 'token'"]
