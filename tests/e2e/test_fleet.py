@@ -289,3 +289,15 @@ def test_the_fleets_own_trouble_is_its_exit_code(fleet: Fleet) -> None:
     )  # fmt: skip
     assert done.returncode == 3 and "unreachable" in done.stderr, done.stderr
     assert fleet.get("jobs", "", "-l", "ci-runner.io/app")["items"] == []
+
+
+def test_an_app_suspended_by_hand_gets_no_job(fleet: Fleet) -> None:
+    """Every CronJob is suspended in fleet mode; an app suspended itself carries an annotation."""
+    fleet.github.push("acme/cart", "main", {"README.md": "next"}, message="next")
+    fleet.kubectl("annotate", "cronjob", "ci-cart", "ci-runner.io/suspended=true", "-n", fleet.cicd)
+    done = fleet.fleet()
+    assert done.code == 0, done.output
+    assert done.stdout.startswith(
+        "fleet: 4 app(s); 0 Job(s) created; 0 with a Job running; 1 idle; 1 suspended"
+    )
+    assert fleet.jobs_of("ci-cart") == []

@@ -312,6 +312,12 @@ def test_chart_fleet_grants_exactly_what_the_fleet_needs(render: Render) -> None
         "ci-fleet": False,
     }
     assert rbac.wildcards(docs) == []
+    # worker is suspended by its values, not only by fleet mode: the fleet leaves it alone
+    suspended = {
+        n: (c["metadata"].get("annotations") or {}).get("ci-runner.io/suspended")
+        for n, c in cronjobs.items()
+    }
+    assert suspended == {"ci-web": None, "ci-api": None, "ci-worker": "true", "ci-fleet": None}
 
 
 @pytest.mark.helm

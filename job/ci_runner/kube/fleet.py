@@ -30,6 +30,16 @@ NOT_BEFORE = "ci-runner.io/github-not-before"
 DEFERRED = "ci-runner.io/deferred"
 """On the fleet's record: the apps the last run could not ask, asked first by the next."""
 MANUAL = {"cronjob.kubernetes.io/instantiate": "manual"}
+SUSPENDED = "ci-runner.io/suspended"
+"""On an app's CronJob: "true" keeps the fleet from creating its Jobs. In fleet mode every
+CronJob is suspended, so ``spec.suspend`` cannot say that the app itself is (the chart sets this
+for ``apps[].suspend``; ``kubectl annotate`` pauses one app by hand)."""
+
+
+def suspended(cronjob: Obj) -> bool:
+    """Whether the app itself is suspended (not only its schedule, by fleet mode)."""
+    notes = (cronjob.get("metadata") or {}).get("annotations") or {}
+    return str(notes.get(SUSPENDED, "")).lower() == "true"
 
 
 @dataclass(frozen=True)

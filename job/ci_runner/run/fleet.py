@@ -49,6 +49,7 @@ class Tally:
     """One line per Job created."""
     running: int = 0
     idle: int = 0
+    suspended: int = 0
     problems: dict[str, str] = field(default_factory=dict)
     deferred: list[str] = field(default_factory=list)
     why_deferred: str = ""
@@ -62,6 +63,8 @@ class Tally:
             f"{self.running} with a Job running",
             f"{self.idle} idle",
         ]
+        if self.suspended:
+            parts.append(f"{self.suspended} suspended")
         if self.problems:
             parts.append(f"{len(self.problems)} with problems ({', '.join(sorted(self.problems))})")
         if self.deferred:
@@ -143,6 +146,9 @@ class Fleet:
         when they do not validate or name another GitHub than the fleet's."""
         name = str(cronjob["metadata"]["name"])
         self.entries[name] = self.record.entries.get(name, k.Entry())
+        if k.suspended(cronjob):
+            self.tally.suspended += 1
+            return None
         plain, _ = k.environment(cronjob)
         try:
             settings = load(Settings, {}, plain)
