@@ -337,6 +337,7 @@ def fleet(verbose: bool, **options: Any) -> None:
         outcome = fleet_run.run(settings)
     except CiRunnerError as e:
         _fail(e, [], as_json=settings.log_format == "json")
-    for line in outcome.lines:
-        click.echo(line)
-    click.echo(outcome.summary)
+    for line in [*outcome.lines, outcome.summary]:
+        # JSON logs: a log pipeline reads every line of the pod as one object, stdout too.
+        as_json = {"level": "info", "message": line}
+        click.echo(json.dumps(as_json) if settings.log_format == "json" else line)

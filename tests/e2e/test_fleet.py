@@ -71,7 +71,8 @@ class Fleet:
 
     def fleet(self, **more: str) -> Run:
         """``ci-runner fleet`` with its CronJob's environment, as its ServiceAccount."""
-        env = {**self.env, **self.container_env(self.get("cronjob", "ci-fleet")), **more}
+        env = {**self.env, **self.container_env(self.get("cronjob", "ci-fleet"))}
+        env = {**env, "LOG_FORMAT": "text", **more}  # the chart's is json; text reads easier
         env["KUBECONFIG"] = self.as_account("ci-fleet")
         done = subprocess.run(
             [sys.executable, "-m", "ci_runner", "fleet"], env=env, capture_output=True,
@@ -301,3 +302,7 @@ def test_an_app_suspended_by_hand_gets_no_job(fleet: Fleet) -> None:
         "fleet: 4 app(s); 0 Job(s) created; 0 with a Job running; 1 idle; 1 suspended"
     )
     assert fleet.jobs_of("ci-cart") == []
+
+    as_json = fleet.fleet(LOG_FORMAT="json")  # the chart's: one JSON object per line, stdout too
+    (summary,) = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert summary["level"] == "info" and summary["message"].startswith("fleet: 4 app(s)")
