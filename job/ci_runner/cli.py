@@ -20,7 +20,16 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from . import __version__, checklist, logs, stopping
-from .config import OBSOLETE, Settings, StateSettings, given_secrets, load, misspelt, table
+from .config import (
+    OBSOLETE,
+    FleetSettings,
+    Settings,
+    StateSettings,
+    given_secrets,
+    load,
+    misspelt,
+    table,
+)
 from .errors import CiRunnerError
 from .run import cycle
 from .run.status import release_history, release_status
@@ -42,10 +51,10 @@ Exit codes:
 """
 
 F = TypeVar("F", bound=Callable[..., Any])
-S = TypeVar("S", bound=StateSettings)
+S = TypeVar("S")
 
 
-def setting_options(kind: type[StateSettings]) -> Callable[[F], F]:
+def setting_options(kind: type[Any]) -> Callable[[F], F]:
     """One option per setting of ``kind``, with its type, environment variable and default."""
 
     def decorate(command: F) -> F:
@@ -297,3 +306,38 @@ def rollback(to: str | None, **options: Any) -> None:
     level = logging.ERROR if outcome.exit_code else logging.INFO
     log.log(level, "%s", outcome.message, extra={"exitCode": outcome.exit_code})
     sys.exit(outcome.exit_code)
+
+
+FLEET_EXIT_CODES = """\b
+Exit codes:
+  0  every app was looked at (an app's own trouble is in the summary and an Event on its CronJob)
+  2  the fleet's own configuration is wrong (its settings, token Secret, record ConfigMap)
+  3  the Kubernetes API failed; nothing was created
+"""
+
+
+@main.command(epilog=FLEET_EXIT_CODES)
+@setting_options(FleetSettings)
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages (each app's decision).")
+def fleet(verbose: bool, **options: Any) -> None:
+    """Check every app's branch head at once; create a Job from an app's CronJob only where
+    there is work (as `kubectl create job --from=cronjob/APP` would).
+
+    The apps are the CronJobs FLEET_SELECTOR picks in CICD_NS; each one's settings come from
+    its pod template. Prints one line per Job created and a summary line.
+    """
+    # Not at the top: an idle `run` never needs the fleet's thread pool and modules.
+    from .run import fleet as fleet_run
+
+    settings = _load(FleetSettings, options, [])
+    logs.setup(settings.log_format, [], verbose)
+    for variable, setting in misspelt(FleetSettings, os.environ):
+        log.warning("%s is no setting and is ignored: did you mean %s?", variable, setting)
+    try:
+        outcome = fleet_run.run(settings)
+    except CiRunnerError as e:
+        _fail(e, [], as_json=settings.log_format == "json")
+    for line in [*outcome.lines, outcome.summary]:
+        # JSON logs: a log pipeline reads every line of the pod as one object, stdout too.
+        as_json = {"level": "info", "message": line}
+        click.echo(json.dumps(as_json) if settings.log_format == "json" else line)

@@ -69,6 +69,16 @@ def positive(text: str) -> int:
     return number
 
 
+def at_most(limit: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        number = positive(text)
+        if number > limit:
+            raise ValueError(f"must be at most {limit}")
+        return number
+
+    return parse
+
+
 def boolean(text: str) -> bool:
     lowered = text.lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -194,6 +204,33 @@ def patterns(text: str) -> tuple[str, ...]:
     if any(".." in f.split("/") for f in found):
         raise ValueError("entries must be patterns of paths in the repository")
     return found
+
+
+# A label selector as the API server takes it (equality-based, and key existence): ``key``,
+# ``!key``, ``key=value``, ``key==value``, ``key!=value``, comma-separated. Set-based terms
+# (``in``, ``notin``) are not taken: none is needed to pick a fleet's CronJobs.
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_SELECTOR_TERM = re.compile(r"^(!?)([^=!]+)(?:(==|!=|=)(.*))?$")
+
+
+def label_selector(text: str) -> str:
+    """A comma-separated, equality-based label selector, normalised (no spaces)."""
+    terms = []
+    for raw in text.split(","):
+        match = _SELECTOR_TERM.match(raw.strip())
+        if not match:
+            raise ValueError("must be a label selector such as app.kubernetes.io/component=runner")
+        negated, key, operator, value = match.groups()
+        key = key.strip()
+        if len(key) > 316 or not _LABEL_KEY.match(key) or (negated and operator):
+            raise ValueError(f"has a bad label key {key!r}")
+        if operator and (len(value.strip()) > 63 or not _LABEL_VALUE.match(value.strip())):
+            raise ValueError(f"has a bad label value {value.strip()!r}")
+        terms.append(f"{negated}{key}{operator or ''}{(value or '').strip()}")
+    return ",".join(terms)
 
 
 repo = matching(REPO, "must look like owner/name")

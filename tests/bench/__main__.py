@@ -29,6 +29,11 @@ RUNNER_AGENT = "ci-runner/"
 
 def main() -> None:
     """Parse the options, run the rounds, print and write the results."""
+    if sys.argv[1:2] == ["fleet"]:  # the fleet's bench: tests/bench/fleet.py
+        from tests.bench import fleet
+
+        fleet.main(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     parser.add_argument("--rounds", type=int, default=7, help="rounds of each group (7)")
     default_helm = int(os.environ.get("CI_RUNNER_HELM", "3"))

@@ -46,10 +46,10 @@ def container_env(cronjob_or_job: Document) -> dict[str, Document]:
     return {e["name"]: e for e in container.get("env", [])}
 
 
-def assert_one_restricted_cycle_at_a_time(cronjob: Document) -> Document:
+def assert_one_restricted_cycle_at_a_time(cronjob: Document, writes: bool = True) -> Document:
     """What the chart's and the manifests' CronJobs both promise: one run at a time, no Job
-    retries, the restricted Pod Security profile, and writable /tmp and HOME as emptyDir only.
-    Returns the runner container, for further checks."""
+    retries, the restricted Pod Security profile, and (``writes``: not the fleet, which keeps
+    no file) writable /tmp and HOME as emptyDir only. Returns the runner container."""
     spec = cronjob["spec"]
     assert spec["concurrencyPolicy"] == "Forbid"
     assert spec["startingDeadlineSeconds"] > 0
@@ -67,6 +67,9 @@ def assert_one_restricted_cycle_at_a_time(cronjob: Document) -> Document:
     assert sc["readOnlyRootFilesystem"] is True
     assert sc["capabilities"] == {"drop": ["ALL"]}
     assert set(container["resources"]) == {"requests", "limits"}
+    if not writes:
+        assert "volumes" not in pod and "volumeMounts" not in container
+        return container
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
     assert "emptyDir" in mounts["/tmp"] and "emptyDir" in mounts["/home/runner"]

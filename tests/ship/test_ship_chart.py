@@ -22,7 +22,7 @@ from tests.support.charts import values_file
 
 pytestmark = pytest.mark.helm
 
-VALUES_SETS = ["one-app", "three-apps", "private", "github-app"]
+VALUES_SETS = ["one-app", "three-apps", "private", "github-app", "fleet"]
 STANDARD_LABELS = (
     "app.kubernetes.io/name",
     "app.kubernetes.io/instance",
@@ -169,7 +169,11 @@ def test_private_repo_token_and_registry_come_from_secrets(render: Render) -> No
 @pytest.mark.parametrize("values", VALUES_SETS)
 def test_runner_pod_meets_the_restricted_profile(render: Render, values: str) -> None:
     for cronjob in [d for d in render(values) if d["kind"] == "CronJob"]:
-        container = assert_one_restricted_cycle_at_a_time(cronjob)
+        fleet = cronjob["metadata"]["labels"]["app.kubernetes.io/component"] == "fleet"
+        container = assert_one_restricted_cycle_at_a_time(cronjob, writes=not fleet)
+        if fleet:
+            assert container["args"] == ["fleet"]
+            continue
         assert container["args"] == ["run"]
         env = container_env(cronjob)
         assert env["HOME"]["value"] == "/home/runner"
@@ -187,8 +191,14 @@ def test_every_object_has_the_standard_labels(render: Render, values: str) -> No
 
 
 def test_every_namespaced_object_names_its_namespace(render: Render) -> None:
-    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "Namespace"}
-    docs = render("one-app", release="x", namespace="tools")
+    cluster_scoped = {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Namespace",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    }
+    docs = render("one-app", release="x", namespace="tools") + render("fleet")
     for doc in docs:
         if doc["kind"] not in cluster_scoped:
             assert doc["metadata"].get("namespace"), f"{doc['kind']} {doc['metadata']['name']}"

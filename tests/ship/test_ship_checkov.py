@@ -103,6 +103,7 @@ def test_rendered_chart_passes_checkov(render: Render, tmp_path: Path) -> None:
         *render("one-app", release="one"),
         *render("three-apps", release="three"),
         *render("private", release="private", namespace="cicd-private"),
+        *render("fleet", release="fleet", namespace="cicd-fleet"),
     ]
     target = tmp_path / "chart.yaml"
     target.write_text(yaml.safe_dump_all(docs))

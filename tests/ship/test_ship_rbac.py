@@ -264,3 +264,67 @@ def test_the_exactness_check_names_a_grant_nobody_used() -> None:
         "the chart grants, and no test used: patch core/configmaps"
     ]
     assert unused(granted, {("get", "", "configmaps"), ("patch", "", "configmaps")}) == []
+
+
+# --- fleet mode --------------------------------------------------------------------------------
+
+# Everything the fleet's ServiceAccount may do, and nothing more: (verb, group, resource, name).
+FLEET_GRANTS = {
+    ("list", "batch", "cronjobs", ""),
+    ("list", "batch", "jobs", ""),
+    ("create", "batch", "jobs", ""),
+    ("list", "", "configmaps", ""),
+    ("get", "", "configmaps", "ci-fleet"),
+    ("update", "", "configmaps", "ci-fleet"),
+    ("get", "", "secrets", "fleet-github-token"),
+    ("create", "", "events", ""),
+}
+
+
+@pytest.mark.helm
+def test_chart_fleet_grants_exactly_what_the_fleet_needs(render: Render) -> None:
+    docs = render("fleet")
+    fleet = rbac.rules_from_documents(docs, ("cicd", "ci-fleet"))
+    grants = {
+        (verb, group, res, name)
+        for g in fleet
+        for verb in g.verbs
+        for group in g.api_groups
+        for res in g.resources
+        for name in (g.resource_names or ("",))
+    }
+    assert grants == FLEET_GRANTS
+    assert {g.namespace for g in fleet} == {"cicd"}
+    # not another Secret, not its own record's neighbours, no deploy, no build
+    assert not rbac.allows(fleet, "get", "", "secrets", "cicd", name="registry-push")
+    assert not rbac.allows(fleet, "update", "", "configmaps", "cicd", name="ci-runner-web")
+    assert not rbac.allows(fleet, "create", "", "configmaps", "cicd", name="")
+    assert not rbac.allows(fleet, "create", "apps", "deployments", "web")
+    assert not rbac.allows(fleet, "create", "coordination.k8s.io", "leases", "cicd")
+    # each app keeps its own identity; the per-app CronJobs are templates now
+    web = rbac.rules_from_documents(docs, ("cicd", "ci-web"))
+    check_runner(web, "cicd", "web", create_ns=False, secrets={})
+    cronjobs = {d["metadata"]["name"]: d for d in docs if d["kind"] == "CronJob"}
+    assert {n: c["spec"].get("suspend", False) for n, c in cronjobs.items()} == {
+        "ci-web": True,
+        "ci-api": True,
+        "ci-worker": True,
+        "ci-fleet": False,
+    }
+    assert rbac.wildcards(docs) == []
+    # worker is suspended by its values, not only by fleet mode: the fleet leaves it alone
+    suspended = {
+        n: (c["metadata"].get("annotations") or {}).get("ci-runner.io/suspended")
+        for n, c in cronjobs.items()
+    }
+    assert suspended == {"ci-web": None, "ci-api": None, "ci-worker": "true", "ci-fleet": None}
+
+
+@pytest.mark.helm
+def test_chart_fleet_is_off_by_default(render: Render) -> None:
+    docs = render("three-apps")
+    assert not [d for d in docs if "fleet" in d["metadata"]["name"]]
+    suspended = {
+        d["metadata"]["name"]: d["spec"]["suspend"] for d in docs if d["kind"] == "CronJob"
+    }
+    assert suspended == {"ci-web": False, "ci-api": False, "ci-worker": True}

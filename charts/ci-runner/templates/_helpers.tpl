@@ -141,3 +141,98 @@ watchPaths: WATCH_PATHS
 {{- $_ := set $releases $release true -}}
 {{- end -}}
 {{- end -}}
+
+
+{{/* The runner container's env of one app, as a YAML list: in its CronJob, and (fleet mode) in
+     the admission policy that holds the fleet's Jobs to it. Call with (dict "root" $ "app" $app). */}}
+{{- define "ci-runner.runnerEnv" -}}
+{{- $root := .root -}}
+{{- $app := .app -}}
+{{- $cicdNs := include "ci-runner.cicdNamespace" $root -}}
+{{- $release := include "ci-runner.appRelease" $app -}}
+{{- $own := $app.runner | default dict -}}
+{{- $secrets := $app.secrets | default dict -}}
+{{- $extraEnv := mergeOverwrite (deepCopy $root.Values.runner.extraEnv) ($own.extraEnv | default dict) -}}
+- name: REPO
+  value: {{ $app.repo | quote }}
+- name: IMAGE
+  value: {{ $app.image | quote }}
+- name: CHART_PATH
+  value: {{ $app.chartPath | quote }}
+- name: RELEASE
+  value: {{ $release | quote }}
+- name: CICD_NS
+  value: {{ $cicdNs | quote }}
+- name: DEPLOY_NS
+  value: {{ $app.deployNamespace | quote }}
+- name: STATE_CONFIGMAP
+  value: {{ printf "ci-runner-%s" $release | quote }}
+{{- /* The runner's settings, each only when the user set it (ci-runner.settingEnv). */}}
+{{- range $key, $env := include "ci-runner.settingEnv" $root | fromYaml }}
+{{- $value := include "ci-runner.userSetting" (dict "root" $root "app" $app "key" $key) }}
+{{- if ne $value "" }}
+- name: {{ $env }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end }}
+- name: CREATE_NAMESPACE
+  value: {{ $root.Values.runner.createNamespaceRole | quote }}
+{{- with $app.valuesFiles }}
+- name: VALUES_FILES
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- with $secrets.gitTokenSecret }}
+- name: GIT_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: token
+- name: GIT_TOKEN_SECRET
+  value: {{ . | quote }}
+{{- end }}
+{{- with $secrets.githubAppSecret }}
+{{- /* A GitHub App instead of a token: the runner keeps the installation token. */}}
+{{- $appSecret := . }}
+{{- range $env, $key := dict "GITHUB_APP_ID" "app-id" "GITHUB_APP_INSTALLATION_ID" "installation-id" "GITHUB_APP_PRIVATE_KEY" "private-key" }}
+- name: {{ $env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $appSecret }}
+      key: {{ $key }}
+{{- end }}
+{{- end }}
+{{- with $secrets.notifyUrlSecret }}
+- name: NOTIFY_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: url
+{{- end }}
+{{- with $secrets.registrySecret }}
+- name: REGISTRY_SECRET
+  value: {{ . | quote }}
+{{- end }}
+# helm needs writable homes; the root filesystem is read-only.
+- name: HOME
+  value: /home/runner
+- name: HELM_CACHE_HOME
+  value: /tmp/helm/cache
+- name: HELM_CONFIG_HOME
+  value: /tmp/helm/config
+- name: HELM_DATA_HOME
+  value: /tmp/helm/data
+{{- range $key, $value := $extraEnv }}
+- name: {{ $key }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The fleet's objects (CronJob, ServiceAccount, Role): <release>-fleet. */}}
+{{- define "ci-runner.fleetName" -}}
+{{- printf "%s-fleet" .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The fleet's record ConfigMap (FLEET_RECORD). */}}
+{{- define "ci-runner.fleetRecord" -}}
+{{- default (printf "%s-fleet" .Release.Name) .Values.fleet.record -}}
+{{- end -}}

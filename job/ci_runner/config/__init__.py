@@ -3,10 +3,11 @@ command line and the environment (``loading``); the parsers are ``ci_runner.pars
 below, so that neither module needs this package to be imported first."""
 
 from .loading import given_secrets, load, misspelt
-from .settings import OBSOLETE, Settings, StateSettings, table
+from .settings import OBSOLETE, FleetSettings, Settings, StateSettings, table
 
 __all__ = [
     "OBSOLETE",
+    "FleetSettings",
     "Settings",
     "StateSettings",
     "given_secrets",

@@ -4,14 +4,13 @@ problem named at once (``load``); and the secret values to mask even before that
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
 from typing import Any, TypeVar
 
 from .. import parsing as p
 from ..errors import ConfigError
-from .settings import OBSOLETE, Settings, StateSettings, table
+from .settings import OBSOLETE, Settings, table
 
-S = TypeVar("S", bound=StateSettings)
+S = TypeVar("S")
 
 
 def _derived(values: dict[str, Any]) -> list[str]:
@@ -64,7 +63,7 @@ def load(kind: type[S], options: Mapping[str, Any], environ: Mapping[str, str]) 
     problems += _derived(values)
     if problems:
         raise ConfigError(problems)
-    names = {f.name for f in fields(kind)}  # _derived may add what only Settings has
+    names = {f.name for f, _ in table(kind)}  # _derived may add what only Settings has
     return kind(**{name: value for name, value in values.items() if name in names})
 
 
@@ -137,7 +136,7 @@ def _edits(a: str, b: str) -> int:
     return previous[-1]
 
 
-def misspelt(kind: type[StateSettings], environ: Mapping[str, str]) -> list[tuple[str, str]]:
+def misspelt(kind: type[Any], environ: Mapping[str, str]) -> list[tuple[str, str]]:
     """(variable, setting) for each variable that is no setting but is within two edits of an
     unset one (one edit for names under five letters), or (for eight letters or more) one edit
     from the start of one:

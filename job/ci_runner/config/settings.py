@@ -439,6 +439,92 @@ class Settings(StateSettings):
         return _NOT_IN_TAG.sub("-", self.branch)[: 128 - len("-latest")] + "-latest"
 
 
-def table(kind: type[StateSettings] = Settings) -> list[tuple[Field[Any], Spec]]:
+FLEET_SELECTOR = "app.kubernetes.io/component=runner,ci-runner.io/app"
+"""The labels of the per-app CronJobs the chart installs (templates/cronjob.yaml)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FleetSettings:
+    """``ci-runner fleet``: one check of many apps' heads, a Job only where there is work.
+
+    The apps' own settings are not here: each comes from its CronJob's pod template."""
+
+    cicd_namespace: str = setting(
+        "CICD_NS",
+        "Namespace of the apps' CronJobs, their state and Jobs, and the fleet's own record.",
+        default="cicd",
+        parse=p.namespace,
+        option="--cicd-namespace",
+        metavar="NAMESPACE",
+    )
+    fleet_selector: str = setting(
+        "FLEET_SELECTOR",
+        "Label selector of the apps' CronJobs this fleet serves (several fleets: one each).",
+        default=FLEET_SELECTOR,
+        parse=p.label_selector,
+        metavar="SELECTOR",
+    )
+    fleet_token_secret: str = setting(
+        "FLEET_TOKEN_SECRET",
+        "Secret in CICD_NS whose key 'token' is the fleet's read-only GitHub token (contents: "
+        "read on every app's repository); read by name, never an app's.",
+        parse=p.secret_name,
+        metavar="NAME",
+    )
+    fleet_record: str = setting(
+        "FLEET_RECORD",
+        "ConfigMap in CICD_NS where the fleet keeps GitHub's ETags and each app's last answer "
+        "(it must exist: the chart creates it).",
+        default="ci-runner-fleet",
+        parse=p.configmap_name,
+        metavar="NAME",
+    )
+    github_api_url: str = setting(
+        "GITHUB_API_URL",
+        "GitHub API root the fleet's token is for; an app on another is reported, not asked.",
+        default=DEFAULT_GITHUB_API_URL,
+        parse=p.github_api_url,
+        metavar="URL",
+    )
+    fleet_concurrency: int = setting(
+        "FLEET_CONCURRENCY",
+        "GitHub requests in flight at once (GitHub allows at most 100).",
+        default=8,
+        parse=p.at_most(32),
+        metavar="INTEGER",
+    )
+    fleet_deadline: int = setting(
+        "FLEET_DEADLINE",
+        "Seconds a fleet run may spend asking GitHub; apps not asked by then are asked first "
+        "by the next run.",
+        default=40,
+        parse=p.positive,
+        metavar="SECONDS",
+    )
+    api_timeout: int = setting(
+        "API_TIMEOUT",
+        "Seconds any single GitHub or Kubernetes API request may take.",
+        default=30,
+        parse=p.positive,
+        metavar="SECONDS",
+    )
+    verify_ssl: bool | None = setting(
+        "VERIFY_SSL",
+        "Check TLS certificates: true or false for the Kubernetes API and GitHub; unset: the "
+        "kubeconfig decides for Kubernetes, GitHub is checked.",
+        default=None,
+        parse=p.boolean,
+        metavar="BOOLEAN",
+    )
+    log_format: str = setting(
+        "LOG_FORMAT",
+        "text, or json (one object per line).",
+        default="text",
+        parse=p.log_format,
+        metavar="[text|json]",
+    )
+
+
+def table(kind: type[Any] = Settings) -> list[tuple[Field[Any], Spec]]:
     """The settings of ``kind`` in order, each with its Spec."""
     return [(f, f.metadata["setting"]) for f in fields(kind)]

@@ -67,12 +67,14 @@ SECRETS = Kind("Secret", "v1", "secrets")
 PODS = Kind("Pod", "v1", "pods")
 EVENTS = Kind("Event", "v1", "events")
 JOBS = Kind("Job", "batch/v1", "jobs")
+CRONJOBS = Kind("CronJob", "batch/v1", "cronjobs")
 NAMESPACES_PATH = "/api/v1/namespaces"
 LEASES = Kind("Lease", "coordination.k8s.io/v1", "leases")
 
 
-def connect(verify_ssl: bool | None, timeout: float) -> Kube:
-    """A Kube from the in-cluster config, else the kubeconfig (``KUBECONFIG`` honoured)."""
+def connect(verify_ssl: bool | None, timeout: float, agent: str = "ci-runner") -> Kube:
+    """A Kube from the in-cluster config, else the kubeconfig (``KUBECONFIG`` honoured);
+    ``agent`` names us in the API server's audit log (``ci-runner-fleet`` for the fleet)."""
     configuration = Configuration()
     try:
         config.load_incluster_config(client_configuration=configuration)
@@ -96,7 +98,7 @@ def connect(verify_ssl: bool | None, timeout: float) -> Kube:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     api = ApiClient(configuration)
     # Our own name in the API server's audit log, and how the tests tell our requests apart.
-    api.user_agent = f"ci-runner/{__version__}"
+    api.user_agent = f"{agent}/{__version__}"
     return Kube(api, timeout)
 
 

@@ -156,3 +156,44 @@ def unwatched(patterns: Iterable[str], chart_path: str, changes: Changes) -> Unw
     if watched([*patterns, f"{chart_path}/**"], changes.paths):
         return None
     return Unwatched(changes.base)
+
+
+# -- the fleet: which apps get a Job ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FleetCall:
+    """Whether one app of the fleet gets a Job this run (``job``), and why, in its words."""
+
+    job: bool
+    reason: str
+
+
+def fleet_call(head: str, state: State, max_attempts: int, active: str | None) -> FleetCall:
+    """What the fleet does for one app whose branch head is ``head``: a Job exactly when the
+    app's own run would build or deploy (``decide``: a new head, a skipped commit's successor,
+    a failed attempt to retry, a built image to deploy), and never while ``active`` (the name
+    of a Job of that app still running) or while the release is pinned.
+
+    A release a killed run left ``pending-*`` needs nothing of its own here: the state is
+    written only after helm succeeded, so that head still differs from the deployed one and
+    its Job recovers the release (as the app's own run would)."""
+    if active is not None:
+        return FleetCall(False, f"Job {active} is still running")
+    held = pinned(state)
+    if held is not None:
+        return FleetCall(False, held)
+    plan = decide(head, state, max_attempts)
+    if not plan.acts:
+        return FleetCall(False, plan.reason)
+    used = state.attempts_for(head)
+    if used:
+        return FleetCall(True, f"retry {head[:7]} (attempt {used + 1} of {max_attempts})")
+    if plan.action is Action.DEPLOY:
+        return FleetCall(True, f"deploy {head[:7]}, its image is already built")
+    if state.skipped_sha is not None and state.deployed_sha != head:
+        after = f" after skipped {state.skipped_sha[:7]}"
+    else:
+        after = ""
+    deployed = state.deployed_sha[:7] if state.deployed_sha else "nothing"
+    return FleetCall(True, f"new head {head[:7]}{after} (deployed: {deployed})")
