@@ -197,6 +197,16 @@ class Settings(StateSettings):
         metavar="GLOBS",
     )
 
+    require_checks: tuple[str, ...] = setting(
+        "REQUIRE_CHECKS",
+        "Comma-separated check-run or commit-status names, or 'all': a commit is built only "
+        "once GitHub reports them successful on it (STATUS_CONTEXT excluded); a failed one "
+        "skips it.",
+        default=(),
+        parse=p.check_names,
+        metavar="NAMES",
+    )
+
     # -- GitHub: where it is, App credentials, and what GitHub and the operator are told ------
 
     github_api_url: str = setting(

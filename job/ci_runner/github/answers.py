@@ -36,6 +36,17 @@ class Changes:
 
 
 @dataclass(frozen=True)
+class Reported:
+    """What GitHub answered for a commit's check runs, or for its commit statuses."""
+
+    etag: str | None
+    """The ETag to ask with next time: a 304 for it means nothing changed."""
+    states: tuple[tuple[str, str], ...]
+    """(name, state) pairs, sorted: a check run's conclusion ("pending" until it completes),
+    or a status context's state. A name may come twice (two Apps' runs of one name)."""
+
+
+@dataclass(frozen=True)
 class RateLimit:
     """The primary (``core``) rate limit of the credentials in use."""
 

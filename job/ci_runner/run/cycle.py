@@ -26,10 +26,20 @@ from ..kube import client as kube
 from ..kube import token_secret
 from ..kube.events import Recorder
 from ..kube.lease import Lease
-from ..kube.state import State, StateStore
+from ..kube.state import Checks, State, StateStore
 from ..logs import mask
 from .auth import authenticate
-from .plan import Action, Plan, decide, pinned, rollback_target, skip_marker, unwatched
+from .plan import (
+    Action,
+    Plan,
+    Verdict,
+    decide,
+    gate,
+    pinned,
+    rollback_target,
+    skip_marker,
+    unwatched,
+)
 from .report import Reporter
 
 if TYPE_CHECKING:
@@ -119,6 +129,9 @@ class Cycle:
         if skipped is not None:
             return skipped
         plan = decide(commit.sha, state, s.max_attempts, self.force)  # 3. decide
+        gated = self.gate(commit, plan, state, dry_run)  # REQUIRE_CHECKS
+        if gated is not None:
+            return gated
         log.info("%s/%s head is %s: %s", s.repo, s.branch, commit.sha[:7], plan.reason)
         if not plan.acts and not dry_run:
             return Outcome(plan.reason)
@@ -248,6 +261,8 @@ class Cycle:
         head = commit.sha
         if self.force or head in {state.deployed_sha, state.skipped_sha, state.pending_sha}:
             return None
+        if state.checks is not None and state.checks.sha == head:
+            return None  # waiting for its checks: an earlier run found it not to be skipped
         reason = self.skip_reason(commit, state)
         if reason is None:
             return None
@@ -255,7 +270,7 @@ class Cycle:
         if dry_run:
             line = f"commit:  {head} ({s.repo} branch {s.branch})"
             return Outcome(f"{line}\nplan:    {message}\ndry run: nothing was written")
-        return self.holding_lease(commit, lambda plan: self.skipped(commit, message))
+        return self.holding_lease(commit, lambda plan: self.skipped(commit, message, reason))
 
     def skip_reason(self, commit: Commit, state: State) -> str | None:
         """Why the head need not be built, or None: a skip marker in its message, or (with
@@ -281,9 +296,62 @@ class Cycle:
         unchanged = unwatched(s.watch_paths, s.chart_path, changes)
         return unchanged.reason if unchanged is not None else None
 
-    def skipped(self, commit: Commit, message: str) -> Outcome:
+    def gate(self, commit: Commit, plan: Plan, state: State, dry_run: bool) -> Outcome | None:
+        """With REQUIRE_CHECKS, a head is built only once GitHub reports its checks passed:
+        None (go on), or the Outcome of a head that waits (exit 0, nothing built, no attempt)
+        or whose check failed (skipped as a ``[skip ci]`` head is). A forced run, and a retry
+        (its first attempt passed the gate), are not gated.
+
+        While it waits, both answers are kept with their ETags (and the head's ETag with it):
+        the next run asks the head (a free 304) and the two lists conditionally, so waiting
+        costs at most two requests a run, and none of the rate limit while nothing changed."""
+        s = self.settings
+        if not s.require_checks or self.force or not plan.acts or plan.attempt > 1:
+            return None
+        sha = commit.sha
+        kept = state.checks if state.checks is not None and state.checks.sha == sha else None
+        runs = self.github.check_runs(sha, kept.runs_etag if kept else None)
+        statuses = self.github.combined_status(sha, kept.statuses_etag if kept else None)
+        if (runs is None or statuses is None) and kept is None:
+            raise GitHubError(f"GitHub answered 304 for the checks of {sha[:7]} asked afresh")
+        seen = Checks(
+            sha,
+            runs.etag if runs else kept.runs_etag if kept else None,
+            runs.states if runs else kept.runs if kept else (),
+            statuses.etag if statuses else kept.statuses_etag if kept else None,
+            statuses.states if statuses else kept.statuses if kept else (),
+        )
+        verdict = gate(s.require_checks, seen.runs, seen.statuses, s.status_context)
+        where = f"{s.repo}@{sha[:7]}"
+        if verdict.verdict is Verdict.PASS:
+            log.info("%s: %s", where, verdict.reason)
+            return None
+        if verdict.verdict is Verdict.WAIT:
+            message = f"{where} is not built yet: {verdict.reason}"
+            if dry_run:
+                return Outcome(f"commit:  {sha}\nplan:    {message}\ndry run: nothing was written")
+            if seen != kept or commit.etag != state.etag:
+                self.keep_checks(commit, seen)
+            return Outcome(message)
+        message = f"skipped {sha[:7]} ({verdict.reason}): not built or deployed"
+        if dry_run:
+            return Outcome(f"commit:  {sha}\nplan:    {message}\ndry run: nothing was written")
+        reason = f"{verdict.reason}; push a fix, or `ci-runner run --force`"
+        return self.holding_lease(commit, lambda plan: self.skipped(commit, message, reason))
+
+    def keep_checks(self, commit: Commit, seen: Checks) -> None:
+        """Keep what GitHub answered for a waiting head, and the head's ETag: a failure to
+        keep them costs the next run full requests, nothing else."""
+        try:
+            self.store.update(
+                lambda current: current.waiting(seen).with_etag(commit.sha, commit.etag)
+            )
+        except KubernetesError as e:
+            log.warning("could not keep the checks of %s: %s", commit.sha[:7], e)
+
+    def skipped(self, commit: Commit, message: str, reason: str | None = None) -> Outcome:
         """Record the head as skipped: later runs on it are free 304s that do nothing."""
-        written = self.record(commit, lambda current: current.skipped(commit.sha))
+        written = self.record(commit, lambda current: current.skipped(commit.sha, reason))
         self.events.emit(written.uid, "Skipped", message)
         return Outcome(message)
 

@@ -156,3 +156,72 @@ def unwatched(patterns: Iterable[str], chart_path: str, changes: Changes) -> Unw
     if watched([*patterns, f"{chart_path}/**"], changes.paths):
         return None
     return Unwatched(changes.base)
+
+
+# -- REQUIRE_CHECKS: a new head is built only once the checks it names passed ----------------------
+
+# As GitHub's required status checks read them (docs.github.com, "Troubleshooting required
+# status checks"): a check and a status of the same name are both required, and a skipped check
+# counts as passed; a check run concluding "neutral" passes there too. The other conclusions
+# (failure, cancelled, timed_out, action_required, stale) fail. A commit status
+# (docs.github.com/rest/commits/statuses) is error, failure, pending or success. A check run not
+# completed yet is given here as "pending".
+PASSING = frozenset({"success", "neutral", "skipped"})
+PENDING = "pending"
+ALL_CHECKS = "all"
+
+
+class Verdict(enum.Enum):
+    PASS = "pass"
+    WAIT = "wait"
+    """Some required check has not finished (or not reported): nothing is done this run."""
+    FAIL = "fail"
+    """A required check failed: the commit is skipped, as a ``[skip ci]`` one is."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    verdict: Verdict
+    reason: str
+
+
+def _named(names: Iterable[str]) -> str:
+    shown = sorted(names)
+    listed = ", ".join(shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
+    return listed
+
+
+def gate(
+    required: tuple[str, ...],
+    runs: Iterable[tuple[str, str]],
+    statuses: Iterable[tuple[str, str]],
+    own_context: str,
+) -> Gate:
+    """Whether the head may be built, from what GitHub reported on it: ``runs`` (check run
+    name to its conclusion, or "pending") and ``statuses`` (context to state). ``required``
+    names the checks (a name may be a check run's or a status context's; when both report
+    under it, both must pass), or is ``("all",)``: every check run and status reported.
+    The runner's own status context never counts: it says "pending" while the runner builds.
+    A failure decides at once (a check re-run to green does not undo it: push again, or
+    ``run --force``); otherwise any check not passed yet, or not reported yet, waits."""
+    reports: dict[str, list[str]] = {}
+    for name, state in [*runs, *((n, s) for n, s in statuses if n != own_context)]:
+        reports.setdefault(name, []).append(state)
+    wanted = sorted(reports) if required == (ALL_CHECKS,) else list(required)
+    failed = {
+        name: next(s for s in reports[name] if s not in PASSING and s != PENDING)
+        for name in wanted
+        if any(s not in PASSING and s != PENDING for s in reports.get(name, []))
+    }
+    if failed:
+        said = ", ".join(f"{name} ({state})" for name, state in sorted(failed.items()))
+        return Gate(Verdict.FAIL, f"required check(s) failed: {said}")
+    if not wanted:  # REQUIRE_CHECKS=all, and nothing has reported yet
+        return Gate(Verdict.WAIT, "waiting for checks: none has reported yet (REQUIRE_CHECKS=all)")
+    missing = [name for name in wanted if name not in reports]
+    running = [name for name in wanted if name in reports and PENDING in reports[name]]
+    if missing or running:
+        parts = [f"{_named(running)} to finish"] if running else []
+        parts += [f"{_named(missing)} to report"] if missing else []
+        return Gate(Verdict.WAIT, f"waiting for {' and '.join(parts)} (REQUIRE_CHECKS)")
+    return Gate(Verdict.PASS, f"required check(s) passed: {_named(wanted)}")
