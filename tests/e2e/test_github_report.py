@@ -193,10 +193,10 @@ def test_an_installation_token_about_to_expire_is_renewed(app: App, emulator: An
     assert app.status()["lastDeployedSha"] == newer
 
 
-def test_a_key_github_rejects_is_exit_3_with_a_clear_message(app: App) -> None:
+def test_a_key_github_rejects_is_exit_2_with_a_clear_message(app: App) -> None:
     with_app(app, key=rsa_pem("not the app's key"))
     done = app.run()
-    assert done.code == 3, done.output
+    assert done.code == 2, done.output
     assert "GitHub refused the App's JWT" in done.stderr
     assert "A JSON web token could not be decoded" in done.stderr
     assert app.github.app_tokens == [] and app.state() is None
@@ -238,7 +238,7 @@ def test_a_dry_run_as_the_app_keeps_no_token(app: App, emulator: Any) -> None:
     ("key", "installation", "line"),
     [
         (None, INSTALLATION, (True, 0, "installation 77 token issued")),
-        ("another key", INSTALLATION, (False, 3, "GitHub refused the App's JWT")),
+        ("another key", INSTALLATION, (False, 2, "GitHub refused the App's JWT")),
         (None, 5, (False, 2, "no installation 5 of this App")),
     ],
 )

@@ -376,7 +376,8 @@ def test_the_token_appears_nowhere(app: App, emulator: Any) -> None:
     failed = app.run("--verbose", "--force")
     emulator.jobs.behave("fail", labels=BUILD, log=f"git clone failed for {TOKEN}")
     build_failed = app.run("--force", "--log-format=json")
-    assert failed.code == 3 and build_failed.code == 1
+    # A refused token, and a forced run failing on the deployed commit: configuration (exit 2).
+    assert failed.code == 2 and build_failed.code == 2
 
     (job, *_) = app.build_jobs()
     env = job["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -408,7 +409,7 @@ def test_the_app_key_and_installation_tokens_appear_nowhere(app: App, emulator: 
     first, kept = app.github.app_tokens
     emulator.jobs.behave("fail", labels=BUILD, log=f"git clone failed for {kept}")
     build_failed = app.run("--force", "--log-format=json")  # with the kept token
-    assert (ok.code, failed.code, build_failed.code) == (0, 3, 1), build_failed.output
+    assert (ok.code, failed.code, build_failed.code) == (0, 2, 2), build_failed.output
 
     jwts = [
         str(r.header("Authorization")).removeprefix("Bearer ")

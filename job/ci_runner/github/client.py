@@ -266,11 +266,13 @@ class GitHub:
         path = f"/app/installations/{installation}/access_tokens"
         response = self._post(path, None, headers={"Authorization": f"Bearer {jwt}"})
         with response:
-            if response.status_code == 401:
-                raise GitHubError(
-                    f"GitHub refused the App's JWT while {doing} (401 {message_of(response)}): "
-                    "GITHUB_APP_PRIVATE_KEY is not the key of App GITHUB_APP_ID, or the clock "
-                    "is off"
+            if response.status_code == 401:  # a credential refused: configuration (exit 2)
+                raise ConfigError(
+                    [
+                        f"GitHub refused the App's JWT while {doing} (401 "
+                        f"{message_of(response)}): GITHUB_APP_PRIVATE_KEY is not the key of App "
+                        "GITHUB_APP_ID, or this machine's clock is off"
+                    ]
                 )
             if response.status_code == 404:
                 raise ConfigError(

@@ -24,7 +24,7 @@ def app_line(s: Settings, github: GitHub) -> Result:
     logs.learn(jwt)
     try:
         token, expires = github.installation_token(jwt, s.github_app_installation_id)
-    except (ConfigError, GitHubError) as e:  # a key GitHub rejects: 3; no such installation: 2
+    except (ConfigError, GitHubError) as e:  # a key GitHub rejects, no such installation: 2
         return failed(item, e)
     logs.learn(token)
     github.authorize(token)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import re
@@ -27,7 +28,15 @@ import semver  # pyhelm3 depends on it; its Client compares versions with it
 
 from .. import stopping
 from ..config import Settings
-from ..errors import ConfigError, DeployError, KubernetesError, ReleaseBusy, shorten
+from ..errors import (
+    BadCommit,
+    ConfigError,
+    DeployError,
+    KubernetesError,
+    ReleaseBusy,
+    ServiceError,
+    shorten,
+)
 from .values import image_values, merge
 
 log = logging.getLogger(__name__)
@@ -294,6 +303,39 @@ class Deploy:
         """The same deploy with the image values of ``sha`` pushed as ``digest``."""
         values = merge(self.values, image_values(self.settings, sha, digest))
         return replace(self, values=values)
+
+    def render(self, where: str, kube_version: str | None) -> None:
+        """``helm template`` of the chart with these values (the deploy's own, but for a digest
+        not pushed yet): BadCommit when helm cannot render it, so a chart's template error
+        costs no build. Offline (no request to the cluster: ``lookup`` renders empty there);
+        ``--kube-version`` is the API server's, so a chart's ``kubeVersion`` constraint is
+        judged as the deploy will judge it (helm template otherwise assumes its own client's
+        version: ``--kube-version`` in ``helm template --help``)."""
+        s = self.settings
+        helm = self.helm or Helm.find()
+        words = [helm.executable, "template", s.release, str(self.chart_dir)]
+        words += ["--namespace", s.deploy_namespace, "--values", "-"]
+        if kube_version:
+            words += ["--kube-version", kube_version]
+        stopping.check()
+        try:
+            done = subprocess.run(
+                words,
+                input=json.dumps(self.values),
+                capture_output=True,
+                text=True,
+                timeout=s.helm_timeout,
+                check=False,
+                start_new_session=True,
+                preexec_fn=_dies_with_runner(),
+            )
+        except subprocess.TimeoutExpired as e:
+            raise ServiceError(f"helm template took longer than {s.helm_timeout}s") from e
+        except OSError as e:
+            raise ConfigError([f"helm at {helm.executable} cannot be run: {e}"]) from e
+        if done.returncode != 0:
+            said = shorten((done.stderr or done.stdout).replace("Error: ", "", 1), 400)
+            raise BadCommit(f"helm cannot render the chart {s.chart_path} of {where}: {said}")
 
     def run(self, orphaned_helm: datetime | None = None) -> int:
         """Install or upgrade the release; its new revision number. ``orphaned_helm``: when a

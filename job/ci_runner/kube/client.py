@@ -142,6 +142,16 @@ WRITES_WITH_BODY = {"POST", "PUT", "PATCH"}
 def error(status: int, doing: str, message: str) -> KubernetesError:
     """The typed error for an answer with ``status``."""
     kind = _TYPED.get(status, KubernetesError)
+    if status == 401:
+        # Credentials the API server refuses are configuration in every command (exit 2): the
+        # next run cannot fare better. Still a KubernetesError, so each caller handles it.
+        refused = kind(
+            f"Kubernetes API refused the credentials (401) while {doing}: {message}; check the "
+            "kubeconfig (KUBECONFIG) or the ServiceAccount's token",
+            status,
+        )
+        refused.exit_code = 2
+        return refused
     return kind(f"Kubernetes API answered {status} while {doing}: {message}", status)
 
 
@@ -179,6 +189,12 @@ class Kube:
             return self.request("GET", kind.path(namespace, name), doing)
         except NotFound:
             return None
+
+    def server_version(self) -> str | None:
+        """The API server's ``gitVersion`` (``v1.37.2``); None when it does not say."""
+        answer = self.request("GET", "/version", "reading the server version")
+        version = answer.get("gitVersion") if isinstance(answer, dict) else None
+        return version if isinstance(version, str) and version else None
 
     def namespace_exists(self, name: str) -> bool | None:
         """Whether namespace ``name`` exists; None when we may not read namespaces."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,6 +51,8 @@ FAILED = 1
 """The exit code of a cycle whose build or deploy failed (an attempt was counted)."""
 UNAVAILABLE = 3
 """The exit code when something outside is in the way (here: another run holds the Lease)."""
+UNBUILT_DIGEST = "sha256:" + "0" * 64
+"""What the chart is rendered with before the build, where the pushed digest will go."""
 LAST_LOG_LINES = 5
 """Build log lines kept in the recorded last error (the whole error is cut at 1000 chars)."""
 
@@ -143,6 +145,8 @@ class Cycle:
             # cost a build, and a bad archive deploys nothing.
             try:
                 deploy = self.fetch_chart(commit, Path(tmp), helm) if plan.acts else None
+                if deploy is not None:
+                    self.render(deploy, plan, dry_run)
             except BadCommit as e:
                 if dry_run:  # what a run would refuse
                     raise ConfigError([str(e)]) from e
@@ -376,6 +380,25 @@ class Cycle:
             chart_dir = extract_chart(tarball, s.chart_path, tmp, where)
         return Deploy(s, chart_dir, chart_values(s, chart_dir, commit.sha), helm)
 
+    def render(self, deploy: Deploy, plan: Plan, dry_run: bool) -> None:
+        """The chart rendered by ``helm template`` with the values the deploy will give it,
+        before anything is built: a template error is the commit's (BadCommit) and costs no
+        build. The digest of an image not built yet is a stand-in of the same shape."""
+        s = self.settings
+        if dry_run and deploy.helm is None:
+            # Not at the top: pyhelm3 is not for an idle run.
+            from ..helm.deploy import Helm
+
+            try:
+                deploy = replace(deploy, helm=Helm.find())
+            except ConfigError as e:  # a dry run may be made where helm is not
+                log.warning("the chart is not rendered: %s", e)
+                return
+        digest = plan.digest or (UNBUILT_DIGEST if s.deploy_by_digest else None)
+        where = f"{s.repo}@{plan.sha[:7]}"
+        deploy.pinned(plan.sha, digest).render(where, self.kube.server_version())
+        log.info("helm template renders the chart of %s with its values", where)
+
     def act(self, commit: Commit, plan: Plan, deploy: Deploy) -> Outcome:
         """Build when needed, then deploy (by the digest pushed, or recorded by an earlier
         attempt that built this commit)."""
@@ -469,10 +492,21 @@ class Cycle:
         return self.store.update(lambda current: change(current).with_etag(commit.sha, commit.etag))
 
     def fail(self, commit: Commit, plan: Plan, reason: str, error: str) -> Outcome:
-        """Count the failed attempt in the state and tell the user how many are left."""
+        """Count the failed attempt in the state and tell the user how many are left. A forced
+        run on the deployed commit counts nothing: a ConfigError (exit 2)."""
         n = self.settings.max_attempts
         # The error may quote a build log or helm's output: no secret is kept or posted.
         error = mask(error, self.settings.secret_values)
+        if plan.redeploy:
+            self.report.still_deployed(plan.sha)
+            raise ConfigError(
+                [
+                    f"run --force on {plan.sha[:7]}, the deployed commit, failed: {error}; the "
+                    "same commit deployed before, so what changed is the configuration "
+                    "(settings, Secrets, the cluster), not the commit: no attempt was counted "
+                    f"and {plan.sha[:7]} is still deployed"
+                ]
+            )
         written = self.record(commit, lambda current: current.attempt_failed(plan.sha, error))
         used = written.attempts_for(plan.sha)
         then = f"{n - used} attempt(s) left" if used < n else "giving up on it"

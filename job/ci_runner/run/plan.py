@@ -34,6 +34,9 @@ class Plan:
     reason: str
     digest: str | None = None
     """For a deploy without rebuild: the digest the earlier build pushed, if it was read."""
+    redeploy: bool = False
+    """A forced run on the deployed commit: it deployed before, so a failure now is not the
+    commit's but the configuration's (settings, Secrets, the cluster): nothing is counted."""
 
     @property
     def acts(self) -> bool:
@@ -88,10 +91,12 @@ def decide(head: str, state: State, max_attempts: int, force: bool = False) -> P
             f"last error: {state.last_error or 'unknown'}",
         )
     forced = " (forced)" if force else ""
+    redeploy = force and head == state.deployed_sha
     if state.built_sha == head:
         reason = f"deploy {head[:7]}, its image is already built{forced}"
-        return Plan(Action.DEPLOY, head, attempt, reason, state.built_digest)
-    return Plan(Action.BUILD_AND_DEPLOY, head, attempt, f"build and deploy {head[:7]}{forced}")
+        return Plan(Action.DEPLOY, head, attempt, reason, state.built_digest, redeploy)
+    reason = f"build and deploy {head[:7]}{forced}"
+    return Plan(Action.BUILD_AND_DEPLOY, head, attempt, reason, redeploy=redeploy)
 
 
 # -- heads that need not be built ------------------------------------------------------------------
