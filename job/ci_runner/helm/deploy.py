@@ -247,6 +247,50 @@ class _AskedClient(pyhelm3.Client):  # type: ignore[misc]
         self.version = semver.Version.parse(version.removeprefix("v"))
 
 
+def helm_command(helm: Helm, verify_ssl: bool | None, timeout: int) -> pyhelm3.Command:
+    """The pyhelm3 Command every helm call of the runner goes through (deploys and reads)."""
+    return pyhelm3.Command(
+        executable=helm.executable,
+        # unset: helm reads the kubeconfig's insecure-skip-tls-verify itself
+        insecure_skip_tls_verify=verify_ssl is False,
+        default_timeout=f"{timeout}s",
+    )
+
+
+@dataclass(frozen=True)
+class Installed:
+    """A release as helm reports it now (``helm status``)."""
+
+    revision: int
+    status: str
+    """deployed, failed, pending-upgrade, ..."""
+    values: dict[str, Any]
+    """The values the current revision was given (``config`` in ``helm status -o json``)."""
+
+
+def installed(
+    release: str, namespace: str, verify_ssl: bool | None, timeout: int
+) -> Installed | None:
+    """``helm status`` of ``release`` in ``namespace``; None when it is not installed.
+    ConfigError without a usable helm; KubernetesError when helm cannot ask the API."""
+    helm = Helm.find()
+    command = helm_command(helm, verify_ssl, timeout)
+    try:
+        with helm_running():
+            answer = asyncio.run(command.status(release, namespace=namespace))
+    except pyhelm3.errors.ReleaseNotFoundError:
+        return None
+    except pyhelm3.errors.Error as e:
+        raise KubernetesError(f"helm status of {namespace}/{release} failed: {_stderr(e)}") from e
+    info = answer.get("info") or {}
+    config = answer.get("config")
+    return Installed(
+        int(answer.get("version") or 0),
+        str(info.get("status") or "unknown"),
+        config if isinstance(config, dict) else {},
+    )
+
+
 def command_line(settings: Settings, chart: str, helm4: bool) -> str:
     """The helm command a deploy runs, for --dry-run (the values go in on stdin)."""
     s = settings
@@ -361,12 +405,7 @@ class Deploy:
     async def _run(self, orphaned_helm: datetime | None) -> int:
         s = self.settings
         helm = self.helm or Helm.find()
-        command = pyhelm3.Command(
-            executable=helm.executable,
-            # unset: helm reads the kubeconfig's insecure-skip-tls-verify itself
-            insecure_skip_tls_verify=s.verify_ssl is False,
-            default_timeout=f"{s.helm_timeout}s",
-        )
+        command = helm_command(helm, s.verify_ssl, s.helm_timeout)
         helm4 = helm.major >= 4  # picks the rollback flag
         try:
             return await self._upgrade(command, helm4)

@@ -230,3 +230,33 @@ def gate(
         parts += [f"{_named(missing)} to report"] if missing else []
         return Gate(Verdict.WAIT, f"waiting for {' and '.join(parts)} (REQUIRE_CHECKS)")
     return Gate(Verdict.PASS, f"required check(s) passed: {_named(wanted)}")
+
+
+# -- drift: a release changed by hand ----------------------------------------------------------
+
+
+def drift(
+    state: State, where: str, revision: int | None, release_status: str | None, names_sha: bool
+) -> str | None:
+    """What ``status`` says when the release ``where`` is not what the runner last deployed
+    (helm reports ``revision`` now, None when not installed; ``names_sha``: its values still
+    name the deployed commit, so the image is the runner's), with the command that resolves
+    it; None when it is as recorded, or nothing is recorded yet."""
+    sha = state.deployed_sha
+    if sha is None or state.revision is None:
+        return None
+    short = sha[:7]
+    back = (
+        f"`ci-runner rollback --to {short}` deploys the recorded {short} again (no build, and "
+        "pins it), or `ci-runner run --force` builds and deploys the branch head"
+    )
+    if revision is None:
+        return f"release {where} is not installed, though the runner deployed {short}: {back}"
+    if revision == state.revision and release_status == "deployed":
+        return None
+    image = "" if names_sha else f"; its values no longer name {short} (another image)"
+    return (
+        f"release {where} is at helm revision {revision} ({release_status}), the runner's "
+        f"last deploy was revision {state.revision} ({short}): changed by hand (helm upgrade, "
+        f"rollback or uninstall){image}; {back}"
+    )

@@ -118,3 +118,16 @@ def test_the_gate_passes_waits_or_fails_as_required_checks_do(
     decided = gate(required, runs, statuses, OWN)
     assert decided.verdict is verdict
     assert said in decided.reason
+
+
+def test_drift_is_a_revision_or_install_that_is_not_the_recorded_deploy() -> None:
+    from ci_runner.run.plan import drift
+
+    state = State(deployed_sha=A, revision=4)
+    assert drift(state, "web/shop", 4, "deployed", True) is None
+    assert drift(State(), "web/shop", 1, "deployed", False) is None  # nothing recorded
+    by_hand = drift(state, "web/shop", 5, "deployed", False)
+    assert by_hand is not None and "revision 5 (deployed)" in by_hand
+    assert "no longer name aaaaaaa" in by_hand and "rollback --to aaaaaaa" in by_hand
+    assert "no longer name" not in (drift(state, "web/shop", 5, "failed", True) or "")
+    assert "is not installed" in (drift(state, "web/shop", None, None, False) or "")
