@@ -385,8 +385,8 @@ class Settings(StateSettings):
     )
     create_namespace: bool = setting(
         "CREATE_NAMESPACE",
-        "Create DEPLOY_NS when it is missing (needs get/create on namespaces); false: it must "
-        "exist.",
+        "Create DEPLOY_NS and CICD_NS when they are missing (CICD_NS labelled Pod Security "
+        "baseline; needs get/create on namespaces); false: they must exist.",
         default=True,
         parse=p.boolean,
         metavar="BOOLEAN",

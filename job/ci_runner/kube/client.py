@@ -100,6 +100,12 @@ def connect(verify_ssl: bool | None, timeout: float) -> Kube:
     return Kube(api, timeout)
 
 
+CICD_NAMESPACE_LABELS = {"pod-security.kubernetes.io/enforce": "baseline"}
+"""What a CICD namespace the runner creates is labelled: Pod Security's baseline level admits
+the Kaniko build pod, which runs as root (restricted refuses it: runAsNonRoot), and refuses
+privileged pods (kubernetes.io/docs/concepts/security/pod-security-standards)."""
+
+
 def missing_namespace(setting: str, namespace: str) -> ConfigError:
     """The configuration error for a namespace that does not exist."""
     hint = (
@@ -119,8 +125,8 @@ def namespace_problem(
     setting: str, namespace: str, exists: bool | None, create_namespace: bool
 ) -> ConfigError | None:
     """What a run would refuse about a namespace (``exists`` None: we may not tell): a missing
-    CICD_NS, or a missing DEPLOY_NS that helm may not create (CREATE_NAMESPACE=false)."""
-    if exists is False and (setting == "CICD_NS" or not create_namespace):
+    CICD_NS or DEPLOY_NS that the runner may not create (CREATE_NAMESPACE=false)."""
+    if exists is False and not create_namespace:
         return missing_namespace(setting, namespace)
     return None
 
@@ -208,8 +214,11 @@ class Kube:
             raise
         return True
 
-    def ensure_namespace(self, name: str, setting: str) -> bool:
-        """Create namespace ``name`` unless it exists; True when this call created it.
+    def ensure_namespace(
+        self, name: str, setting: str, labels: dict[str, str] | None = None
+    ) -> bool:
+        """Create namespace ``name`` (with ``labels``) unless it exists; True when this call
+        created it. An existing namespace is left as it is: its labels are its owner's.
 
         The runner creates the deploy namespace itself rather than passing helm
         ``--create-namespace``: helm 4 applies that namespace server-side (a PATCH, so it needs
@@ -219,7 +228,8 @@ class Kube:
         exists = self.namespace_exists(name)
         if exists or exists is None:  # None: not ours to read; helm names it if it is missing
             return False
-        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        metadata: Obj = {"name": name, **({"labels": labels} if labels else {})}
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
         try:
             self.request("POST", NAMESPACES_PATH, f"creating namespace {name}", body=body)
         except Conflict:

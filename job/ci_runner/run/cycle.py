@@ -125,6 +125,11 @@ class Cycle:
             if self.force:
                 raise ConfigError([f"run --force refused: {held}"])
             return Outcome(held)
+        if state.resource_version is None and s.create_namespace and not dry_run:
+            # No state yet: a first run, or CICD_NS is missing (the first write would say so).
+            labels = kube.CICD_NAMESPACE_LABELS
+            if self.kube.ensure_namespace(s.cicd_namespace, "CICD_NS", labels):
+                log.info("created namespace %s (Pod Security enforce: baseline)", s.cicd_namespace)
         authenticate(self.kube, self.github, s, store=not dry_run)  # as the App, if one
         commit = self.ask_head(state)  # 2. the head, asked conditionally
         skipped = self.check_head(commit, state, dry_run)  # its ETag kept; [skip ci], WATCH_PATHS
@@ -145,8 +150,7 @@ class Cycle:
             # cost a build, and a bad archive deploys nothing.
             try:
                 deploy = self.fetch_chart(commit, Path(tmp), helm) if plan.acts else None
-                if deploy is not None:
-                    self.render(deploy, plan, dry_run)
+                rendered = self.render(deploy, plan, dry_run) if deploy is not None else None
             except BadCommit as e:
                 if dry_run:  # what a run would refuse
                     raise ConfigError([str(e)]) from e
@@ -159,8 +163,8 @@ class Cycle:
                 # Not at the top: the dry run's report needs YAML and helm, an idle run neither.
                 from .dryrun import check_cluster, describe
 
-                check_cluster(self.kube, s)  # what a real run would refuse, refused now
-                return Outcome(describe(s, state, plan, deploy))
+                namespaces = check_cluster(self.kube, s)  # what a run would refuse, refused now
+                return Outcome(describe(s, state, plan, deploy, namespaces, rendered))
             assert deploy is not None
             return self.holding_lease(commit, lambda plan: self.act(commit, plan, deploy))
 
@@ -380,10 +384,11 @@ class Cycle:
             chart_dir = extract_chart(tarball, s.chart_path, tmp, where)
         return Deploy(s, chart_dir, chart_values(s, chart_dir, commit.sha), helm)
 
-    def render(self, deploy: Deploy, plan: Plan, dry_run: bool) -> None:
+    def render(self, deploy: Deploy, plan: Plan, dry_run: bool) -> bool | None:
         """The chart rendered by ``helm template`` with the values the deploy will give it,
         before anything is built: a template error is the commit's (BadCommit) and costs no
-        build. The digest of an image not built yet is a stand-in of the same shape."""
+        build. The digest of an image not built yet is a stand-in of the same shape. True
+        when rendered; None when a dry run has no usable helm to ask."""
         s = self.settings
         if dry_run and deploy.helm is None:
             # Not at the top: pyhelm3 is not for an idle run.
@@ -393,11 +398,12 @@ class Cycle:
                 deploy = replace(deploy, helm=Helm.find())
             except ConfigError as e:  # a dry run may be made where helm is not
                 log.warning("the chart is not rendered: %s", e)
-                return
+                return None
         digest = plan.digest or (UNBUILT_DIGEST if s.deploy_by_digest else None)
         where = f"{s.repo}@{plan.sha[:7]}"
         deploy.pinned(plan.sha, digest).render(where, self.kube.server_version())
         log.info("helm template renders the chart of %s with its values", where)
+        return True
 
     def act(self, commit: Commit, plan: Plan, deploy: Deploy) -> Outcome:
         """Build when needed, then deploy (by the digest pushed, or recorded by an earlier

@@ -36,7 +36,7 @@ def release_drift(configmap: kube.Obj, where: StateSettings) -> str | None:
     namespace = (configmap.get("data") or {}).get("deployNamespace")
     if state.deployed_sha is None or not namespace:
         return None
-    # Not at the top: pyhelm3 is loaded only when there is a release to ask about.
+    # Not at the top: pyhelm3 is not for an idle run (cli imports this module for every command).
     from ..helm.deploy import installed
 
     try:
