@@ -168,3 +168,15 @@ def test_a_release_changed_by_hand_is_drift_with_the_command_that_resolves_it(ap
     _helm(app, "uninstall", RELEASE)
     gone = app.status()["drift"]
     assert gone.startswith(f"release {app.deploy_ns}/{RELEASE} is not installed"), gone
+
+
+def test_status_of_a_namespace_that_does_not_exist_is_exit_2_naming_it(
+    app: App, emulator: Any
+) -> None:
+    """A GET of the ConfigMap is 404 either way; only then is the namespace asked about."""
+    for command in ("status", "history"):
+        done = app.cli(command, CICD_NS="no-such-cicd")
+        assert done.code == 2, done.output
+        assert "CICD_NS namespace 'no-such-cicd' does not exist" in done.stderr, done.output
+    # RBAC cannot name a namespace that does not exist: nothing to replay against the Roles.
+    emulator.clear_requests()

@@ -19,10 +19,27 @@ log = logging.getLogger(__name__)
 HELM_STATUS_TIMEOUT = 60
 
 
+def read_state(api: kube.Kube, where: StateSettings) -> kube.Obj | None:
+    """The state ConfigMap; None when there is none. ConfigError when CICD_NS itself does not
+    exist: a GET of an object in a missing namespace is a 404 like that of a missing object
+    (``configmaps "x" not found``), so only then is the namespace asked about. An identity
+    that may not read namespaces (403: the chart grants ``get`` on them only with its optional
+    namespace ClusterRole) is told "no state", as before: no grant is added for this."""
+    configmap = read_configmap(api, where)
+    if configmap is None and api.namespace_exists(where.cicd_namespace) is False:
+        raise ConfigError(
+            [
+                f"CICD_NS namespace {where.cicd_namespace!r} does not exist, so release "
+                f"{where.release} has no state there: check CICD_NS (--cicd-namespace)"
+            ]
+        )
+    return configmap
+
+
 def release_status(where: StateSettings) -> tuple[bool, dict[str, Any]]:
     """(whether the release has state at all, the report of ``status``)."""
     with kube.connect(where.verify_ssl, where.api_timeout) as api:
-        configmap = read_configmap(api, where)
+        configmap = read_state(api, where)
     report = status_report(configmap, where)
     if configmap is not None:
         report["drift"] = release_drift(configmap, where)
@@ -56,5 +73,5 @@ def release_drift(configmap: kube.Obj, where: StateSettings) -> str | None:
 def release_history(where: StateSettings) -> list[dict[str, Any]]:
     """What ``ci-runner history`` shows: the recorded deploys, newest first."""
     with kube.connect(where.verify_ssl, where.api_timeout) as api:
-        configmap = read_configmap(api, where)
+        configmap = read_state(api, where)
     return [deployed.as_json() for deployed in from_configmap(configmap).history]
