@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from .. import stopping
 from ..config import Settings
 from ..errors import BadCommit, ConfigError, DeployError, GitHubError, KubernetesError
+from ..github.answers import Reported
 from ..github.client import GitHub
 from ..kube import client as kube
 from ..kube import token_secret
@@ -318,17 +319,16 @@ class Cycle:
             return None
         sha = commit.sha
         kept = state.checks if state.checks is not None and state.checks.sha == sha else None
-        runs = self.github.check_runs(sha, kept.runs_etag if kept else None)
-        statuses = self.github.combined_status(sha, kept.statuses_etag if kept else None)
-        if (runs is None or statuses is None) and kept is None:
-            raise GitHubError(f"GitHub answered 304 for the checks of {sha[:7]} asked afresh")
-        seen = Checks(
-            sha,
-            runs.etag if runs else kept.runs_etag if kept else None,
-            runs.states if runs else kept.runs if kept else (),
-            statuses.etag if statuses else kept.statuses_etag if kept else None,
-            statuses.states if statuses else kept.statuses if kept else (),
+        # A 304 (None) means: what was kept for that ETag still stands.
+        runs = self.github.check_runs(sha, kept.runs_etag if kept else None) or (
+            Reported(kept.runs_etag, kept.runs) if kept else None
         )
+        statuses = self.github.combined_status(sha, kept.statuses_etag if kept else None) or (
+            Reported(kept.statuses_etag, kept.statuses) if kept else None
+        )
+        if runs is None or statuses is None:  # a 304 to a question asked without an ETag
+            raise GitHubError(f"GitHub answered 304 for the checks of {sha[:7]} asked afresh")
+        seen = Checks(sha, runs.etag, runs.states, statuses.etag, statuses.states)
         verdict = gate(s.require_checks, seen.runs, seen.statuses, s.status_context)
         where = f"{s.repo}@{sha[:7]}"
         if verdict.verdict is Verdict.PASS:
