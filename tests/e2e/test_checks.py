@@ -26,6 +26,7 @@ def test_a_head_whose_checks_run_is_not_built_and_waiting_costs_two_free_request
     status = app.status()
     assert (status["attempts"], status["pendingSha"], status["lastDeployedSha"]) == (0, None, None)
     assert status["waitingForChecks"] == sha
+    assert status["next"] == f"build {sha[:7]} once its required checks pass (REQUIRE_CHECKS)"
     assert app.github.statuses(REPO, sha) == []  # nothing posted: no attempt began
 
     # The next run while nothing changed: the head and the two lists, all three 304 (free),

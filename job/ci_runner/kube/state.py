@@ -382,6 +382,8 @@ def next_action(phase: str, state: State, max_retries: int | None) -> str:
     if phase == "failing":
         assert state.pending_sha is not None
         return f"retry {state.pending_sha[:7]} (attempt {state.attempts + 1} of {max_retries})"
+    if state.checks is not None and state.checks.sha != state.deployed_sha:
+        return f"build {state.checks.sha[:7]} once its required checks pass (REQUIRE_CHECKS)"
     if phase == "deployed":
         return "deploy the branch head when it moves on (`ci-runner rollback` to go back)"
     return "build and deploy the branch head"
