@@ -233,6 +233,14 @@ def label_selector(text: str) -> str:
     return ",".join(terms)
 
 
+def check_names(text: str) -> tuple[str, ...]:
+    """Comma-separated names of check runs or commit-status contexts, or ``all`` alone."""
+    found = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if "all" in found and len(found) > 1:
+        raise ValueError("'all' stands alone: it requires every check and status there is")
+    return found
+
+
 repo = matching(REPO, "must look like owner/name")
 image = matching(IMAGE, "must be a registry/repository without tag or digest")
 release = dns_label(53)

@@ -274,6 +274,25 @@ def test_a_token_github_refuses(installed: Installed) -> None:
     assert "wrong-token-9c1e" not in done.output
 
 
+def test_require_checks_reads_check_runs_and_statuses_or_names_the_permission(
+    installed: Installed,
+) -> None:
+    installed.github.add_check_run(REPO, installed.head, "test")
+    installed.github.add_status(REPO, installed.head, "ci/lint", "pending")
+    done = installed.check(REQUIRE_CHECKS="test,ci/lint")
+    assert done.code == 0, done.output
+    line = installed.lines(done)["REQUIRE_CHECKS"]
+    assert line == (
+        f"✔ check runs and statuses readable; on {installed.head[:7]}: ci/lint, test"
+    ), line
+    installed.github.refuse("statuses")
+    refused = installed.check(REQUIRE_CHECKS="test")
+    assert refused.code == 2, refused.output
+    line = installed.lines(refused)["REQUIRE_CHECKS"]
+    assert line.startswith("✘ GitHub refused reading the commit statuses of"), line
+    assert "statuses: read" in line
+
+
 def test_github_down_or_unreachable_is_exit_3(installed: Installed) -> None:
     installed.github.fail_next("GET", r"^/rate_limit$", 503)
     down = installed.check()

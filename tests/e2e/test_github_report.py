@@ -231,10 +231,10 @@ def test_a_token_that_expires_during_a_held_build_is_renewed_before_reporting(
     assert not any(t in err for t in app.github.app_tokens)
 
 
-def test_a_key_github_rejects_is_exit_3_with_a_clear_message(app: App) -> None:
+def test_a_key_github_rejects_is_exit_2_with_a_clear_message(app: App) -> None:
     with_app(app, key=rsa_pem("not the app's key"))
     done = app.run()
-    assert done.code == 3, done.output
+    assert done.code == 2, done.output
     assert "GitHub refused the App's JWT" in done.stderr
     assert "A JSON web token could not be decoded" in done.stderr
     assert app.github.app_tokens == [] and app.state() is None
@@ -276,7 +276,7 @@ def test_a_dry_run_as_the_app_keeps_no_token(app: App, emulator: Any) -> None:
     ("key", "installation", "line"),
     [
         (None, INSTALLATION, (True, 0, "installation 77 token issued")),
-        ("another key", INSTALLATION, (False, 3, "GitHub refused the App's JWT")),
+        ("another key", INSTALLATION, (False, 2, "GitHub refused the App's JWT")),
         (None, 5, (False, 2, "no installation 5 of this App")),
     ],
 )

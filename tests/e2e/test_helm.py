@@ -41,14 +41,18 @@ def subcommands(log: Path) -> list[str]:
 
 
 @pytest.mark.helm
-def test_a_deploy_runs_helm_twice_its_version_and_the_upgrade(app: App, tmp_path: Path) -> None:
+def test_a_deploy_runs_helm_three_times_its_version_the_template_and_the_upgrade(
+    app: App, tmp_path: Path
+) -> None:
+    """The template (offline, before the build) finds a chart's template error before its
+    build is paid for."""
     log = log_helm_commands(app, tmp_path)
     assert app.run().code == 0
-    assert subcommands(log) == ["version", "upgrade"]
+    assert subcommands(log) == ["version", "template", "upgrade"]
 
     app.push({"README.md": "v2"}, message="second")
     assert app.run().code == 0
-    assert subcommands(log) == ["version", "upgrade"] * 2
+    assert subcommands(log) == ["version", "template", "upgrade"] * 2
 
 
 @pytest.mark.helm
@@ -70,7 +74,7 @@ def test_a_first_install_left_pending_is_uninstalled_then_installed(
     assert app.deployed_image() == f"{IMAGE}:{sha}"
     assert app.helm("status", RELEASE)["info"]["status"] == "deployed"
     # helm refused the upgrade; only then was the status asked and the release uninstalled.
-    assert ran[:3] == ["version", "upgrade", "status"]
+    assert ran[:4] == ["version", "template", "upgrade", "status"]
     assert "uninstall" in ran
     assert ran[-1] == "upgrade"
 

@@ -376,7 +376,8 @@ def test_the_token_appears_nowhere(app: App, emulator: Any) -> None:
     failed = app.run("--verbose", "--force")
     emulator.jobs.behave("fail", labels=BUILD, log=f"git clone failed for {TOKEN}")
     build_failed = app.run("--force", "--log-format=json")
-    assert failed.code == 3 and build_failed.code == 1
+    # A refused token, and a forced run failing on the deployed commit: configuration (exit 2).
+    assert failed.code == 2 and build_failed.code == 2
 
     (job, *_) = app.build_jobs()
     env = job["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -411,7 +412,7 @@ def test_the_app_key_and_installation_tokens_appear_nowhere(app: App, emulator: 
     kept = tokens[-1]
     emulator.jobs.behave("fail", labels=BUILD, log=f"git clone failed for {kept}")
     build_failed = app.run("--force", "--log-format=json")  # with the kept token
-    assert (ok.code, failed.code, build_failed.code) == (0, 3, 1), build_failed.output
+    assert (ok.code, failed.code, build_failed.code) == (0, 2, 2), build_failed.output
 
     jwts = [
         str(r.header("Authorization")).removeprefix("Bearer ")
@@ -457,3 +458,21 @@ def test_a_conflicting_state_write_is_reread_not_overwritten(app: App, emulator:
     assert done.code == 1, done.output
     assert [r for r in emulator.requests if r.verb == "update" and r.status == 409]
     assert state_annotations(app)["ci-runner.io/attempts"] == "2"  # re-read and counted once
+
+
+@pytest.mark.helm
+def test_dry_run_says_in_plain_words_what_a_run_would_do(app: App, emulator: Any) -> None:
+    sha = app.heads[0]
+    emulator.clear_requests()
+    done = app.run("--dry-run", CICD_NS="not-yet")
+    assert done.code == 0, done.output
+    out = done.stdout
+    assert "CICD_NS: not-yet does not exist: the run would create it, labelled " in out
+    assert f"DEPLOY_NS: {app.deploy_ns} does not exist: the run would create it\n" in out
+    assert f"image:   {IMAGE}:{sha}@sha256:<the digest the build pushes>" in out
+    assert f"tag: {sha}@sha256:<the digest the build pushes>" in out  # the values helm gets
+    assert "helm template renders it with these values" in out
+    assert f"pushes {IMAGE}:{sha} and {IMAGE}:main-latest" in out
+    assert "&id0" not in out and "*id0" not in out  # no YAML anchors
+    assert not [r for r in emulator.requests if r.verb in WRITES]
+    emulator.clear_requests()  # nothing replayed against Roles in a namespace that is not there

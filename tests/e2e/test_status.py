@@ -130,3 +130,53 @@ def test_pinning_before_any_deploy_is_exit_2(app: App) -> None:
     done = app.cli("pin")
     assert done.code == 2, done.output
     assert "nothing is deployed for release shop yet" in done.stderr
+
+
+def _helm(app: App, *args: str) -> None:
+    subprocess.run(
+        ["helm", *args, "--namespace", app.deploy_ns], env=app.env, capture_output=True,
+        text=True, check=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.mark.helm
+def test_a_release_changed_by_hand_is_drift_with_the_command_that_resolves_it(app: App) -> None:
+    first = app.heads[0]
+    assert app.run().code == 0
+    assert app.status()["drift"] is None  # as the runner left it
+    second = app.push({"README.md": "v2"})
+    assert app.run().code == 0
+    assert app.status()["drift"] is None
+
+    _helm(app, "rollback", RELEASE, "1")  # someone's hand: revision 3, the first image again
+    drift = app.status()["drift"]
+    assert drift.startswith(
+        f"release {app.deploy_ns}/{RELEASE} is at helm revision 3 (deployed), the runner's last "
+        f"deploy was revision 2 ({second[:7]}): changed by hand"
+    ), drift
+    assert f"its values no longer name {second[:7]}" in drift
+    assert f"`ci-runner rollback --to {second[:7]}`" in drift
+    shown = app.cli("status")
+    assert "changed by hand" in shown.stdout, shown.output
+
+    # The fix it names: the recorded deploy again, and no drift left.
+    back = app.cli("rollback", "--to", second[:7])
+    assert back.code == 0, back.output
+    assert app.status()["drift"] is None
+    assert first != second
+
+    _helm(app, "uninstall", RELEASE)
+    gone = app.status()["drift"]
+    assert gone.startswith(f"release {app.deploy_ns}/{RELEASE} is not installed"), gone
+
+
+def test_status_of_a_namespace_that_does_not_exist_is_exit_2_naming_it(
+    app: App, emulator: Any
+) -> None:
+    """A GET of the ConfigMap is 404 either way; only then is the namespace asked about."""
+    for command in ("status", "history"):
+        done = app.cli(command, CICD_NS="no-such-cicd")
+        assert done.code == 2, done.output
+        assert "CICD_NS namespace 'no-such-cicd' does not exist" in done.stderr, done.output
+    # RBAC cannot name a namespace that does not exist: nothing to replay against the Roles.
+    emulator.clear_requests()

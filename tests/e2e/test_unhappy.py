@@ -142,9 +142,27 @@ def test_removing_the_attempts_annotation_builds_afresh(app: App, emulator: Any)
     assert len(new) == 1  # the failed attempt-1 Job was not adopted again
 
 
+@pytest.mark.helm
+def test_a_missing_cicd_namespace_is_created_labelled_for_kaniko(app: App, emulator: Any) -> None:
+    from kubernetes import client
+
+    done = app.run(CICD_NS="new-cicd")
+    assert done.code == 0, done.output
+    assert "created namespace new-cicd (Pod Security enforce: baseline)" in done.stderr
+    with app.api() as api:
+        created = client.CoreV1Api(api).read_namespace("new-cicd")
+    assert created.metadata.labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert app.deployed_image() == f"{IMAGE}:{app.heads[0]}"  # Kaniko was admitted there
+    again = app.run(CICD_NS="new-cicd")  # state there now: the namespace is not asked again
+    assert again.code == 0 and "created namespace" not in again.stderr, again.output
+    # The chart's Roles live in the CICD namespace it is installed in, never in one the runner
+    # created (a run as an admin, or with plain manifests): nothing to replay against them.
+    emulator.clear_requests()
+
+
 def test_a_missing_cicd_namespace_is_a_configuration_error(app: App, emulator: Any) -> None:
     emulator.clear_requests()
-    done = app.run(CICD_NS="no-such-ns")
+    done = app.run(CICD_NS="no-such-ns", CREATE_NAMESPACE="false")
     assert done.code == 2, done.output
     assert "CICD_NS namespace 'no-such-ns' does not exist" in done.stderr
     assert "kubectl create namespace no-such-ns" in done.stderr

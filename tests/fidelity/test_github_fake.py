@@ -490,3 +490,79 @@ def test_list_branches_has_the_documented_shape(
     branches = session.get(f"{github.url}/repos/{repo}/branches").json()
     assert [b["name"] for b in branches] == ["dev", "main"]
     assert branches[1]["commit"]["sha"] == main
+
+
+def test_check_runs_list_the_latest_of_each_name_as_github_documents_them(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    """docs.github.com/rest/checks/runs#list-check-runs-for-a-git-reference: {total_count,
+    check_runs: [{id, name, head_sha, status, conclusion, ...}]}; filter=latest (the default)
+    keeps the newest run of each name, filter=all every run; conclusion null until completed."""
+    sha = github.push(repo, "main", {"a": "1"})
+    github.add_check_run(repo, sha, "test", "completed", "failure")
+    github.add_check_run(repo, sha, "test", "completed", "success")  # re-run
+    github.add_check_run(repo, sha, "lint", "in_progress", None)
+    url = f"{github.url}/repos/{repo}/commits/{sha}/check-runs"
+    latest = session.get(url).json()
+    assert latest["total_count"] == 2
+    runs = {r["name"]: r for r in latest["check_runs"]}
+    assert (runs["test"]["status"], runs["test"]["conclusion"]) == ("completed", "success")
+    assert (runs["lint"]["status"], runs["lint"]["conclusion"]) == ("in_progress", None)
+    assert {"id", "head_sha", "started_at", "completed_at", "app", "html_url"} <= set(runs["test"])
+    assert runs["test"]["head_sha"] == sha
+    assert session.get(url, params={"filter": "all"}).json()["total_count"] == 3
+    by_branch = session.get(f"{github.url}/repos/{repo}/commits/main/check-runs").json()
+    assert by_branch == latest  # ref: a SHA, a branch or a tag
+    with pytest.raises(ValueError):
+        github.add_check_run(repo, sha, "x", "completed", None)  # completed needs a conclusion
+
+
+def test_the_combined_status_is_the_latest_of_each_context_and_its_state(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    """docs.github.com/rest/commits/statuses#get-the-combined-status-for-a-specific-reference:
+    the latest status of each context; state failure if any is error or failure, pending if
+    there are none or one is pending, else success."""
+    sha = github.push(repo, "main", {"a": "1"})
+    url = f"{github.url}/repos/{repo}/commits/{sha}/status"
+    empty = session.get(url).json()
+    assert (empty["state"], empty["statuses"], empty["total_count"]) == ("pending", [], 0)
+    assert empty["sha"] == sha
+    github.add_status(repo, sha, "ci/jenkins", "pending")
+    github.add_status(repo, sha, "security/scan", "success")
+    assert session.get(url).json()["state"] == "pending"
+    github.add_status(repo, sha, "ci/jenkins", "success")
+    answer = session.get(url).json()
+    assert answer["state"] == "success"
+    assert answer["total_count"] == 2
+    assert {s["context"]: s["state"] for s in answer["statuses"]} == {
+        "ci/jenkins": "success",
+        "security/scan": "success",
+    }
+    github.add_status(repo, sha, "security/scan", "error")
+    assert session.get(url).json()["state"] == "failure"
+
+
+def test_checks_and_statuses_are_conditional_and_refused_without_permission(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    """Both answer a matching If-None-Match with a free 304, and change ETag when a check
+    changes; an App without checks: read (statuses: read) gets 403 "Resource not accessible
+    by integration" with x-accepted-github-permissions."""
+    sha = github.push(repo, "main", {"a": "1"})
+    for path in ("check-runs", "status"):
+        url = f"{github.url}/repos/{repo}/commits/{sha}/{path}"
+        first = session.get(url)
+        again = session.get(url, headers={"If-None-Match": first.headers["ETag"]})
+        assert again.status_code == 304
+        assert again.headers["x-ratelimit-remaining"] == first.headers["x-ratelimit-remaining"]
+    runs_url = f"{github.url}/repos/{repo}/commits/{sha}/check-runs"
+    before = session.get(runs_url).headers["ETag"]
+    github.add_check_run(repo, sha, "test")
+    assert session.get(runs_url, headers={"If-None-Match": before}).status_code == 200
+    github.refuse("checks", "statuses")
+    for path, wanted in (("check-runs", "checks=read"), ("status", "statuses=read")):
+        refused = session.get(f"{github.url}/repos/{repo}/commits/{sha}/{path}")
+        assert refused.status_code == 403
+        assert refused.json()["message"] == "Resource not accessible by integration"
+        assert refused.headers["x-accepted-github-permissions"] == wanted

@@ -84,6 +84,7 @@ EXAMPLES: dict[str, tuple[Any, Any]] = {
     "imageDigestKey": (None, "app.image.digest"),
     "deployByDigest": (False, True),
     "watchPaths": (None, ["src/**", "Dockerfile"]),
+    "requireChecks": (["all"], ["test", "ci/lint"]),
 }
 
 

@@ -48,7 +48,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* A value as text: null as nothing, a whole number as one (helm reads 2000000 from a values
      file as a float, which prints as 2e+06 and reads back as 2 or 0), a list comma-joined
-     (BUILD_ARGS, WATCH_PATHS), a map as JSON (BUILD_POD; empty: nothing). */}}
+     (BUILD_ARGS, WATCH_PATHS, REQUIRE_CHECKS), a map as JSON (BUILD_POD; empty: nothing). */}}
 {{- define "ci-runner.plain" -}}
 {{- if kindIs "invalid" . -}}
 {{- else if kindIs "map" . -}}
@@ -93,6 +93,7 @@ registryInsecure: REGISTRY_INSECURE
 imageDigestKey: IMAGE_DIGEST_KEY
 deployByDigest: DEPLOY_BY_DIGEST
 watchPaths: WATCH_PATHS
+requireChecks: REQUIRE_CHECKS
 {{- end -}}
 
 {{/* What the user set for one runner setting of an app, as its environment value: apps[].<key>,

@@ -32,6 +32,11 @@ def _derived(values: dict[str, Any]) -> list[str]:
         problems += [
             f"{first} and {n} must differ" for n in named[i + 1 :] if keys[first] == keys[n]
         ]
+    if values.get("status_context") in values.get("require_checks", ()):
+        problems.append(
+            f"REQUIRE_CHECKS names STATUS_CONTEXT {values['status_context']!r}, the runner's own "
+            "status, which is success only after a deploy: remove it from REQUIRE_CHECKS"
+        )
     if keys["IMAGE_DIGEST_KEY"] and values.get("deploy_by_digest") is False:
         problems.append(
             "IMAGE_DIGEST_KEY needs DEPLOY_BY_DIGEST on: without it no digest is deployed"

@@ -197,6 +197,16 @@ class Settings(StateSettings):
         metavar="GLOBS",
     )
 
+    require_checks: tuple[str, ...] = setting(
+        "REQUIRE_CHECKS",
+        "Comma-separated check-run or commit-status names, or 'all': a commit is built only "
+        "once GitHub reports them successful on it (STATUS_CONTEXT excluded); a failed one "
+        "skips it.",
+        default=(),
+        parse=p.check_names,
+        metavar="NAMES",
+    )
+
     # -- GitHub: where it is, App credentials, and what GitHub and the operator are told ------
 
     github_api_url: str = setting(
@@ -375,8 +385,8 @@ class Settings(StateSettings):
     )
     create_namespace: bool = setting(
         "CREATE_NAMESPACE",
-        "Create DEPLOY_NS when it is missing (needs get/create on namespaces); false: it must "
-        "exist.",
+        "Create DEPLOY_NS and CICD_NS when they are missing (CICD_NS labelled Pod Security "
+        "baseline; needs get/create on namespaces); false: they must exist.",
         default=True,
         parse=p.boolean,
         metavar="BOOLEAN",

@@ -36,6 +36,17 @@ class Changes:
 
 
 @dataclass(frozen=True)
+class Reported:
+    """What GitHub answered for a commit's check runs, or for its commit statuses."""
+
+    etag: str | None
+    """The ETag to ask with next time: a 304 for it means nothing changed."""
+    states: tuple[tuple[str, str], ...]
+    """(name, state) pairs, sorted: a check run's conclusion ("pending" until it completes),
+    or a status context's state. A name may come twice (two Apps' runs of one name)."""
+
+
+@dataclass(frozen=True)
 class RateLimit:
     """The primary (``core``) rate limit of the credentials in use."""
 
@@ -72,7 +83,14 @@ def raise_for_status(response: requests.Response, doing: str, repo: str, authori
         raise GitHubError(f"GitHub rate limit exhausted while {doing}{when}")
     message = message_of(response)
     if response.status_code == 401:
-        raise GitHubError(f"GitHub refused the token while {doing} (401 {message})")
+        # A credential GitHub refuses is wrong configuration in every command (exit 2): a
+        # retry by the next run cannot help.
+        raise ConfigError(
+            [
+                f"GitHub refused the token while {doing} (401 {message}): check GIT_TOKEN "
+                "(or the GitHub App's settings)"
+            ]
+        )
     if response.status_code == 404:
         # GitHub answers 404 for a private repository the token may not see, too.
         access = "the token has no access to it" if authorised else "no GIT_TOKEN"

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import IO, Any
 from urllib.parse import quote
@@ -20,6 +21,7 @@ from .answers import (
     Changes,
     Head,
     RateLimit,
+    Reported,
     commit_of,
     message_of,
     raise_for_status,
@@ -128,6 +130,87 @@ class GitHub:
                 raise GitHubError(f"GitHub answered no comparison while {doing}") from e
             return Changes(base, status, tuple(str(p) for p in paths), len(files))
 
+    def check_runs(self, sha: str, etag: str | None) -> Reported | None:
+        """The check runs of commit ``sha``, each name's conclusion ("pending" until it
+        completes), asked with ``etag``: None when GitHub answers 304 (unchanged).
+
+        "List check runs for a Git reference" (``GET /repos/{o}/{r}/commits/{ref}/check-runs``,
+        docs.github.com/rest/checks/runs#list-check-runs-for-a-git-reference): ``total_count``
+        and ``check_runs`` (``name``, ``status`` queued/in_progress/completed/..., and
+        ``conclusion`` once completed), the latest run of each name by default
+        (``filter=latest``), at most 100 a page. An App needs ``checks: read``."""
+        doing = f"reading the check runs of {sha[:7]}"
+        path = f"/repos/{self._repo}/commits/{sha}/check-runs"
+        with self._conditional(path, etag, doing, "checks") as response:
+            if response is None:
+                return None
+            try:
+                body = response.json()
+                # Two runs of one name (from two Apps) are both kept: both must pass.
+                states = [
+                    (
+                        str(run["name"]),
+                        str(run.get("conclusion") or "pending")
+                        if run.get("status") == "completed"
+                        else "pending",
+                    )
+                    for run in body["check_runs"]
+                ]
+                total = int(body.get("total_count", len(body["check_runs"])))
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise GitHubError(f"GitHub answered no check runs while {doing}") from e
+            if total > len(body["check_runs"]):
+                log.warning(
+                    "%s: GitHub lists %d of %d; the rest are not read", doing, len(states), total
+                )
+            return Reported(response.headers.get("ETag"), tuple(sorted(states)))
+
+    def combined_status(self, sha: str, etag: str | None) -> Reported | None:
+        """The commit statuses of ``sha``, each context's latest state, asked with ``etag``:
+        None when GitHub answers 304 (unchanged).
+
+        "Get the combined status for a specific reference" (``GET /repos/{o}/{r}/commits/{ref}/
+        status``, docs.github.com/rest/commits/statuses#get-the-combined-status-for-a-specific-
+        reference): ``statuses`` holds the most recent status of each context (up to 100),
+        ``state`` error/failure/pending/success. An App needs ``statuses: read``."""
+        doing = f"reading the commit statuses of {sha[:7]}"
+        path = f"/repos/{self._repo}/commits/{sha}/status"
+        with self._conditional(path, etag, doing, "statuses") as response:
+            if response is None:
+                return None
+            try:
+                listed = response.json()["statuses"]
+                states = [(str(s["context"]), str(s["state"])) for s in listed]
+            except (ValueError, KeyError, TypeError) as e:
+                raise GitHubError(f"GitHub answered no commit statuses while {doing}") from e
+            return Reported(response.headers.get("ETag"), tuple(sorted(states)))
+
+    @contextmanager
+    def _conditional(
+        self, path: str, etag: str | None, doing: str, permission: str
+    ) -> Iterator[requests.Response | None]:
+        """GET ``path`` with ``If-None-Match: etag``: the 200 answer, or None for a 304. A
+        403 that is not the rate limit is the credentials lacking ``permission: read``."""
+        headers = {"Accept": "application/vnd.github+json"}
+        if etag:
+            headers["If-None-Match"] = etag
+        with self._get(path, headers=headers, params={"per_page": "100"}) as response:
+            if response.status_code == 304:
+                yield None
+                return
+            limited = response.headers.get("x-ratelimit-remaining") == "0"
+            if response.status_code == 403 and not limited:
+                raise ConfigError(
+                    [
+                        f"GitHub refused {doing} (403 {message_of(response)}): REQUIRE_CHECKS "
+                        f"needs the App permission {permission}: read (a classic token: "
+                        "the repo scope)"
+                    ]
+                )
+            self._refuse_credentials(response, doing)
+            self._check(response, doing)
+            yield response
+
     def tarball(self, sha: str) -> IO[bytes]:
         """The gzip tarball of commit ``sha`` (GitHub redirects to a download host), in an
         unnamed temporary file on TMPDIR, read from its start; the caller closes it. Memory stays
@@ -190,11 +273,13 @@ class GitHub:
         path = f"/app/installations/{installation}/access_tokens"
         response = self._post(path, None, headers={"Authorization": f"Bearer {jwt}"})
         with response:
-            if response.status_code == 401:
-                raise GitHubError(
-                    f"GitHub refused the App's JWT while {doing} (401 {message_of(response)}): "
-                    "GITHUB_APP_PRIVATE_KEY is not the key of App GITHUB_APP_ID, or the clock "
-                    "is off"
+            if response.status_code == 401:  # a credential refused: configuration (exit 2)
+                raise ConfigError(
+                    [
+                        f"GitHub refused the App's JWT while {doing} (401 "
+                        f"{message_of(response)}): GITHUB_APP_PRIVATE_KEY is not the key of App "
+                        "GITHUB_APP_ID, or this machine's clock is off"
+                    ]
                 )
             if response.status_code == 404:
                 raise ConfigError(

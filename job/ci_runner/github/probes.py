@@ -24,7 +24,7 @@ def app_line(s: Settings, github: GitHub) -> Result:
     logs.learn(jwt)
     try:
         token, expires = github.installation_token(jwt, s.github_app_installation_id)
-    except (ConfigError, GitHubError) as e:  # a key GitHub rejects: 3; no such installation: 2
+    except (ConfigError, GitHubError) as e:  # a key GitHub rejects, no such installation: 2
         return failed(item, e)
     logs.learn(token)
     github.authorize(token)
@@ -77,4 +77,21 @@ def check_github(s: Settings, github: GitHub) -> tuple[list[Result], str | None]
         return [*results, failed(item, e)], None
     assert head.sha is not None  # asked without an ETag: never a 304
     results.append(passed(f"branch {s.branch}", f"head is {head.sha[:7]}"))
+    if s.require_checks:
+        results.append(checks_line(s, github, head.sha))
     return results, head.sha
+
+
+def checks_line(s: Settings, github: GitHub, sha: str) -> Result:
+    """REQUIRE_CHECKS needs to read check runs (an App: ``checks: read``) and commit statuses
+    (``statuses: read``): both are read for the head, as a run would."""
+    item = "REQUIRE_CHECKS"
+    try:
+        runs = github.check_runs(sha, None)
+        statuses = github.combined_status(sha, None)
+    except (ConfigError, GitHubError) as e:
+        return failed(item, e)
+    assert runs is not None and statuses is not None  # asked without an ETag: never a 304
+    names = sorted({name for name, _ in (*runs.states, *statuses.states)} - {s.status_context})
+    shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "") if names else "none yet"
+    return passed(item, f"check runs and statuses readable; on {sha[:7]}: {shown}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import re
@@ -27,7 +28,15 @@ import semver  # pyhelm3 depends on it; its Client compares versions with it
 
 from .. import stopping
 from ..config import Settings
-from ..errors import ConfigError, DeployError, KubernetesError, ReleaseBusy, shorten
+from ..errors import (
+    BadCommit,
+    ConfigError,
+    DeployError,
+    KubernetesError,
+    ReleaseBusy,
+    ServiceError,
+    shorten,
+)
 from .values import image_values, merge
 
 log = logging.getLogger(__name__)
@@ -238,6 +247,50 @@ class _AskedClient(pyhelm3.Client):  # type: ignore[misc]
         self.version = semver.Version.parse(version.removeprefix("v"))
 
 
+def helm_command(helm: Helm, verify_ssl: bool | None, timeout: int) -> pyhelm3.Command:
+    """The pyhelm3 Command every helm call of the runner goes through (deploys and reads)."""
+    return pyhelm3.Command(
+        executable=helm.executable,
+        # unset: helm reads the kubeconfig's insecure-skip-tls-verify itself
+        insecure_skip_tls_verify=verify_ssl is False,
+        default_timeout=f"{timeout}s",
+    )
+
+
+@dataclass(frozen=True)
+class Installed:
+    """A release as helm reports it now (``helm status``)."""
+
+    revision: int
+    status: str
+    """deployed, failed, pending-upgrade, ..."""
+    values: dict[str, Any]
+    """The values the current revision was given (``config`` in ``helm status -o json``)."""
+
+
+def installed(
+    release: str, namespace: str, verify_ssl: bool | None, timeout: int
+) -> Installed | None:
+    """``helm status`` of ``release`` in ``namespace``; None when it is not installed.
+    ConfigError without a usable helm; KubernetesError when helm cannot ask the API."""
+    helm = Helm.find()
+    command = helm_command(helm, verify_ssl, timeout)
+    try:
+        with helm_running():
+            answer = asyncio.run(command.status(release, namespace=namespace))
+    except pyhelm3.errors.ReleaseNotFoundError:
+        return None
+    except pyhelm3.errors.Error as e:
+        raise KubernetesError(f"helm status of {namespace}/{release} failed: {_stderr(e)}") from e
+    info = answer.get("info") or {}
+    config = answer.get("config")
+    return Installed(
+        int(answer.get("version") or 0),
+        str(info.get("status") or "unknown"),
+        config if isinstance(config, dict) else {},
+    )
+
+
 def command_line(settings: Settings, chart: str, helm4: bool) -> str:
     """The helm command a deploy runs, for --dry-run (the values go in on stdin)."""
     s = settings
@@ -295,6 +348,39 @@ class Deploy:
         values = merge(self.values, image_values(self.settings, sha, digest))
         return replace(self, values=values)
 
+    def render(self, where: str, kube_version: str | None) -> None:
+        """``helm template`` of the chart with these values (the deploy's own, but for a digest
+        not pushed yet): BadCommit when helm cannot render it, so a chart's template error
+        costs no build. Offline (no request to the cluster: ``lookup`` renders empty there);
+        ``--kube-version`` is the API server's, so a chart's ``kubeVersion`` constraint is
+        judged as the deploy will judge it (helm template otherwise assumes its own client's
+        version: ``--kube-version`` in ``helm template --help``)."""
+        s = self.settings
+        helm = self.helm or Helm.find()
+        words = [helm.executable, "template", s.release, str(self.chart_dir)]
+        words += ["--namespace", s.deploy_namespace, "--values", "-"]
+        if kube_version:
+            words += ["--kube-version", kube_version]
+        stopping.check()
+        try:
+            done = subprocess.run(
+                words,
+                input=json.dumps(self.values),
+                capture_output=True,
+                text=True,
+                timeout=s.helm_timeout,
+                check=False,
+                start_new_session=True,
+                preexec_fn=_dies_with_runner(),
+            )
+        except subprocess.TimeoutExpired as e:
+            raise ServiceError(f"helm template took longer than {s.helm_timeout}s") from e
+        except OSError as e:
+            raise ConfigError([f"helm at {helm.executable} cannot be run: {e}"]) from e
+        if done.returncode != 0:
+            said = shorten((done.stderr or done.stdout).replace("Error: ", "", 1), 400)
+            raise BadCommit(f"helm cannot render the chart {s.chart_path} of {where}: {said}")
+
     def run(self, orphaned_helm: datetime | None = None) -> int:
         """Install or upgrade the release; its new revision number. ``orphaned_helm``: when a
         helm started by an earlier run (gone now) began, if that run did not see it finish."""
@@ -319,12 +405,7 @@ class Deploy:
     async def _run(self, orphaned_helm: datetime | None) -> int:
         s = self.settings
         helm = self.helm or Helm.find()
-        command = pyhelm3.Command(
-            executable=helm.executable,
-            # unset: helm reads the kubeconfig's insecure-skip-tls-verify itself
-            insecure_skip_tls_verify=s.verify_ssl is False,
-            default_timeout=f"{s.helm_timeout}s",
-        )
+        command = helm_command(helm, s.verify_ssl, s.helm_timeout)
         helm4 = helm.major >= 4  # picks the rollback flag
         try:
             return await self._upgrade(command, helm4)

@@ -102,6 +102,12 @@ def connect(verify_ssl: bool | None, timeout: float, agent: str = "ci-runner") -
     return Kube(api, timeout)
 
 
+CICD_NAMESPACE_LABELS = {"pod-security.kubernetes.io/enforce": "baseline"}
+"""What a CICD namespace the runner creates is labelled: Pod Security's baseline level admits
+the Kaniko build pod, which runs as root (restricted refuses it: runAsNonRoot), and refuses
+privileged pods (kubernetes.io/docs/concepts/security/pod-security-standards)."""
+
+
 def missing_namespace(setting: str, namespace: str) -> ConfigError:
     """The configuration error for a namespace that does not exist."""
     hint = (
@@ -121,8 +127,8 @@ def namespace_problem(
     setting: str, namespace: str, exists: bool | None, create_namespace: bool
 ) -> ConfigError | None:
     """What a run would refuse about a namespace (``exists`` None: we may not tell): a missing
-    CICD_NS, or a missing DEPLOY_NS that helm may not create (CREATE_NAMESPACE=false)."""
-    if exists is False and (setting == "CICD_NS" or not create_namespace):
+    CICD_NS or DEPLOY_NS that the runner may not create (CREATE_NAMESPACE=false)."""
+    if exists is False and not create_namespace:
         return missing_namespace(setting, namespace)
     return None
 
@@ -144,6 +150,16 @@ WRITES_WITH_BODY = {"POST", "PUT", "PATCH"}
 def error(status: int, doing: str, message: str) -> KubernetesError:
     """The typed error for an answer with ``status``."""
     kind = _TYPED.get(status, KubernetesError)
+    if status == 401:
+        # Credentials the API server refuses are configuration in every command (exit 2): the
+        # next run cannot fare better. Still a KubernetesError, so each caller handles it.
+        refused = kind(
+            f"Kubernetes API refused the credentials (401) while {doing}: {message}; check the "
+            "kubeconfig (KUBECONFIG) or the ServiceAccount's token",
+            status,
+        )
+        refused.exit_code = 2
+        return refused
     return kind(f"Kubernetes API answered {status} while {doing}: {message}", status)
 
 
@@ -182,6 +198,12 @@ class Kube:
         except NotFound:
             return None
 
+    def server_version(self) -> str | None:
+        """The API server's ``gitVersion`` (``v1.37.2``); None when it does not say."""
+        answer = self.request("GET", "/version", "reading the server version")
+        version = answer.get("gitVersion") if isinstance(answer, dict) else None
+        return version if isinstance(version, str) and version else None
+
     def namespace_exists(self, name: str) -> bool | None:
         """Whether namespace ``name`` exists; None when we may not read namespaces."""
         try:
@@ -194,8 +216,11 @@ class Kube:
             raise
         return True
 
-    def ensure_namespace(self, name: str, setting: str) -> bool:
-        """Create namespace ``name`` unless it exists; True when this call created it.
+    def ensure_namespace(
+        self, name: str, setting: str, labels: dict[str, str] | None = None
+    ) -> bool:
+        """Create namespace ``name`` (with ``labels``) unless it exists; True when this call
+        created it. An existing namespace is left as it is: its labels are its owner's.
 
         The runner creates the deploy namespace itself rather than passing helm
         ``--create-namespace``: helm 4 applies that namespace server-side (a PATCH, so it needs
@@ -205,7 +230,8 @@ class Kube:
         exists = self.namespace_exists(name)
         if exists or exists is None:  # None: not ours to read; helm names it if it is missing
             return False
-        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        metadata: Obj = {"name": name, **({"labels": labels} if labels else {})}
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
         try:
             self.request("POST", NAMESPACES_PATH, f"creating namespace {name}", body=body)
         except Conflict:

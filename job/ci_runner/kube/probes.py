@@ -184,7 +184,10 @@ def namespace(api: Kube, setting: str, name: str, s: Settings) -> Result:
     if problem is not None:
         return failed(item, problem)
     if found is None:
-        return passed(item, "does not exist yet; helm creates it (CREATE_NAMESPACE=true)")
+        labelled = f", labelled {PSA_ENFORCE}=baseline" if setting == CICD else ""
+        return passed(
+            item, f"does not exist yet; the runner creates it{labelled} (CREATE_NAMESPACE=true)"
+        )
     labels = (found.get("metadata") or {}).get("labels") or {}
     level = labels.get(PSA_ENFORCE) or "not set"
     if setting == CICD and level == "restricted":

@@ -34,6 +34,7 @@ ETAG = ANNOTATION + "github-etag"
 ETAG_SHA = ANNOTATION + "github-etag-sha"
 PINNED_SHA = ANNOTATION + "pinned-sha"
 PINNED_AT = ANNOTATION + "pinned-at"
+CHECKS = ANNOTATION + "checks"
 OUR_LABELS = ("app.kubernetes.io/managed-by", "ci-runner.io/release")
 MAX_ERROR = 1000
 WRITE_TRIES = 3
@@ -60,6 +61,26 @@ class Deployed:
             "revision": self.revision,
             "digest": self.digest,
             "how": self.how,
+        }
+
+
+@dataclass(frozen=True)
+class Checks:
+    """The REQUIRE_CHECKS answers kept while the runner waits for the checks of ``sha``: for
+    the check runs and the commit statuses each, GitHub's ETag (to ask with: a 304 is free)
+    and the (name, state) pairs it answered (what a 304 means)."""
+
+    sha: str
+    runs_etag: str | None
+    runs: tuple[tuple[str, str], ...]
+    statuses_etag: str | None
+    statuses: tuple[tuple[str, str], ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sha": self.sha,
+            "runs": {"etag": self.runs_etag, "states": [list(p) for p in self.runs]},
+            "statuses": {"etag": self.statuses_etag, "states": [list(p) for p in self.statuses]},
         }
 
 
@@ -95,6 +116,10 @@ class State:
     pinned_sha: str | None = None
     """While set, runs deploy nothing: ``ci-runner pin`` set it, ``ci-runner unpin`` clears it."""
     pinned_at: str | None = None
+    skipped_reason: str | None = None
+    """Why ``skipped_sha`` was not built."""
+    checks: Checks | None = None
+    """While a head waits for REQUIRE_CHECKS: GitHub's last answers for it."""
 
     def attempts_for(self, sha: str) -> int:
         """Attempts already spent on ``sha``."""
@@ -122,9 +147,14 @@ class State:
     def unpinned(self) -> State:
         return replace(self, pinned_sha=None, pinned_at=None)
 
-    def skipped(self, sha: str) -> State:
-        """``sha`` is not to be built or deployed; later runs on it do nothing."""
-        return replace(self, skipped_sha=sha)
+    def skipped(self, sha: str, reason: str | None = None) -> State:
+        """``sha`` is not to be built or deployed (for ``reason``); later runs on it do
+        nothing."""
+        return replace(self, skipped_sha=sha, skipped_reason=reason, checks=None)
+
+    def waiting(self, checks: Checks) -> State:
+        """The head waits for its required checks; GitHub's answers are kept to ask again."""
+        return replace(self, checks=checks)
 
     def attempt_failed(self, sha: str, error: str) -> State:
         """One more attempt on ``sha`` failed with ``error``."""
@@ -161,6 +191,7 @@ class State:
             attempts=0,
             last_error=None,
             built_sha=None,
+            checks=None,
         )
 
 
@@ -212,6 +243,39 @@ def _history(text: str | None) -> tuple[Deployed, ...]:
     return tuple(kept)
 
 
+def _reported(entry: object) -> tuple[str | None, tuple[tuple[str, str], ...]] | None:
+    if not isinstance(entry, dict):
+        return None
+    etag, states = entry.get("etag"), entry.get("states")
+    if not (etag is None or isinstance(etag, str)) or not isinstance(states, list):
+        return None
+    pairs = []
+    for pair in states:
+        if not (
+            isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) for v in pair)
+        ):
+            return None
+        pairs.append((pair[0], pair[1]))
+    return etag, tuple(pairs)
+
+
+def _checks(text: str | None) -> Checks | None:
+    """The checks annotation; what the runner did not write is ignored (asked afresh)."""
+    if not text:
+        return None
+    try:
+        entry = json.loads(text)
+    except ValueError:
+        entry = None
+    if isinstance(entry, dict):
+        sha = _sha(CHECKS + ".sha", entry.get("sha"))
+        runs, statuses = _reported(entry.get("runs")), _reported(entry.get("statuses"))
+        if sha and runs and statuses:
+            return Checks(sha, runs[0], runs[1], statuses[0], statuses[1])
+    log.warning("state field %s is not what the runner writes; ignoring it", CHECKS)
+    return None
+
+
 def from_configmap(cm: Obj | None) -> State:
     """Read a State from a ConfigMap (None when it does not exist)."""
     if cm is None:
@@ -230,6 +294,8 @@ def from_configmap(cm: Obj | None) -> State:
         built_digest=_digest(BUILT_DIGEST, notes.get(BUILT_DIGEST)),
         deployed_digest=_digest("lastDeployedDigest", data.get("lastDeployedDigest")),
         skipped_sha=_sha("lastSkippedSha", data.get("lastSkippedSha")),
+        skipped_reason=data.get("lastSkippedReason") or None,
+        checks=_checks(notes.get(CHECKS)),
         history=_history(data.get("history")),
         pinned_sha=_sha(PINNED_SHA, notes.get(PINNED_SHA)),
         pinned_at=notes.get(PINNED_AT) or None,
@@ -263,6 +329,7 @@ def to_configmap(state: State, settings: Settings) -> Obj:
         ETAG_SHA: state.etag_sha if state.etag else None,
         PINNED_SHA: state.pinned_sha,
         PINNED_AT: state.pinned_at if state.pinned_sha else None,
+        CHECKS: json.dumps(state.checks.as_json(), separators=(",", ":")) if state.checks else None,
     }
     data = {
         "repo": settings.repo,
@@ -276,6 +343,7 @@ def to_configmap(state: State, settings: Settings) -> Obj:
         "lastRevision": str(state.revision) if state.revision is not None else "",
         "lastDeployedDigest": state.deployed_digest or "",
         "lastSkippedSha": state.skipped_sha or "",
+        "lastSkippedReason": (state.skipped_reason or "") if state.skipped_sha else "",
         "history": json.dumps([d.as_json() for d in state.history], separators=(",", ":")),
     }
     metadata: Obj = {
@@ -314,6 +382,8 @@ def next_action(phase: str, state: State, max_retries: int | None) -> str:
     if phase == "failing":
         assert state.pending_sha is not None
         return f"retry {state.pending_sha[:7]} (attempt {state.attempts + 1} of {max_retries})"
+    if state.checks is not None and state.checks.sha != state.deployed_sha:
+        return f"build {state.checks.sha[:7]} once its required checks pass (REQUIRE_CHECKS)"
     if phase == "deployed":
         return "deploy the branch head when it moves on (`ci-runner rollback` to go back)"
     return "build and deploy the branch head"
@@ -349,6 +419,8 @@ def status_report(cm: Obj | None, where: StateSettings) -> dict[str, Any]:
         "revision": state.revision,
         "lastDeployedDigest": state.deployed_digest,
         "lastSkippedSha": state.skipped_sha,
+        "lastSkippedReason": state.skipped_reason,
+        "waitingForChecks": state.checks.sha if state.checks else None,
         "pendingSha": state.pending_sha,
         "attempts": state.attempts,
         "maxRetries": max_retries,

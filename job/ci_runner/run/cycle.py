@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,15 +21,26 @@ from typing import TYPE_CHECKING
 from .. import stopping
 from ..config import Settings
 from ..errors import BadCommit, ConfigError, DeployError, GitHubError, KubernetesError
+from ..github.answers import Reported
 from ..github.client import GitHub
 from ..kube import client as kube
 from ..kube import token_secret
 from ..kube.events import Recorder
 from ..kube.lease import Lease
-from ..kube.state import State, StateStore
+from ..kube.state import Checks, State, StateStore
 from ..logs import mask
 from .auth import authenticate
-from .plan import Action, Plan, decide, pinned, rollback_target, skip_marker, unwatched
+from .plan import (
+    Action,
+    Plan,
+    Verdict,
+    decide,
+    gate,
+    pinned,
+    rollback_target,
+    skip_marker,
+    unwatched,
+)
 from .report import Reporter
 
 if TYPE_CHECKING:
@@ -41,6 +52,8 @@ FAILED = 1
 """The exit code of a cycle whose build or deploy failed (an attempt was counted)."""
 UNAVAILABLE = 3
 """The exit code when something outside is in the way (here: another run holds the Lease)."""
+UNBUILT_DIGEST = "sha256:" + "0" * 64
+"""What the chart is rendered with before the build, where the pushed digest will go."""
 LAST_LOG_LINES = 5
 """Build log lines kept in the recorded last error (the whole error is cut at 1000 chars)."""
 
@@ -115,12 +128,20 @@ class Cycle:
             if self.force:
                 raise ConfigError([f"run --force refused: {held}"])
             return Outcome(held)
+        if state.resource_version is None and s.create_namespace and not dry_run:
+            # No state yet: a first run, or CICD_NS is missing (the first write would say so).
+            labels = kube.CICD_NAMESPACE_LABELS
+            if self.kube.ensure_namespace(s.cicd_namespace, "CICD_NS", labels):
+                log.info("created namespace %s (Pod Security enforce: baseline)", s.cicd_namespace)
         self.credentials = authenticate(self.kube, self.github, s, store=not dry_run)
         commit = self.ask_head(state)  # 2. the head, asked conditionally
         skipped = self.check_head(commit, state, dry_run)  # its ETag kept; [skip ci], WATCH_PATHS
         if skipped is not None:
             return skipped
         plan = decide(commit.sha, state, s.max_attempts, self.force)  # 3. decide
+        gated = self.gate(commit, plan, state, dry_run)  # REQUIRE_CHECKS
+        if gated is not None:
+            return gated
         log.info("%s/%s head is %s: %s", s.repo, s.branch, commit.sha[:7], plan.reason)
         if not plan.acts and not dry_run:
             return Outcome(plan.reason)
@@ -132,6 +153,7 @@ class Cycle:
             # cost a build, and a bad archive deploys nothing.
             try:
                 deploy = self.fetch_chart(commit, Path(tmp), helm) if plan.acts else None
+                rendered = self.render(deploy, plan, dry_run) if deploy is not None else None
             except BadCommit as e:
                 if dry_run:  # what a run would refuse
                     raise ConfigError([str(e)]) from e
@@ -144,8 +166,8 @@ class Cycle:
                 # Not at the top: the dry run's report needs YAML and helm, an idle run neither.
                 from .dryrun import check_cluster, describe
 
-                check_cluster(self.kube, s)  # what a real run would refuse, refused now
-                return Outcome(describe(s, state, plan, deploy))
+                namespaces = check_cluster(self.kube, s)  # what a run would refuse, refused now
+                return Outcome(describe(s, state, plan, deploy, namespaces, rendered))
             assert deploy is not None
             return self.holding_lease(commit, lambda plan: self.act(commit, plan, deploy))
 
@@ -250,6 +272,8 @@ class Cycle:
         head = commit.sha
         if self.force or head in {state.deployed_sha, state.skipped_sha, state.pending_sha}:
             return None
+        if state.checks is not None and state.checks.sha == head:
+            return None  # waiting for its checks: an earlier run found it not to be skipped
         reason = self.skip_reason(commit, state)
         if reason is None:
             return None
@@ -257,7 +281,7 @@ class Cycle:
         if dry_run:
             line = f"commit:  {head} ({s.repo} branch {s.branch})"
             return Outcome(f"{line}\nplan:    {message}\ndry run: nothing was written")
-        return self.holding_lease(commit, lambda plan: self.skipped(commit, message))
+        return self.holding_lease(commit, lambda plan: self.skipped(commit, message, reason))
 
     def skip_reason(self, commit: Commit, state: State) -> str | None:
         """Why the head need not be built, or None: a skip marker in its message, or (with
@@ -283,9 +307,61 @@ class Cycle:
         unchanged = unwatched(s.watch_paths, s.chart_path, changes)
         return unchanged.reason if unchanged is not None else None
 
-    def skipped(self, commit: Commit, message: str) -> Outcome:
+    def gate(self, commit: Commit, plan: Plan, state: State, dry_run: bool) -> Outcome | None:
+        """With REQUIRE_CHECKS, a head is built only once GitHub reports its checks passed:
+        None (go on), or the Outcome of a head that waits (exit 0, nothing built, no attempt)
+        or whose check failed (skipped as a ``[skip ci]`` head is). A forced run, and a retry
+        (its first attempt passed the gate), are not gated.
+
+        While it waits, both answers are kept with their ETags (and the head's ETag with it):
+        the next run asks the head (a free 304) and the two lists conditionally, so waiting
+        costs at most two requests a run, and none of the rate limit while nothing changed."""
+        s = self.settings
+        if not s.require_checks or self.force or not plan.acts or plan.attempt > 1:
+            return None
+        sha = commit.sha
+        kept = state.checks if state.checks is not None and state.checks.sha == sha else None
+        # A 304 (None) means: what was kept for that ETag still stands.
+        runs = self.github.check_runs(sha, kept.runs_etag if kept else None) or (
+            Reported(kept.runs_etag, kept.runs) if kept else None
+        )
+        statuses = self.github.combined_status(sha, kept.statuses_etag if kept else None) or (
+            Reported(kept.statuses_etag, kept.statuses) if kept else None
+        )
+        if runs is None or statuses is None:  # a 304 to a question asked without an ETag
+            raise GitHubError(f"GitHub answered 304 for the checks of {sha[:7]} asked afresh")
+        seen = Checks(sha, runs.etag, runs.states, statuses.etag, statuses.states)
+        verdict = gate(s.require_checks, seen.runs, seen.statuses, s.status_context)
+        where = f"{s.repo}@{sha[:7]}"
+        if verdict.verdict is Verdict.PASS:
+            log.info("%s: %s", where, verdict.reason)
+            return None
+        if verdict.verdict is Verdict.WAIT:
+            message = f"{where} is not built yet: {verdict.reason}"
+            if dry_run:
+                return Outcome(f"commit:  {sha}\nplan:    {message}\ndry run: nothing was written")
+            if seen != kept or commit.etag != state.etag:
+                self.keep_checks(commit, seen)
+            return Outcome(message)
+        message = f"skipped {sha[:7]} ({verdict.reason}): not built or deployed"
+        if dry_run:
+            return Outcome(f"commit:  {sha}\nplan:    {message}\ndry run: nothing was written")
+        reason = f"{verdict.reason}; push a fix, or `ci-runner run --force`"
+        return self.holding_lease(commit, lambda plan: self.skipped(commit, message, reason))
+
+    def keep_checks(self, commit: Commit, seen: Checks) -> None:
+        """Keep what GitHub answered for a waiting head, and the head's ETag: a failure to
+        keep them costs the next run full requests, nothing else."""
+        try:
+            self.store.update(
+                lambda current: current.waiting(seen).with_etag(commit.sha, commit.etag)
+            )
+        except KubernetesError as e:
+            log.warning("could not keep the checks of %s: %s", commit.sha[:7], e)
+
+    def skipped(self, commit: Commit, message: str, reason: str | None = None) -> Outcome:
         """Record the head as skipped: later runs on it are free 304s that do nothing."""
-        written = self.record(commit, lambda current: current.skipped(commit.sha))
+        written = self.record(commit, lambda current: current.skipped(commit.sha, reason))
         self.events.emit(written.uid, "Skipped", message)
         return Outcome(message)
 
@@ -309,6 +385,27 @@ class Cycle:
         with self.github.tarball(commit.sha) as tarball:
             chart_dir = extract_chart(tarball, s.chart_path, tmp, where, s.tarball_timeout)
         return Deploy(s, chart_dir, chart_values(s, chart_dir, commit.sha), helm)
+
+    def render(self, deploy: Deploy, plan: Plan, dry_run: bool) -> bool | None:
+        """The chart rendered by ``helm template`` with the values the deploy will give it,
+        before anything is built: a template error is the commit's (BadCommit) and costs no
+        build. The digest of an image not built yet is a stand-in of the same shape. True
+        when rendered; None when a dry run has no usable helm to ask."""
+        s = self.settings
+        if dry_run and deploy.helm is None:
+            # Not at the top: pyhelm3 is not for an idle run.
+            from ..helm.deploy import Helm
+
+            try:
+                deploy = replace(deploy, helm=Helm.find())
+            except ConfigError as e:  # a dry run may be made where helm is not
+                log.warning("the chart is not rendered: %s", e)
+                return None
+        digest = plan.digest or (UNBUILT_DIGEST if s.deploy_by_digest else None)
+        where = f"{s.repo}@{plan.sha[:7]}"
+        deploy.pinned(plan.sha, digest).render(where, self.kube.server_version())
+        log.info("helm template renders the chart of %s with its values", where)
+        return True
 
     def act(self, commit: Commit, plan: Plan, deploy: Deploy) -> Outcome:
         """Build when needed, then deploy (by the digest pushed, or recorded by an earlier
@@ -407,10 +504,21 @@ class Cycle:
         return self.store.update(lambda current: change(current).with_etag(commit.sha, commit.etag))
 
     def fail(self, commit: Commit, plan: Plan, reason: str, error: str) -> Outcome:
-        """Count the failed attempt in the state and tell the user how many are left."""
+        """Count the failed attempt in the state and tell the user how many are left. A forced
+        run on the deployed commit counts nothing: a ConfigError (exit 2)."""
         n = self.settings.max_attempts
         # The error may quote a build log or helm's output: no secret is kept or posted.
         error = mask(error, self.settings.secret_values)
+        if plan.redeploy:
+            self.report.still_deployed(plan.sha)
+            raise ConfigError(
+                [
+                    f"run --force on {plan.sha[:7]}, the deployed commit, failed: {error}; the "
+                    "same commit deployed before, so what changed is the configuration "
+                    "(settings, Secrets, the cluster), not the commit: no attempt was counted "
+                    f"and {plan.sha[:7]} is still deployed"
+                ]
+            )
         written = self.record(commit, lambda current: current.attempt_failed(plan.sha, error))
         used = written.attempts_for(plan.sha)
         then = f"{n - used} attempt(s) left" if used < n else "giving up on it"

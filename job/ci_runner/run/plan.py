@@ -34,6 +34,9 @@ class Plan:
     reason: str
     digest: str | None = None
     """For a deploy without rebuild: the digest the earlier build pushed, if it was read."""
+    redeploy: bool = False
+    """A forced run on the deployed commit: it deployed before, so a failure now is not the
+    commit's but the configuration's (settings, Secrets, the cluster): nothing is counted."""
 
     @property
     def acts(self) -> bool:
@@ -88,10 +91,12 @@ def decide(head: str, state: State, max_attempts: int, force: bool = False) -> P
             f"last error: {state.last_error or 'unknown'}",
         )
     forced = " (forced)" if force else ""
+    redeploy = force and head == state.deployed_sha
     if state.built_sha == head:
         reason = f"deploy {head[:7]}, its image is already built{forced}"
-        return Plan(Action.DEPLOY, head, attempt, reason, state.built_digest)
-    return Plan(Action.BUILD_AND_DEPLOY, head, attempt, f"build and deploy {head[:7]}{forced}")
+        return Plan(Action.DEPLOY, head, attempt, reason, state.built_digest, redeploy)
+    reason = f"build and deploy {head[:7]}{forced}"
+    return Plan(Action.BUILD_AND_DEPLOY, head, attempt, reason, redeploy=redeploy)
 
 
 # -- heads that need not be built ------------------------------------------------------------------
@@ -197,3 +202,102 @@ def fleet_call(head: str, state: State, max_attempts: int, active: str | None) -
         after = ""
     deployed = state.deployed_sha[:7] if state.deployed_sha else "nothing"
     return FleetCall(True, f"new head {head[:7]}{after} (deployed: {deployed})")
+
+
+# -- REQUIRE_CHECKS: a new head is built only once the checks it names passed ----------------------
+
+# As GitHub's required status checks read them (docs.github.com, "Troubleshooting required
+# status checks"): a check and a status of the same name are both required, and a skipped check
+# counts as passed; a check run concluding "neutral" passes there too. The other conclusions
+# (failure, cancelled, timed_out, action_required, stale) fail. A commit status
+# (docs.github.com/rest/commits/statuses) is error, failure, pending or success. A check run not
+# completed yet is given here as "pending".
+PASSING = frozenset({"success", "neutral", "skipped"})
+PENDING = "pending"
+ALL_CHECKS = "all"
+
+
+class Verdict(enum.Enum):
+    PASS = "pass"
+    WAIT = "wait"
+    """Some required check has not finished (or not reported): nothing is done this run."""
+    FAIL = "fail"
+    """A required check failed: the commit is skipped, as a ``[skip ci]`` one is."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    verdict: Verdict
+    reason: str
+
+
+def _named(names: Iterable[str]) -> str:
+    shown = sorted(names)
+    listed = ", ".join(shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
+    return listed
+
+
+def gate(
+    required: tuple[str, ...],
+    runs: Iterable[tuple[str, str]],
+    statuses: Iterable[tuple[str, str]],
+    own_context: str,
+) -> Gate:
+    """Whether the head may be built, from what GitHub reported on it: ``runs`` (check run
+    name to its conclusion, or "pending") and ``statuses`` (context to state). ``required``
+    names the checks (a name may be a check run's or a status context's; when both report
+    under it, both must pass), or is ``("all",)``: every check run and status reported.
+    The runner's own status context never counts: it says "pending" while the runner builds.
+    A failure decides at once (a check re-run to green does not undo it: push again, or
+    ``run --force``); otherwise any check not passed yet, or not reported yet, waits."""
+    reports: dict[str, list[str]] = {}
+    for name, state in [*runs, *((n, s) for n, s in statuses if n != own_context)]:
+        reports.setdefault(name, []).append(state)
+    wanted = sorted(reports) if required == (ALL_CHECKS,) else list(required)
+    failed = {
+        name: next(s for s in reports[name] if s not in PASSING and s != PENDING)
+        for name in wanted
+        if any(s not in PASSING and s != PENDING for s in reports.get(name, []))
+    }
+    if failed:
+        said = ", ".join(f"{name} ({state})" for name, state in sorted(failed.items()))
+        return Gate(Verdict.FAIL, f"required check(s) failed: {said}")
+    if not wanted:  # REQUIRE_CHECKS=all, and nothing has reported yet
+        return Gate(Verdict.WAIT, "waiting for checks: none has reported yet (REQUIRE_CHECKS=all)")
+    missing = [name for name in wanted if name not in reports]
+    running = [name for name in wanted if name in reports and PENDING in reports[name]]
+    if missing or running:
+        parts = [f"{_named(running)} to finish"] if running else []
+        parts += [f"{_named(missing)} to report"] if missing else []
+        return Gate(Verdict.WAIT, f"waiting for {' and '.join(parts)} (REQUIRE_CHECKS)")
+    return Gate(Verdict.PASS, f"required check(s) passed: {_named(wanted)}")
+
+
+# -- drift: a release changed by hand ----------------------------------------------------------
+
+
+def drift(
+    state: State, where: str, revision: int | None, release_status: str | None, names_sha: bool
+) -> str | None:
+    """What ``status`` says when the release ``where`` is not what the runner last deployed
+    (helm reports ``revision`` now, None when not installed; ``names_sha``: its values still
+    name the deployed commit, so the image is the runner's), with the command that resolves
+    it; None when it is as recorded, or nothing is recorded yet."""
+    sha = state.deployed_sha
+    if sha is None or state.revision is None:
+        return None
+    short = sha[:7]
+    back = (
+        f"`ci-runner rollback --to {short}` deploys the recorded {short} again (no build, and "
+        "pins it), or `ci-runner run --force` builds and deploys the branch head"
+    )
+    if revision is None:
+        return f"release {where} is not installed, though the runner deployed {short}: {back}"
+    if revision == state.revision and release_status == "deployed":
+        return None
+    image = "" if names_sha else f"; its values no longer name {short} (another image)"
+    return (
+        f"release {where} is at helm revision {revision} ({release_status}), the runner's "
+        f"last deploy was revision {state.revision} ({short}): changed by hand (helm upgrade, "
+        f"rollback or uninstall){image}; {back}"
+    )

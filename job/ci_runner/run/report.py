@@ -116,6 +116,12 @@ class Reporter:
         s = self._settings
         self._send(sha, deployed(s.deploy_namespace, s.release, revision))
 
+    def still_deployed(self, sha: str) -> None:
+        """A forced redeploy of the deployed ``sha`` failed on configuration: the status this
+        run set to pending goes back to success (the release is as it was: helm rolled back),
+        the deployment started is marked ``error``, and nobody is notified of a failure."""
+        self._send(sha, Report("success", "still deployed: a forced redeploy failed", "error"))
+
     def attempt_failed(self, sha: str, attempt: int, max_attempts: int, error: str) -> None:
         """Attempt ``attempt`` on ``sha`` failed with ``error`` (the last one: given up)."""
         # ``error`` comes masked (Cycle.fail): no secret reaches GitHub or NOTIFY_URL.

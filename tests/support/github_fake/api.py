@@ -13,8 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 from urllib.parse import unquote
 
+from . import checks
 from .apps import ACCESS_TOKENS, Apps
 from .deployments import Deployments
 from .diffs import MAX_FILES, changed_files, comparison, stats
@@ -87,6 +89,9 @@ class Api:
         self._status_ids = iter(range(1, 1 << 62))
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Reply]]] = [
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)"), self._repository),
+            # Before the commit route, which would take ".../check-runs" as part of a ref.
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/(.+)/check-runs"), self._runs),
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/(.+)/status"), self._combined),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/commits/(.+)"), self._commit),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/compare/(.+)"), self._compare),
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/branches"), self._branches),
@@ -206,6 +211,29 @@ class Api:
         body = json.dumps(payload).encode()
         return self._cacheable(request, token, body, "application/json")
 
+    def _runs(self, request: Incoming, token: str | None, repo: Repository, ref: str) -> Reply:
+        docs = f"{DOCS}/checks/runs#list-check-runs-for-a-git-reference"
+        if "checks" in self.refused:
+            return _refusal("checks", docs, "read")
+        commit = repo.resolve(ref)
+        if commit is None:
+            return error_reply(422, f"No commit found for SHA: {ref}", docs)
+        per_page = min(int(request.query.get("per_page", "30")), 100)
+        latest = request.query.get("filter", "latest") != "all"
+        payload = checks.list_runs(repo, commit.sha, self.api_url, latest, per_page)
+        return self._cacheable(request, token, json.dumps(payload).encode(), "application/json")
+
+    def _combined(self, request: Incoming, token: str | None, repo: Repository, ref: str) -> Reply:
+        docs = f"{DOCS}/commits/statuses#get-the-combined-status-for-a-specific-reference"
+        if "statuses" in self.refused:
+            return _refusal("statuses", docs, "read")
+        commit = repo.resolve(ref)
+        if commit is None:
+            return error_reply(422, f"No commit found for SHA: {ref}", docs)
+        per_page = min(int(request.query.get("per_page", "30")), 100)
+        payload = checks.combined(repo, commit.sha, self.api_url, per_page)
+        return self._cacheable(request, token, json.dumps(payload).encode(), "application/json")
+
     def _compare(
         self, request: Incoming, token: str | None, repo: Repository, basehead: str
     ) -> Reply:
@@ -296,10 +324,15 @@ class Api:
                 "message": message,
             }
             return error_reply(422, "Validation Failed", docs, errors=[error])
+        created = self.add_status(repo, sha, fields)
+        return json_reply(201, created, {"Location": str(created["url"])})
+
+    def add_status(self, repo: Repository, sha: str, fields: dict[str, Any]) -> dict[str, object]:
+        """Record a commit status on ``sha`` (``fields`` checked already): the status."""
         status_id = next(self._status_ids)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         url = f"{self.api_url}/repos/{repo.full_name}/statuses/{sha}"
-        created = {
+        created: dict[str, object] = {
             "url": url,
             "avatar_url": None,
             "id": status_id,
@@ -313,7 +346,7 @@ class Api:
             "creator": {"login": "ci-runner", "id": 1, "type": "User"},
         }
         repo.statuses.setdefault(sha, []).append(created)
-        return json_reply(201, created, {"Location": url})
+        return created
 
     def _deployment(
         self, request: Incoming, token: str | None, repo: Repository, deployment: str = ""
@@ -430,11 +463,11 @@ def _credential(request: Incoming) -> tuple[bool, str | None]:
     return False, None
 
 
-def _refusal(kind: str, docs: str) -> Reply:
-    """What GitHub answers an App or fine-grained token without the ``kind: write`` permission:
-    403 with x-accepted-github-permissions (github.blog changelog, 2023-08-10)."""
+def _refusal(kind: str, docs: str, access: str = "write") -> Reply:
+    """What GitHub answers an App or fine-grained token without the ``kind: access``
+    permission: 403 with x-accepted-github-permissions (github.blog changelog, 2023-08-10)."""
     reply = error_reply(403, "Resource not accessible by integration", docs)
-    reply.headers["x-accepted-github-permissions"] = f"{kind}=write"
+    reply.headers["x-accepted-github-permissions"] = f"{kind}={access}"
     return reply
 
 

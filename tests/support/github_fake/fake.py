@@ -11,6 +11,7 @@ from functools import partial
 from http import HTTPStatus
 from typing import Any, Literal
 
+from . import checks
 from .api import Api, Exhaustion
 from .apps import App
 from .repos import Repository, build_tarball
@@ -61,6 +62,7 @@ class GitHubFake:
         self._repos: dict[str, Repository] = {}
         self._api = Api(self._repos)
         self._commit_counter = 0
+        self._run_ids = 0
         self._faults: list[_Fault] = []
         self._slow: list[_Fault] = []
         self._trickle: list[tuple[_Fault, float]] = []
@@ -151,6 +153,31 @@ class GitHubFake:
         with self._lock:
             return [dict(s) for s in self._repo(full_name).statuses.get(sha, [])]
 
+    def add_check_run(
+        self,
+        full_name: str,
+        sha: str,
+        name: str,
+        status: str = "completed",
+        conclusion: str | None = "success",
+    ) -> None:
+        """A check run ``name`` on ``sha`` (as CI's App creates one); a later one of the same
+        name is its re-run, and the latest is what ``filter=latest`` lists."""
+        with self._lock:
+            self._run_ids += 1
+            repo = self._repo(full_name)
+            if sha not in repo.commits:
+                raise KeyError(f"{full_name} has no commit {sha}")
+            checks.add_run(repo, sha, name, status, conclusion, self._run_ids)
+
+    def add_status(self, full_name: str, sha: str, context: str, state: str) -> None:
+        """A commit status ``context`` on ``sha``, as another CI posts one."""
+        with self._lock:
+            repo = self._repo(full_name)
+            if sha not in repo.commits:
+                raise KeyError(f"{full_name} has no commit {sha}")
+            self._api.add_status(repo, sha, {"state": state, "context": context})
+
     def deployments(self, full_name: str) -> list[dict[str, Any]]:
         """The deployments created in ``full_name``, oldest first, each with its ``statuses``
         (oldest first) added."""
@@ -196,7 +223,8 @@ class GitHubFake:
 
     def refuse(self, *kinds: str) -> None:
         """From now on, writes of ``kinds`` ("statuses", "deployments") answer 403, as for a
-        token without that permission."""
+        token without that permission; "checks" and "statuses" refuse reading check runs and
+        the combined status too (403, ``checks=read``/``statuses=read``)."""
         with self._lock:
             self._api.refused.update(kinds)
 

@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 SHA_RE = re.compile(r"[0-9a-f]{40}")
 # What git refuses in a ref name (git check-ref-format), checked loosely.
@@ -56,6 +57,7 @@ class Repository:
     tarballs: dict[str, bytes] = field(default_factory=dict)
     """Hand-made archives served instead of the built one, by commit sha."""
     statuses: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+    check_runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
-from ci_runner.errors import ConfigError, GitHubError
+from ci_runner.errors import ConfigError
 from ci_runner.github.app import app_jwt
 from ci_runner.github.client import GitHub
 from ci_runner.kube.build_job import build_job
@@ -81,9 +81,9 @@ def test_the_exchange_and_its_refusals(github: GitHubFake) -> None:
         assert token in github.app_tokens
         assert now + timedelta(minutes=59) < expires <= after + timedelta(hours=1)
 
-        with pytest.raises(GitHubError, match="GitHub refused the App's JWT") as refused:
+        with pytest.raises(ConfigError, match="GitHub refused the App's JWT") as refused:
             gh.installation_token(app_jwt("4242", rsa_pem("not this app"), now), 77)
-        assert refused.value.exit_code == 3
+        assert refused.value.exit_code == 2
         assert "A JSON web token could not be decoded" in str(refused.value)
         with pytest.raises(ConfigError, match="check GITHUB_APP_INSTALLATION_ID"):
             gh.installation_token(app_jwt("4242", rsa_pem(), now), 78)

@@ -109,7 +109,7 @@ def test_failures_are_one_clear_line_without_the_token(
         branch = "no-such-branch"
     else:
         github.slow_next("/commits/")
-    expected = ConfigError if fault == "missing" else GitHubError
+    expected = ConfigError if fault in {"missing", "401"} else GitHubError
     with client(github, GIT_TOKEN=TOKEN) as gh, pytest.raises(expected, match=message) as e:
         gh.head(branch)
     assert TOKEN not in str(e.value)

@@ -89,3 +89,12 @@ def test_answers_become_typed_errors(kube: Kube) -> None:
     with pytest.raises(KubernetesError, match="500") as error:
         kube.read(CONFIGMAPS, "ns", "s")
     assert not isinstance(error.value, NotFound)
+
+
+def test_credentials_the_api_server_refuses_are_configuration_in_every_command() -> None:
+    from ci_runner.kube.client import error as api_error
+
+    refused = api_error(401, "reading configmaps cicd/x", "Unauthorized")
+    assert isinstance(refused, KubernetesError) and refused.exit_code == 2
+    assert "check the kubeconfig" in str(refused)
+    assert api_error(503, "reading configmaps cicd/x", "unavailable").exit_code == 3

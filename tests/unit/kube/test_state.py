@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from ci_runner.config import Settings, load
+from ci_runner.errors import ConfigError
 from ci_runner.kube.state import (
     ATTEMPTS,
     BUILT_DIGEST,
@@ -173,3 +174,30 @@ def test_status_says_what_the_next_run_does_or_what_to_do() -> None:
     assert "`ci-runner unpin`" in status_report(cm, SETTINGS)["next"]
     assert status_report(None, SETTINGS)["next"] == "build and deploy the branch head"
     assert status_report(cm, SETTINGS)["deployNamespace"] == SETTINGS.deploy_namespace
+
+
+def test_the_checks_of_a_waiting_head_round_trip_and_go_when_it_is_skipped_or_deployed() -> None:
+    from ci_runner.kube.state import CHECKS, Checks
+
+    seen = Checks(A, '"e1"', (("test", "pending"), ("test", "success")), None, ())
+    waiting = roundtrip(State().waiting(seen))
+    assert waiting.checks == seen
+    skipped = roundtrip(waiting.skipped(A, "required check(s) failed: test (failure)"))
+    assert (skipped.checks, skipped.skipped_reason) == (
+        None,
+        "required check(s) failed: test (failure)",
+    )
+    assert roundtrip(waiting.deployed(A, "now", 1)).checks is None
+    body = to_configmap(State(), SETTINGS)
+    body["metadata"]["annotations"][CHECKS] = '{"sha": "not a sha"}'  # edited by hand
+    assert from_configmap(body).checks is None
+
+
+def test_require_checks_is_names_or_all_alone_and_never_the_runners_own_context() -> None:
+    base = {"REPO": "o/r", "IMAGE": "r.io/o/r", "CHART_PATH": "c", "RELEASE": "r"}
+    loaded = load(Settings, {}, {**base, "REQUIRE_CHECKS": " test , ci/lint,test"})
+    assert loaded.require_checks == ("test", "ci/lint")
+    with pytest.raises(ConfigError, match="'all' stands alone"):
+        load(Settings, {}, {**base, "REQUIRE_CHECKS": "all,test"})
+    with pytest.raises(ConfigError, match="REQUIRE_CHECKS names STATUS_CONTEXT 'ci-runner/r'"):
+        load(Settings, {}, {**base, "REQUIRE_CHECKS": "test,ci-runner/r"})

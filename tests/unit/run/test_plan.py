@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ci_runner.kube.state import Deployed, State
-from ci_runner.run.plan import Action, decide, pinned, rollback_target
+from ci_runner.run.plan import Action, Verdict, decide, gate, pinned, rollback_target
 
 A = "a" * 40
 B = "b" * 40
@@ -77,3 +77,57 @@ def test_the_rollback_target_is_the_one_before_or_the_named_one() -> None:
             rollback_target(state, to)
     with pytest.raises(ValueError, match="no earlier deploy"):
         rollback_target(State(history=state.history[:1]), None)
+
+
+# -- REQUIRE_CHECKS ------------------------------------------------------------------------------
+
+OWN = "ci-runner/app"
+
+
+@pytest.mark.parametrize(
+    ("required", "runs", "statuses", "verdict", "said"),
+    [
+        (("test",), [("test", "success")], [], Verdict.PASS, "passed: test"),
+        (("test",), [("test", "neutral"), ("test", "skipped")], [], Verdict.PASS, "test"),
+        (("test",), [("test", "pending")], [], Verdict.WAIT, "test to finish"),
+        (("test",), [], [], Verdict.WAIT, "test to report"),
+        (("test", "ci/x"), [("test", "success")], [], Verdict.WAIT, "ci/x to report"),
+        (("test",), [("test", "timed_out")], [], Verdict.FAIL, "test (timed_out)"),
+        # A name reported as a check run and as a status: both must pass (as GitHub requires).
+        (("test",), [("test", "success")], [("test", "pending")], Verdict.WAIT, "test"),
+        (("test",), [("test", "success")], [("test", "error")], Verdict.FAIL, "test (error)"),
+        # A failure decides even while another required check is still running.
+        (("a", "b"), [("a", "pending"), ("b", "cancelled")], [], Verdict.FAIL, "b (cancelled)"),
+        # Unrequired checks do not count.
+        (("a",), [("a", "success"), ("b", "failure")], [], Verdict.PASS, "a"),
+        (("all",), [("a", "success"), ("b", "failure")], [], Verdict.FAIL, "b (failure)"),
+        (("all",), [("a", "success")], [("ci/x", "success")], Verdict.PASS, "a, ci/x"),
+        (("all",), [], [], Verdict.WAIT, "none has reported yet"),
+        # The runner's own status never counts: it is pending while the runner builds.
+        (("all",), [("a", "success")], [(OWN, "pending")], Verdict.PASS, "a"),
+        (("all",), [], [(OWN, "failure")], Verdict.WAIT, "none has reported"),
+    ],
+)
+def test_the_gate_passes_waits_or_fails_as_required_checks_do(
+    required: tuple[str, ...],
+    runs: list[tuple[str, str]],
+    statuses: list[tuple[str, str]],
+    verdict: Verdict,
+    said: str,
+) -> None:
+    decided = gate(required, runs, statuses, OWN)
+    assert decided.verdict is verdict
+    assert said in decided.reason
+
+
+def test_drift_is_a_revision_or_install_that_is_not_the_recorded_deploy() -> None:
+    from ci_runner.run.plan import drift
+
+    state = State(deployed_sha=A, revision=4)
+    assert drift(state, "web/shop", 4, "deployed", True) is None
+    assert drift(State(), "web/shop", 1, "deployed", False) is None  # nothing recorded
+    by_hand = drift(state, "web/shop", 5, "deployed", False)
+    assert by_hand is not None and "revision 5 (deployed)" in by_hand
+    assert "no longer name aaaaaaa" in by_hand and "rollback --to aaaaaaa" in by_hand
+    assert "no longer name" not in (drift(state, "web/shop", 5, "failed", True) or "")
+    assert "is not installed" in (drift(state, "web/shop", None, None, False) or "")
