@@ -2,15 +2,17 @@
 command line and the environment (``loading``); the parsers are ``ci_runner.parsing``, a layer
 below, so that neither module needs this package to be imported first."""
 
-from .loading import given_secrets, load, misspelt
-from .settings import OBSOLETE, Settings, StateSettings, table
+from .loading import given_secrets, load, load_fetch, misspelt
+from .settings import OBSOLETE, FetchSettings, Settings, StateSettings, table
 
 __all__ = [
     "OBSOLETE",
+    "FetchSettings",
     "Settings",
     "StateSettings",
     "given_secrets",
     "load",
+    "load_fetch",
     "misspelt",
     "table",
 ]

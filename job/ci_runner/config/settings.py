@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import Field, dataclass, fields
+from dataclasses import Field, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
 from .. import parsing as p
-from ..parsing import DEFAULT_KANIKO_IMAGE, Spec, setting
+from ..parsing import DEFAULT_KANIKO_IMAGE, DEFAULT_RUNNER_IMAGE, Spec, setting
 
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 
@@ -104,6 +104,12 @@ class Settings(StateSettings):
         "KANIKO_IMAGE",
         "Kaniko executor image of the build Job (the maintained fork, pinned).",
         default=DEFAULT_KANIKO_IMAGE,
+    )
+    runner_image: str = setting(
+        "RUNNER_IMAGE",
+        "This runner's own image: the build pod's init container runs it to fetch the commit's "
+        "build context, so that Kaniko never holds the GitHub token (the chart sets its own).",
+        default=DEFAULT_RUNNER_IMAGE,
     )
     build_timeout: int = setting(
         "BUILD_TIMEOUT",
@@ -437,6 +443,41 @@ class Settings(StateSettings):
         """The moving tag: the branch with '/' (and anything else a tag refuses) made '-',
         then ``-latest``; at most 128 characters, as registries require."""
         return _NOT_IN_TAG.sub("-", self.branch)[: 128 - len("-latest")] + "-latest"
+
+
+FETCH_SETTINGS = (
+    "REPO",
+    "GITHUB_API_URL",
+    "GIT_TOKEN",
+    "BUILD_CONTEXT",
+    "API_TIMEOUT",
+    "TARBALL_TIMEOUT",
+    "VERIFY_SSL",
+    "LOG_FORMAT",
+)
+"""The rows of Settings the build pod's init container reads (``ci-runner fetch-context``):
+the Job passes each as the run has it, GIT_TOKEN from the token Secret."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchSettings:
+    """What ``ci-runner fetch-context`` needs: the FETCH_SETTINGS rows, parsed as Settings
+    parses them. It talks to GitHub with a token only, never as the App."""
+
+    repo: str
+    github_api_url: str
+    git_token: str | None = field(repr=False)  # a secret stays out of repr, as in Settings
+    build_context: str
+    api_timeout: int
+    tarball_timeout: int
+    verify_ssl: bool | None
+    log_format: str
+    uses_app = False
+
+    @property
+    def verify_https(self) -> bool:
+        """As Settings.verify_https: only VERIFY_SSL=false turns GitHub's TLS check off."""
+        return self.verify_ssl is not False
 
 
 def table(kind: type[StateSettings] = Settings) -> list[tuple[Field[Any], Spec]]:
