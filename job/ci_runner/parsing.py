@@ -19,8 +19,6 @@ from dataclasses import MISSING, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import __version__
-
 REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # A DNS-1123 label: namespaces, and helm release names (which helm caps at 53 characters).
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -214,15 +212,11 @@ log_format = choice("text", "json")
 # its newest release we found (its repository's tags stop at v1.28.3 on 2026-08-13 in our
 # snapshot; v1.28.4 and v1.28.5 are in public use since).
 DEFAULT_KANIKO_IMAGE = "ghcr.io/osscontainertools/kaniko:v1.28.5"
-# The runner's own published image (the chart's runner.image at its appVersion): the build pod
-# runs it as the init container that fetches the build context. The downward API cannot tell a
-# pod its own image, so a run is told (the chart and the manifests set RUNNER_IMAGE).
-DEFAULT_RUNNER_IMAGE = f"ghcr.io/ci-runner/ci-runner:{__version__}"
 
 # What the runner itself gives Kaniko, and the setting to use instead. pflag shorthands:
 # -c --context, -f --dockerfile, -d --destination (root.go).
 RUNNER_FLAGS = {
-    "context": "REPO and BRANCH (the runner clones the exact commit)",
+    "context": "REPO and BRANCH (the runner fetches the exact commit for Kaniko)",
     "context-sub-path": "BUILD_CONTEXT",
     "dockerfile": "DOCKERFILE",
     "destination": "IMAGE (the runner pushes <sha> and <branch>-latest)",

@@ -15,10 +15,15 @@ from dataclasses import Field, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from .. import __version__
 from .. import parsing as p
-from ..parsing import DEFAULT_KANIKO_IMAGE, DEFAULT_RUNNER_IMAGE, Spec, setting
+from ..parsing import DEFAULT_KANIKO_IMAGE, Spec, setting
 
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
+# The runner's own published image (the chart's runner.image at its appVersion): the build pod
+# runs it as the init container that fetches the build context. The downward API cannot tell a
+# pod its own image, so a run is told (the chart and the manifests set RUNNER_IMAGE).
+DEFAULT_RUNNER_IMAGE = f"ghcr.io/ci-runner/ci-runner:{__version__}"
 
 
 # Settings of the earlier loop-based runner that the CronJob design replaced.

@@ -21,7 +21,7 @@ def fetch_context(settings: FetchSettings, sha: str, into: Path) -> str:
 
     ``into`` is emptied first: the kubelet may run an init container again (a pod sandbox
     recreated), and a second run must not mix two extractions."""
-    # Not at the top, as in the run: tarfile is only for this step.
+    # Not at the top: tarfile is not for an idle run, which imports this package too.
     from ..archive import extract_context
 
     into.mkdir(parents=True, exist_ok=True)
