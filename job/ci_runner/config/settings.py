@@ -313,7 +313,7 @@ class Settings(StateSettings):
     )
     git_token: str | None = setting(
         "GIT_TOKEN",
-        "GitHub token for the API, the tarball and Kaniko's clone (prefer the variable).",
+        "GitHub token for the API and the tarball, the build pod's too (prefer the variable).",
         default=None,
         parse=p.credential,
         secret=True,
@@ -422,8 +422,9 @@ class Settings(StateSettings):
 
     @property
     def github_host(self) -> str:
-        """The git host Kaniko clones from: github.com for the public API, SUBDOMAIN.ghe.com for
-        api.SUBDOMAIN.ghe.com (GHE.com), the API's own host for GitHub Enterprise Server."""
+        """The repository's git host: github.com for the public API, SUBDOMAIN.ghe.com for
+        api.SUBDOMAIN.ghe.com (GHE.com), the API's own host for GitHub Enterprise Server. (Kaniko
+        cloned from it; the build pod now downloads the commit through the API instead.)"""
         netloc = urlsplit(self.github_api_url).netloc
         if netloc == "api.github.com":
             return "github.com"
@@ -432,7 +433,8 @@ class Settings(StateSettings):
 
     @property
     def token_secret_name(self) -> str | None:
-        """The Secret that carries the token to Kaniko, if the build needs one."""
+        """The Secret that carries the token to the build pod's init container (which fetches
+        the build context; Kaniko never holds it), if the build needs one."""
         if self.git_token_secret:
             return self.git_token_secret
         kept = self.git_token or self.uses_app
