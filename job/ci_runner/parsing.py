@@ -234,6 +234,9 @@ POD_FIELDS: dict[str, type] = {
     "affinity": dict,
     "serviceAccountName": str,
     "priorityClassName": str,
+    # The build pod pulls the runner's own image too (its init container): a private one needs
+    # the pull Secrets the runner's pod has.
+    "imagePullSecrets": list,
 }
 _JSON_TYPES: dict[type, str] = {dict: "object", list: "array", str: "string"}
 _ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

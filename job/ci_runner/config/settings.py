@@ -186,7 +186,7 @@ class Settings(StateSettings):
     build_pod: Mapping[str, Any] | None = setting(
         "BUILD_POD",
         "JSON: the build pod's resources, nodeSelector, tolerations, affinity, "
-        "serviceAccountName and priorityClassName.",
+        "serviceAccountName, priorityClassName and imagePullSecrets.",
         default=None,
         parse=p.build_pod,
         metavar="JSON",

@@ -526,3 +526,12 @@ def test_a_token_secret_too_short_to_mask_is_refused() -> None:
         ConfigError, match=r"GIT_TOKEN_SECRET Secret 'tok' .* holds the token shorter"
     ):
         check_secrets(kube, app_settings(GIT_TOKEN_SECRET="tok"))  # type: ignore[arg-type]
+
+
+def test_build_pod_may_name_pull_secrets_for_a_private_runner_image() -> None:
+    pulls = [{"name": "ghcr-pull"}]
+    manifest = job(
+        RUNNER_IMAGE="ghcr.io/acme/ci-runner:1.0.0",
+        BUILD_POD=json.dumps({"imagePullSecrets": pulls}),
+    )
+    assert manifest["spec"]["template"]["spec"]["imagePullSecrets"] == pulls
