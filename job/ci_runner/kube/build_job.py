@@ -142,6 +142,7 @@ def fetch_container(settings: Settings, sha: str) -> Obj:
     return {
         "name": FETCH_CONTAINER,
         "image": s.runner_image,
+        # Arguments only: the image's ENTRYPOINT is the ci-runner console script (Dockerfile).
         "args": [
             "fetch-context",
             f"--sha={sha}",
