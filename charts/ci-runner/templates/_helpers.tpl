@@ -14,7 +14,7 @@
 {{- default .name .release -}}
 {{- end -}}
 
-{{/* The Secret where an app's runner keeps the GitHub App's installation token for Kaniko:
+{{/* The Secret where an app's runner keeps the GitHub App's installation token for the build pod's init container:
      ci-runner-<release>-git (Settings.token_secret_name). Call with the app. */}}
 {{- define "ci-runner.tokenCopy" -}}
 {{- printf "ci-runner-%s-git" (include "ci-runner.appRelease" .) -}}
