@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from ci_runner.kube.token_secret import EXPIRES
+from kubernetes import client
 
 from tests.e2e.appkit import BUILD, RELEASE, REPO, App, Run
 from tests.support.appkeys import public_pem, rsa_pem
@@ -186,15 +189,50 @@ def test_the_app_flow_from_jwt_to_kanikos_secret(app: App, emulator: Any) -> Non
 @pytest.mark.helm
 def test_an_installation_token_about_to_expire_is_renewed(app: App, emulator: Any) -> None:
     with_app(app)
-    app.github.set_app_token_lifetime(240)  # within the five minutes kept tokens are renewed
     assert app.run().code == 0
     newer = app.push({"README.md": "v2"})
-    app.github.expire_app_tokens()  # as four minutes would
+    # As 55 minutes would: the kept token has five minutes left, within the ten before its
+    # expiry that a token is renewed (and GitHub has ended it, should the runner try it).
+    soon = (datetime.now(UTC) + timedelta(minutes=5)).isoformat(timespec="seconds")
+    with app.api() as api:
+        client.CoreV1Api(api).patch_namespaced_secret(
+            f"ci-runner-{RELEASE}-git", app.cicd, {"metadata": {"annotations": {EXPIRES: soon}}}
+        )
+    app.github.expire_app_tokens()
     done = app.run()
     assert done.code == 0, done.output
     first, second = app.github.app_tokens  # renewed, not reused
     assert first != second and kept_token(kept_secret(emulator, app)) == second
     assert app.status()["lastDeployedSha"] == newer
+
+
+@pytest.mark.helm
+def test_a_token_that_expires_during_a_held_build_is_renewed_before_reporting(
+    app: App, emulator: Any
+) -> None:
+    with_app(app)
+    # Tokens that live seconds, not an hour: under the runner's ten-minute margin each use asks
+    # for a new one, and the held build outlives every token made before it ends.
+    app.github.set_app_token_lifetime(5)
+    emulator.jobs.behave("hold", labels=BUILD)
+    running = app.start()
+    job = app.wait_for_build_job()
+    before = app.github.app_tokens
+    deadline = time.monotonic() + 30
+    while not all(app.github.app_token_expired(t) for t in before):  # a condition, polled
+        assert time.monotonic() < deadline, "the tokens never expired"
+        time.sleep(0.05)
+    emulator.jobs.release(app.cicd, job)
+    _, err = running.communicate(timeout=120)
+    assert running.returncode == 0, err
+
+    assert statuses(app, app.heads[0])[-1][0] == "success"
+    assert [r.path for r in app.github.requests if r.status == 401] == []  # no token expired
+    posted = [r for r in app.github.requests if "/statuses/" in r.path]
+    success = posted[-1].header("Authorization") or ""
+    assert success.removeprefix("Bearer ") not in before  # made after the build
+    assert kept_token(kept_secret(emulator, app)) == app.github.app_tokens[-1]
+    assert not any(t in err for t in app.github.app_tokens)
 
 
 def test_a_key_github_rejects_is_exit_3_with_a_clear_message(app: App) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 import time
@@ -160,6 +161,33 @@ def test_tarball_redirect_drops_token_and_holds_the_tree(
         if p.is_file()
     }
     assert extracted == {**{k: v.encode() for k, v in files.items()}, "bin.dat": b"\x00\xff"}
+
+
+def test_an_inflated_archive_is_a_gzip_tar_as_github_makes_them(
+    github: GitHubFake, repo: str, session: requests.Session
+) -> None:
+    # GitHub's archive: gzip (RFC 1952: CRC-32 and size checked by Python's reader), a pax
+    # global header carrying the commit id (git archive's "comment"), one top directory.
+    # 9 MiB and a few bytes: whole repeated blocks, then a tail.
+    sha = github.push(repo, "main", {"chart/Chart.yaml": "name: app\n"})
+    size = 9 * 1024 * 1024 + 5
+    github.inflate_tarball(repo, sha, {"assets/zeros.bin": size})
+    packed = session.get(f"{github.url}/repos/acme/app/tarball/{sha}").content
+    assert len(packed) < size // 500
+    whole = gzip.decompress(packed)
+    assert len(whole) % tarfile.RECORDSIZE == 0
+    with tarfile.open(fileobj=io.BytesIO(whole)) as tar:
+        assert tar.pax_headers == {"comment": sha}
+        members = {m.name: m for m in tar.getmembers()}
+        top = f"acme-app-{sha[:7]}"
+        assert sorted(members) == [
+            top, f"{top}/assets", f"{top}/assets/zeros.bin", f"{top}/chart",
+            f"{top}/chart/Chart.yaml",
+        ]  # fmt: skip
+        zeros = tar.extractfile(members[f"{top}/assets/zeros.bin"])
+        assert zeros is not None and zeros.read() == bytes(size)
+        chart = tar.extractfile(members[f"{top}/chart/Chart.yaml"])
+        assert chart is not None and chart.read() == b"name: app\n"
 
 
 def test_private_archive_needs_the_signed_link(

@@ -4,6 +4,7 @@ them, seen through real clients (requests, PyJWT)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -125,6 +126,29 @@ def test_installation_tokens_expire(
     body = exchange(session, github, signed(app)).json()
     left = datetime.fromisoformat(body["expires_at"]) - datetime.now(UTC)
     assert 60 < left.total_seconds() <= 120
+
+
+def test_a_token_is_refused_once_its_expires_at_has_passed(
+    github: GitHubFake, app: str, session: requests.Session
+) -> None:
+    # GitHub: "The installation access token will expire after 1 hour" and the answer's
+    # expires_at says when, in ISO 8601 UTC with seconds (docs.github.com, "Generating an
+    # installation access token for a GitHub App"; the example answer has
+    # "2016-07-11T22:14:10Z"); a request with an expired token is 401 "Bad credentials".
+    github.set_app_token_lifetime(1)
+    body = exchange(session, github, signed(app)).json()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["expires_at"])
+    expires = datetime.fromisoformat(body["expires_at"])
+    deadline = time.monotonic() + 30
+    while datetime.now(UTC) <= expires:  # a condition, not a guess at how long
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert github.app_token_expired(body["token"])
+    answer = session.get(
+        f"{github.url}/repos/acme/app/commits/main",
+        headers={**SHA_MEDIA, "Authorization": f"Bearer {body['token']}"},
+    )
+    assert answer.status_code == 401 and answer.json()["message"] == "Bad credentials"
 
 
 def deploy(session: requests.Session, github: GitHubFake, **fields: Any) -> requests.Response:

@@ -7,7 +7,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from ci_runner import archive
 from ci_runner.archive import extract_chart
 from ci_runner.errors import ArchiveError, BadCommit
 
@@ -92,24 +91,52 @@ def test_missing_chart_is_the_commits_fault(tmp_path: Path) -> None:
         )
 
 
-def test_a_gzip_bomb_outside_the_chart_is_refused_without_inflating_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # 64 MiB of zeros gzip to about 64 KiB; with the cap lowered to 8 MiB the same check that
-    # stops a multi-gigabyte bomb stops this one.
-    monkeypatch.setattr(archive, "MAX_UNPACKED_BYTES", 8 * 1024 * 1024)
+def zeros_then_chart(zeros: int) -> bytes:
+    """A tarball with ``zeros`` bytes of zeros outside the chart, then the chart."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         info = tarfile.TarInfo(f"{TOP}/assets/zeros.bin")
-        info.size = 64 * 1024 * 1024
+        info.size = zeros
         tar.addfile(info, io.BytesIO(bytes(info.size)))
-        chart = tarfile.TarInfo(f"{TOP}/deploy/chart/Chart.yaml")
-        chart.size = 4
-        tar.addfile(chart, io.BytesIO(b"x: 1"))
-    assert len(buffer.getvalue()) < 1024 * 1024
-    with pytest.raises(ArchiveError, match="unpacks to over 8388608 bytes"):
-        extract_chart(io.BytesIO(buffer.getvalue()), "deploy/chart", tmp_path, "acme/shop@0123456")
-    assert not (tmp_path / "chart").exists()
+        for name, data in CHART.items():
+            chart = tarfile.TarInfo(f"{TOP}/{name}")
+            chart.size = len(data)
+            tar.addfile(chart, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_what_the_rest_of_the_repository_inflates_to_does_not_count(tmp_path: Path) -> None:
+    data = zeros_then_chart(64 * 1024 * 1024)  # about 64 KiB of gzip
+    assert len(data) < 1024 * 1024
+    chart = extract_chart(io.BytesIO(data), "deploy/chart", tmp_path, "acme/shop@0123456")
+    assert [p.name for p in chart.iterdir()] == ["Chart.yaml"]
+
+
+def test_a_gzip_bomb_outside_the_chart_is_cut_off_by_time_and_nothing_lands(
+    tmp_path: Path,
+) -> None:
+    # A clock that moves a second per look: the 64 MiB of zeros take 64 reads of a MiB, so
+    # within 10 s the pass ends among them, as a real bomb's does at TARBALL_TIMEOUT.
+    ticks = iter(range(10**6))
+    data = zeros_then_chart(64 * 1024 * 1024)
+    with pytest.raises(ArchiveError) as refused:
+        extract_chart(
+            io.BytesIO(data), "deploy/chart", tmp_path, "acme/shop@0123456", 10, lambda: next(ticks)
+        )
+    assert str(refused.value).startswith(
+        "the tarball of acme/shop@0123456 did not unpack within 10s (TARBALL_TIMEOUT; "
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_chart_file_after_a_bad_member_leaves_nothing_behind(tmp_path: Path) -> None:
+    data = tarball(
+        {f"{TOP}/deploy/chart/Chart.yaml": b"x", f"{TOP}/deploy/chart/values.yaml": b"a: 1"},
+        [link(f"{TOP}/deploy/chart/templates/x.yaml", "/etc/passwd")],
+    )
+    with pytest.raises(ArchiveError, match="link or special file"):
+        extract_chart(io.BytesIO(data), "deploy/chart", tmp_path, "acme/shop@0123456")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_corrupt_gzip_stream_is_refused(tmp_path: Path) -> None:

@@ -66,8 +66,8 @@ class StateSettings:
     )
     tarball_timeout: int = setting(
         "TARBALL_TIMEOUT",
-        "Seconds the download of a commit's tarball may take in all; one that stalls (no byte "
-        "for API_TIMEOUT seconds) is given up on sooner.",
+        "Seconds the download of a commit's tarball may take in all (one that stalls, no byte "
+        "for API_TIMEOUT seconds, is given up on sooner), and again its unpacking.",
         default=600,
         parse=p.positive,
         metavar="SECONDS",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import IO, Any, Protocol
 from urllib.parse import quote
@@ -62,9 +63,10 @@ class GitHub:
         self._session.verify = settings.verify_https
         self._session.headers["User-Agent"] = "ci-runner"
         self._session.headers["X-GitHub-Api-Version"] = "2022-11-28"
+        self._credentials: Callable[[], str] | None = None
         if settings.git_token:
             self._session.headers["Authorization"] = f"Bearer {settings.git_token}"
-        elif not settings.uses_app:  # an App's token comes with authorize()
+        elif not settings.uses_app:  # an App's token comes with use_credentials()
             # GitHub waives the rate limit for a 304 only when the request is authorised.
             log.warning(
                 "no GIT_TOKEN: every GitHub request, 304s included, spends the 60-per-hour "
@@ -190,6 +192,12 @@ class GitHub:
     def authorize(self, token: str) -> None:
         """Send ``token`` (an App installation's) with every request from now on."""
         self._session.headers["Authorization"] = f"Bearer {token}"
+
+    def use_credentials(self, source: Callable[[], str]) -> None:
+        """Ask ``source`` for the token before every request from now on: a source that renews
+        an App's installation token when it is about to expire (``run/auth.py``), so that a
+        status posted after an hour's build is not refused with a 401."""
+        self._credentials = source
 
     def installation_token(self, jwt: str, installation: int) -> tuple[str, datetime]:
         """Exchange the App's ``jwt`` for a token of ``installation``, and its expiry.
@@ -318,8 +326,15 @@ class GitHub:
         """Every request to GitHub: the session's credentials and headers, API_TIMEOUT, and a
         GitHubError when GitHub cannot be reached (the caller reads the answer)."""
         url = f"{self._api}{path}"
+        headers = kwargs.pop("headers", None) or {}
+        if self._credentials is not None and "Authorization" not in headers:
+            # Asked at the moment of use, not once per run (the token exchange itself carries
+            # the App's JWT instead, so renewing never recurses).
+            headers = {**headers, "Authorization": f"Bearer {self._credentials()}"}
         try:
-            return self._session.request(method, url, timeout=self._timeout, **kwargs)
+            return self._session.request(
+                method, url, headers=headers, timeout=self._timeout, **kwargs
+            )
         except requests.Timeout as e:
             raise GitHubError(f"GitHub did not answer within {self._timeout}s ({self._api})") from e
         except requests.RequestException as e:
@@ -328,7 +343,7 @@ class GitHub:
 
     @property
     def _authorised(self) -> bool:
-        return "Authorization" in self._session.headers
+        return self._credentials is not None or "Authorization" in self._session.headers
 
     def _check(self, response: requests.Response, doing: str) -> None:
         raise_for_status(response, doing, self._repo, self._authorised)

@@ -62,8 +62,8 @@ def foreign_job(job: Obj, release: str, sha: str) -> str | None:
 WORKSPACE = "/workspace"
 FETCH_CONTAINER = "fetch-context"
 CONTEXT_VOLUME = "context"
-# Room for a context of archive.MAX_CONTEXT_BYTES (1 GiB) and the tarball of
-# github.client.MAX_TARBALL_BYTES (200 MiB) it is unpacked from.
+# Room for a context of archive.MAX_CONTEXT_BYTES (1 GiB, as its tar headers declare) and the
+# tarball of github.client.MAX_TARBALL_BYTES (200 MiB) it is unpacked from.
 CONTEXT_SIZE = "2Gi"
 FETCH_TMP_SIZE = "256Mi"
 # The runner's own measured peak is near 50 MiB while it downloads and unpacks a tarball.

@@ -1,4 +1,4 @@
-"""The token Secret the runner keeps for Kaniko (``ci-runner-<RELEASE>-git``, key ``token``):
+"""The token Secret the runner keeps for the build pod (``ci-runner-<RELEASE>-git``, key ``token``):
 the one module that reads and writes it.
 
 It holds GIT_TOKEN's value (when no GIT_TOKEN_SECRET is given) or a GitHub App's installation
@@ -6,7 +6,8 @@ token with its expiry as an annotation; build Jobs read it through a Secret refe
 cluster the chart (or the manifests) creates it empty and the runner may only read and update it
 by name: a Role cannot limit ``create`` to one name, and a runner that may create Secrets may
 create any. Only a run that may create it (a person's kubeconfig) creates it when missing. The
-installation token is reused until RENEW_BEFORE its expiry: GitHub's ETags vary with the
+installation token is reused until RENEW_BEFORE its expiry (and renewed then, mid-run too:
+``run/auth.py``): GitHub's ETags vary with the
 Authorization header, so a fresh token each run would turn every no-op run's free 304 into a
 full request.
 """
@@ -23,8 +24,11 @@ from .client import MANAGED_BY, RELEASE_LABEL, SECRETS, Kube, Obj
 TOKEN_KEY = "token"
 EXPIRES = "ci-runner.io/token-expires-at"
 """Annotation on the token Secret: when the installation token in it expires (ISO 8601)."""
-RENEW_BEFORE = timedelta(minutes=5)
-"""A kept token this close to its expiry is renewed (a build must still clone with it)."""
+RENEW_BEFORE = timedelta(minutes=10)
+"""An installation token this close to its expiry is renewed before it is used, kept or not.
+Ten minutes: a build Job's pod may take minutes to start before its init container fetches the
+build context with the token (an image pull, a node the autoscaler adds), and clocks drift;
+GitHub's tokens live an hour, so a token is used for its first fifty minutes."""
 
 
 def manifest(settings: Settings, token: str, expires: datetime | None = None) -> Obj:
@@ -45,20 +49,34 @@ def manifest(settings: Settings, token: str, expires: datetime | None = None) ->
     }
 
 
-def kept_token(secret: Obj | None, now: datetime) -> str | None:
-    """The installation token in the runner's Secret, if it is good for over RENEW_BEFORE."""
+def usable(expires: datetime | None, now: datetime) -> bool:
+    """Whether a token expiring at ``expires`` (None: unknown) is good for over RENEW_BEFORE."""
+    return expires is not None and expires - RENEW_BEFORE > now
+
+
+def kept(secret: Obj | None) -> tuple[str | None, datetime | None]:
+    """The installation token in the runner's Secret and its expiry; (None, None) when it
+    holds none, or none the runner can read (edited by hand: renew rather than trust it)."""
     if secret is None:
-        return None
+        return None, None
     expires = (secret["metadata"].get("annotations") or {}).get(EXPIRES)
     encoded = (secret.get("data") or {}).get(TOKEN_KEY)
     if not expires or not encoded:
-        return None
+        return None, None
     try:
-        usable = datetime.fromisoformat(expires) - RENEW_BEFORE > now
+        when = datetime.fromisoformat(expires)
         token = base64.b64decode(encoded).decode()
-    except ValueError:  # edited by hand: renew rather than trust it
-        return None
-    return token if usable and token else None
+    except ValueError:
+        return None, None
+    if when.tzinfo is None or not token:
+        return None, None
+    return token, when
+
+
+def kept_token(secret: Obj | None, now: datetime) -> str | None:
+    """The installation token in the runner's Secret, if it is good for over RENEW_BEFORE."""
+    token, expires = kept(secret)
+    return token if usable(expires, now) else None
 
 
 def read(kube: Kube, settings: Settings) -> Obj | None:

@@ -29,7 +29,9 @@ def chart_line(s: Settings, github: GitHub, sha: str, helm: str | None) -> Resul
         try:
             where = f"{s.repo}@{sha[:7]}"
             with github.tarball(sha) as tarball:
-                chart_dir = extract_chart(tarball, s.chart_path, Path(tmp), where)
+                chart_dir = extract_chart(
+                    tarball, s.chart_path, Path(tmp), where, s.tarball_timeout
+                )
             values = chart_values(s, chart_dir, sha)
         except BadCommit as e:  # the commit's own fault: a run would count failed attempts
             return failed(item, f"{e}: fix CHART_PATH or VALUES_FILES, or push the chart")

@@ -103,6 +103,8 @@ class Cycle:
         self.lease = Lease(api, settings)
         self.events = Recorder(api, settings)
         self.report = Reporter(settings, github)
+        self.credentials: Callable[[], str] | None = None
+        """The App's installation token source, once authenticated (None: not an App)."""
 
     def run(self, dry_run: bool) -> Outcome:
         """The README's seven steps."""
@@ -113,7 +115,7 @@ class Cycle:
             if self.force:
                 raise ConfigError([f"run --force refused: {held}"])
             return Outcome(held)
-        authenticate(self.kube, self.github, s, store=not dry_run)  # as the App, if one
+        self.credentials = authenticate(self.kube, self.github, s, store=not dry_run)
         commit = self.ask_head(state)  # 2. the head, asked conditionally
         skipped = self.check_head(commit, state, dry_run)  # its ETag kept; [skip ci], WATCH_PATHS
         if skipped is not None:
@@ -157,7 +159,7 @@ class Cycle:
         except ValueError as e:
             raise ConfigError([str(e)]) from e
         helm = self.find_helm()  # before anything is written, as for a run
-        authenticate(self.kube, self.github, s, store=True)
+        self.credentials = authenticate(self.kube, self.github, s, store=True)
         commit = Commit(target.sha, None, None)
         with tempfile.TemporaryDirectory(prefix="ci-runner-") as tmp:
             deploy = self.fetch_chart(commit, Path(tmp), helm).pinned(target.sha, target.digest)
@@ -305,7 +307,7 @@ class Cycle:
         s = self.settings
         where = f"{s.repo}@{commit.sha[:7]}"
         with self.github.tarball(commit.sha) as tarball:
-            chart_dir = extract_chart(tarball, s.chart_path, tmp, where)
+            chart_dir = extract_chart(tarball, s.chart_path, tmp, where, s.tarball_timeout)
         return Deploy(s, chart_dir, chart_values(s, chart_dir, commit.sha), helm)
 
     def act(self, commit: Commit, plan: Plan, deploy: Deploy) -> Outcome:
@@ -329,6 +331,11 @@ class Cycle:
         check_secrets(self.kube, s)
         builder = Builder(self.kube, s)
         token_secret.keep_git_token(self.kube, s)
+        if self.credentials is not None:
+            # The build pod's init container fetches the context with the token the Secret
+            # holds when it starts: renewed now if the tarball's download took it under the
+            # margin (a renewal is kept there).
+            self.credentials()
         # The nonce makes a fresh Job name for a forced build, or when a failed Job of the same
         # name exists: such a Job's failure was counted already and is never adopted again.
         self.report.building(plan.sha)

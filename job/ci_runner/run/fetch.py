@@ -32,5 +32,5 @@ def fetch_context(settings: FetchSettings, sha: str, into: Path) -> str:
             child.unlink()
     where = f"{settings.repo}@{sha[:7]}"
     with GitHub(settings) as github, github.tarball(sha) as tarball:
-        extract_context(tarball, settings.build_context, into, where)
+        extract_context(tarball, settings.build_context, into, where, settings.tarball_timeout)
     return f"unpacked {settings.build_context!r} of {where} into {into}"

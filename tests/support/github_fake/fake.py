@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from .api import Api, Exhaustion
 from .apps import App
-from .repos import Repository
+from .repos import Repository, build_tarball
 from .server import Incoming, Reply, Server
 
 SLOW_HOLD_SECONDS = 60.0
@@ -138,6 +138,14 @@ class GitHubFake:
                 raise KeyError(f"{full_name} has no commit {sha}")
             repo.tarballs[sha] = bytes(data)
 
+    def inflate_tarball(self, full_name: str, sha: str, zeros: Mapping[str, int]) -> None:
+        """Serve commit ``sha``'s archive with files of zeros added (path: size, not in the
+        commit): a repository that inflates to gigabytes, in a few MiB of gzip made quickly."""
+        with self._lock:
+            repo = self._repo(full_name)
+            commit = repo.commits[sha]
+            repo.tarballs[sha] = build_tarball(repo.archive_prefix(commit), commit, zeros)
+
     def statuses(self, full_name: str, sha: str) -> list[dict[str, object]]:
         """The commit statuses posted for ``sha``, oldest first."""
         with self._lock:
@@ -174,6 +182,11 @@ class GitHubFake:
             now = self._api.apps.now()
             for issued in self._api.apps.issued.values():
                 issued.expires = min(issued.expires, now)
+
+    def app_token_expired(self, token: str) -> bool:
+        """Whether installation token ``token`` is past its ``expires_at`` (answered 401 now)."""
+        with self._lock:
+            return self._api.apps.expired(token)
 
     @property
     def app_tokens(self) -> list[str]:

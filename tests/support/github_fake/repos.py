@@ -6,9 +6,10 @@ No HTTP here: this is the data the fake's API answers from.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
+import struct
 import tarfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -109,30 +110,84 @@ class Repository:
         return build_tarball(self.archive_prefix(commit), commit)
 
 
-def build_tarball(prefix: str, commit: Commit) -> bytes:
-    """A ``git archive``-like tar.gz: a pax header naming the commit, dirs, then files."""
+def build_tarball(prefix: str, commit: Commit, zeros: Mapping[str, int] | None = None) -> bytes:
+    """A ``git archive``-like tar.gz: a pax header naming the commit, dirs, then files; and
+    ``zeros`` (path: size), files of zeros that are not in the commit, written in time and
+    memory of their compressed size (a repository that inflates to gigabytes, cheaply)."""
+    zeros = dict(zeros or {})
     mtime = int(commit.date.timestamp())
+    paths = set(commit.files) | set(zeros)
     dirs = {prefix}
-    for path in commit.files:
+    for path in paths:
         parts = path.split("/")[:-1]
         dirs.update(f"{prefix}/{'/'.join(parts[: i + 1])}" for i in range(len(parts)))
-    entries = sorted(dirs | {f"{prefix}/{path}" for path in commit.files})
-    buffer = io.BytesIO()
-    with tarfile.open(
-        fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT, pax_headers={"comment": commit.sha}
-    ) as tar:
-        for name in entries:
-            info = tarfile.TarInfo(name)
-            info.mtime = mtime
-            info.uname = info.gname = "root"
-            if name in dirs:
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
-            else:
-                data = commit.files[name[len(prefix) + 1 :]]
-                info.mode, info.size = 0o644, len(data)
-                tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    entries = sorted(dirs | {f"{prefix}/{path}" for path in paths})
+    out = _GzipWriter()
+    out.write(tarfile.TarInfo.create_pax_global_header({"comment": commit.sha}))
+    for name in entries:
+        info = tarfile.TarInfo(name)
+        info.mtime = mtime
+        info.uname = info.gname = "root"
+        path = name[len(prefix) + 1 :]
+        if name in dirs:
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            out.write(info.tobuf(tarfile.PAX_FORMAT))
+        elif path in zeros:
+            info.mode, info.size = 0o644, zeros[path]
+            out.write(info.tobuf(tarfile.PAX_FORMAT))
+            out.zeros(info.size + -info.size % tarfile.BLOCKSIZE)
+        else:
+            data = commit.files[path]
+            info.mode, info.size = 0o644, len(data)
+            out.write(info.tobuf(tarfile.PAX_FORMAT) + data + bytes(-len(data) % tarfile.BLOCKSIZE))
+    out.write(bytes(2 * tarfile.BLOCKSIZE))  # the end-of-archive marker
+    return out.close(tarfile.RECORDSIZE)
+
+
+_MIB = 1 << 20
+
+
+class _GzipWriter:
+    """A gzip stream (RFC 1952) written by hand, so that a long run of zeros costs one
+    compressed MiB repeated: raw deflate blocks after a full flush reference nothing before
+    them, so independently compressed ones may be laid end to end (RFC 1951, 3.2.3)."""
+
+    _zero_block: bytes | None = None
+
+    def __init__(self) -> None:
+        self._parts = [b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"]  # no name, no mtime
+        self._crc = 0
+        self._size = 0
+        self._deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+
+    def write(self, data: bytes) -> None:
+        self._crc = zlib.crc32(data, self._crc)
+        self._size += len(data)
+        self._parts.append(self._deflate.compress(data))
+
+    def zeros(self, count: int) -> None:
+        self._parts.append(self._deflate.flush(zlib.Z_FULL_FLUSH))
+        block = _GzipWriter._zero_block
+        if block is None:
+            once = zlib.compressobj(9, zlib.DEFLATED, -15)
+            block = _GzipWriter._zero_block = once.compress(bytes(_MIB)) + once.flush(
+                zlib.Z_FULL_FLUSH
+            )
+        mib = bytes(_MIB)
+        for _ in range(count // _MIB):
+            self._crc = zlib.crc32(mib, self._crc)
+            self._parts.append(block)
+        self._size += count // _MIB * _MIB
+        # What follows must not reach back past the blocks laid in: a fresh compressor.
+        self._deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+        self.write(bytes(count % _MIB))
+
+    def close(self, record: int) -> bytes:
+        """The whole stream, the tar padded to a multiple of ``record`` as tar pads it."""
+        self.write(bytes(-self._size % record))
+        self._parts.append(self._deflate.flush())
+        self._parts.append(struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
+        return b"".join(self._parts)
 
 
 def _check_path(path: str) -> None:

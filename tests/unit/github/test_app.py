@@ -43,14 +43,16 @@ def secret(token: str, expires: datetime) -> dict[str, object]:
     ("kept", "usable"),
     [
         (secret("ghs_a", NOW + timedelta(minutes=50)), "ghs_a"),
-        (secret("ghs_a", NOW + timedelta(minutes=5)), None),  # renewed five minutes before
+        (secret("ghs_a", NOW + timedelta(minutes=11)), "ghs_a"),
+        (secret("ghs_a", NOW + timedelta(minutes=10)), None),  # renewed ten minutes before
         (secret("ghs_a", NOW - timedelta(minutes=1)), None),
         ({"metadata": {}, "data": {"token": "Z2hwXw=="}}, None),  # a personal token kept before
         ({"metadata": {"annotations": {EXPIRES: "soon"}}, "data": {"token": "eA=="}}, None),
+        (secret("ghs_a", (NOW + timedelta(hours=1)).replace(tzinfo=None)), None),  # no zone
         (None, None),
     ],
 )
-def test_a_kept_token_is_reused_until_five_minutes_before_it_expires(
+def test_a_kept_token_is_reused_until_ten_minutes_before_it_expires(
     kept: dict[str, object] | None, usable: str | None
 ) -> None:
     assert kept_token(kept, NOW) == usable
@@ -93,3 +95,27 @@ def test_the_kept_token_is_where_build_jobs_read_it() -> None:
     [container] = job["spec"]["template"]["spec"]["initContainers"]
     [ref] = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e]
     assert ref == {"name": "ci-runner-shop-git", "key": TOKEN_KEY}
+
+
+def test_the_client_asks_its_credential_source_at_each_request_but_not_for_the_exchange(
+    github: GitHubFake,
+) -> None:
+    github.register_app("4242", public_pem(rsa_pem()), 77)
+    github.create_repo("acme/shop")
+    github.push("acme/shop", "main", {"a.txt": "1"})
+    handed = iter(["ghs_first_token_x", "ghs_second_token"])
+    asked: list[str] = []
+
+    def source() -> str:
+        asked.append(next(handed))
+        return asked[-1]
+
+    with client(github) as gh:
+        gh.use_credentials(source)
+        gh.head("main")
+        gh.installation_token(app_jwt("4242", rsa_pem(), datetime.now(UTC)), 77)
+        gh.head("main")
+    sent = [r.header("Authorization") for r in github.requests]
+    assert asked == ["ghs_first_token_x", "ghs_second_token"]
+    assert sent[0] == "Bearer ghs_first_token_x" and sent[2] == "Bearer ghs_second_token"
+    assert sent[1] is not None and sent[1].startswith("Bearer ey")  # the App's JWT
