@@ -11,9 +11,11 @@ import gc
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn, TypeVar
 
@@ -27,10 +29,11 @@ from .config import (
     StateSettings,
     given_secrets,
     load,
+    load_fetch,
     misspelt,
     table,
 )
-from .errors import CiRunnerError
+from .errors import CiRunnerError, ConfigError
 from .run import cycle
 from .run.status import release_history, release_status
 
@@ -341,3 +344,51 @@ def fleet(verbose: bool, **options: Any) -> None:
         # JSON logs: a log pipeline reads every line of the pod as one object, stdout too.
         as_json = {"level": "info", "message": line}
         click.echo(json.dumps(as_json) if settings.log_format == "json" else line)
+
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+@main.command("fetch-context", hidden=True)
+@click.option("--sha", required=True, help="The commit whose build context to fetch.")
+@click.option(
+    "--into",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The directory to unpack BUILD_CONTEXT into (emptied first).",
+)
+@click.option(
+    "--message-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where the one-line error goes too (the build pod: /dev/termination-log).",
+)
+def fetch_context(sha: str, into: Path, message_file: Path | None) -> None:
+    """Internal: the build pod's init container. Download the commit's tarball from GitHub
+    and unpack BUILD_CONTEXT for Kaniko's dir:// context, so that Kaniko never holds the
+    GitHub token. Reads REPO, GITHUB_API_URL, GIT_TOKEN, BUILD_CONTEXT, API_TIMEOUT,
+    TARBALL_TIMEOUT, VERIFY_SSL and LOG_FORMAT from the environment.
+
+    Exit codes: 1 the commit's archive is refused (bad, hostile, too big, no BUILD_CONTEXT);
+    2 the settings are wrong; 3 GitHub failed (unreachable, refused, too slow).
+    """
+    # Not at the top: the idle run never needs this step.
+    from .run import fetch
+
+    masked = given_secrets({}, os.environ)
+    as_json = os.environ.get("LOG_FORMAT", "").strip().lower() == "json"
+    try:
+        if not _SHA.match(sha):
+            raise ConfigError([f"--sha must be a full commit SHA (40 hex digits), got {sha!r}"])
+        settings = load_fetch(os.environ)
+        logs.setup(settings.log_format, masked)
+        log.info("%s", fetch.fetch_context(settings, sha, into))
+    except CiRunnerError as e:
+        if message_file is not None:
+            # The kubelet keeps this file's text as the container's termination message: the
+            # runner's build watch reads it with the exit code (as with Kaniko's digest).
+            try:
+                message_file.write_text(logs.mask(str(e), masked))
+            except OSError as written:
+                log.warning("could not write %s: %s", message_file, written)
+        _fail(e, masked, as_json=as_json)

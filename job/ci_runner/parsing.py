@@ -261,7 +261,7 @@ DEFAULT_KANIKO_IMAGE = "ghcr.io/osscontainertools/kaniko:v1.28.5"
 # What the runner itself gives Kaniko, and the setting to use instead. pflag shorthands:
 # -c --context, -f --dockerfile, -d --destination (root.go).
 RUNNER_FLAGS = {
-    "context": "REPO and BRANCH (the runner clones the exact commit)",
+    "context": "REPO and BRANCH (the runner fetches the exact commit for Kaniko)",
     "context-sub-path": "BUILD_CONTEXT",
     "dockerfile": "DOCKERFILE",
     "destination": "IMAGE (the runner pushes <sha> and <branch>-latest)",
@@ -279,6 +279,9 @@ POD_FIELDS: dict[str, type] = {
     "affinity": dict,
     "serviceAccountName": str,
     "priorityClassName": str,
+    # The build pod pulls the runner's own image too (its init container): a private one needs
+    # the pull Secrets the runner's pod has.
+    "imagePullSecrets": list,
 }
 _JSON_TYPES: dict[type, str] = {dict: "object", list: "array", str: "string"}
 _ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

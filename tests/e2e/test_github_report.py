@@ -164,10 +164,14 @@ def test_the_app_flow_from_jwt_to_kanikos_secret(app: App, emulator: Any) -> Non
     assert kept_token(secret) == token
     assert EXPIRES in secret["metadata"]["annotations"]
     (job,) = app.build_jobs()
-    assert job["spec"]["template"]["spec"]["containers"][0]["env"] == [
-        {"name": "GIT_USERNAME", "value": "x-access-token"},
+    pod = job["spec"]["template"]["spec"]
+    # Only the init container that fetches the context gets the token (a Secret reference);
+    # Kaniko, which runs the app's Dockerfile, has no environment at all.
+    assert "env" not in pod["containers"][0]
+    (fetch,) = pod["initContainers"]
+    assert [e for e in fetch["env"] if "valueFrom" in e] == [
         {
-            "name": "GIT_PASSWORD",
+            "name": "GIT_TOKEN",
             "valueFrom": {"secretKeyRef": {"name": f"ci-runner-{RELEASE}-git", "key": "token"}},
         },
     ]

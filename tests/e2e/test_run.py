@@ -86,8 +86,10 @@ def test_branch_with_a_slash(app: App) -> None:
     done = app.run()
     assert done.code == 0, done.output
     (job,) = app.build_jobs()
-    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert any(a.endswith(f"#refs/heads/feature/new-ui#{sha}") for a in args), args
+    pod = job["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    # The init container fetches exactly that commit, which the branch's head was.
+    assert f"--sha={sha}" in pod["initContainers"][0]["args"]
     assert f"--destination={IMAGE}:feature-new-ui-latest" in args
     assert app.status()["lastDeployedSha"] == sha
 
@@ -380,11 +382,14 @@ def test_the_token_appears_nowhere(app: App, emulator: Any) -> None:
     assert failed.code == 2 and build_failed.code == 2
 
     (job, *_) = app.build_jobs()
-    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert env == [
-        {"name": "GIT_USERNAME", "value": "x-access-token"},
+    pod = job["spec"]["template"]["spec"]
+    # Only the init container that fetches the context gets the token (a Secret reference);
+    # Kaniko, which runs the app's Dockerfile, has no environment at all.
+    assert "env" not in pod["containers"][0]
+    (fetch,) = pod["initContainers"]
+    assert [e for e in fetch["env"] if "valueFrom" in e] == [
         {
-            "name": "GIT_PASSWORD",
+            "name": "GIT_TOKEN",
             "valueFrom": {"secretKeyRef": {"name": f"ci-runner-{RELEASE}-git", "key": "token"}},
         },
     ]

@@ -330,3 +330,69 @@ def test_forbidden_pod_leaves_the_job_without_one(
     failed = client.BatchV1Api(api).read_namespaced_job("kaniko-1", ns)
     assert [c.reason for c in failed.status.conditions] == ["DeadlineExceeded"] * 2
     assert failed.status.failed is None
+
+
+@pytest.mark.kubelet
+def test_an_init_container_waiting_for_its_secret_holds_the_main_container(
+    api: client.ApiClient, kube: KubeTarget
+) -> None:
+    """The build pod's shape: an init container with a secretKeyRef runs first; while it
+    cannot, the main container waits in PodInitializing and Initialized is False."""
+    core, ns = client.CoreV1Api(api), kube.namespace
+    token = client.V1EnvVarSource(
+        secret_key_ref=client.V1SecretKeySelector(name="git", key="token")
+    )
+    fetch = client.V1Container(
+        name="fetch",
+        image=IMAGE,
+        command=["true"],
+        env=[client.V1EnvVar(name="GIT_TOKEN", value_from=token)],
+    )
+    manifest = job("init")
+    manifest.spec.template.spec.init_containers = [fetch]
+    client.BatchV1Api(api).create_namespaced_job(ns, manifest)
+
+    def init_waiting(p: Any) -> bool:
+        statuses = p.status.init_container_statuses or []
+        return any(
+            s.state.waiting and s.state.waiting.reason == "CreateContainerConfigError"
+            for s in statuses
+        )
+
+    pod = job_pod(api, ns, "init", init_waiting)
+    assert pod.status.phase == "Pending"
+    [init] = pod.status.init_container_statuses
+    assert init.state.waiting.message == 'secret "git" not found'
+    [main] = pod.status.container_statuses
+    assert main.state.waiting.reason == "PodInitializing"
+    initialized = next(c for c in pod.status.conditions if c.type == "Initialized")
+    assert (initialized.status, initialized.reason) == ("False", "ContainersNotInitialized")
+    failed = event_about(api, ns, pod.metadata.uid, "Failed", 'Error: secret "git" not found')
+    assert failed.involved_object.field_path == "spec.initContainers{fetch}"
+
+    core.create_namespaced_secret(ns, secret("git", token="t"))
+    done = complete(api, ns, "init")
+    assert done.status.succeeded == 1
+    pod = job_pod(api, ns, "init", lambda p: p.status.phase == "Succeeded")
+    [init] = pod.status.init_container_statuses
+    assert (init.state.terminated.exit_code, init.state.terminated.reason) == (0, "Completed")
+
+
+def test_an_init_container_that_fails_fails_the_pod_before_the_main_one_runs(
+    api: client.ApiClient, emulator: Emulator, kube: KubeTarget
+) -> None:
+    ns = kube.namespace
+    emulator.jobs.behave(
+        "init-fail", name="fetch-*", exit_code=3, termination_message="GitHub is unreachable"
+    )
+    manifest = job("fetch-fails")
+    fetch = client.V1Container(name="fetch", image=IMAGE, command=["false"])
+    manifest.spec.template.spec.init_containers = [fetch]
+    client.BatchV1Api(api).create_namespaced_job(ns, manifest)
+
+    pod = job_pod(api, ns, "fetch-fails", lambda p: p.status.phase == "Failed")
+    [init] = pod.status.init_container_statuses
+    assert init.state.terminated.exit_code == 3
+    assert init.state.terminated.message == "GitHub is unreachable"
+    [main] = pod.status.container_statuses
+    assert main.state.waiting.reason == "PodInitializing" and not main.started

@@ -90,6 +90,11 @@ def test_app_settings_reach_the_runner_environment(render: Render) -> None:
     assert env["VERIFY_SSL"] == "false"
     assert env["LOG_FORMAT"] == "text"
     assert "KANIKO_IMAGE" not in env, "unset: the runner's own default applies"
+    # The build pod's init container runs the runner's own image, as the chart sets it.
+    (runner,) = one(docs, "CronJob", "ci-api")["spec"]["jobTemplate"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert env["RUNNER_IMAGE"] == runner["image"]
     assert "GIT_TOKEN" not in env, "a public repository needs no token"
     web = {k: v.get("value") for k, v in container_env(one(docs, "CronJob", "ci-web")).items()}
     assert "MAX_RETRIES" not in web and "VERIFY_SSL" not in web

@@ -107,6 +107,9 @@ def test_one_edit_of_the_kustomization_moves_everything(kubectl_bin: str, tmp_pa
     cronjob = one(docs, "CronJob", "ci-runner")
     (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "registry.example.com/ci-runner:9.9.9"
+    # The build pod's init container runs that same image.
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["RUNNER_IMAGE"] == "registry.example.com/ci-runner:9.9.9"
     grants = rbac.rules_from_documents(docs)
     assert rbac.allows(grants, "create", "apps", "deployments", "shop")
     assert rbac.allows(grants, "create", "coordination.k8s.io", "leases", "tools")

@@ -163,3 +163,57 @@ def test_a_200_mb_values_file_in_the_chart_is_refused_naming_it(tmp_path: Path) 
         "(at 'deploy/chart/values-big.yaml', 209715200 bytes)"
     )
     assert not (tmp_path / "chart").exists()
+
+
+def test_a_build_context_keeps_its_tree_and_the_symlinks_inside_it(tmp_path: Path) -> None:
+    from ci_runner.archive import extract_context
+
+    data = tarball(
+        {
+            f"{TOP}/app/Dockerfile": b"FROM scratch\n",
+            f"{TOP}/app/src/main.py": b"print()\n",
+            f"{TOP}/deploy/chart/Chart.yaml": b"x",
+        },
+        [link(f"{TOP}/app/main.py", "src/main.py")],
+    )
+    extract_context(io.BytesIO(data), "app", tmp_path, "acme/shop@0123456")
+    found = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if not p.is_dir())
+    assert found == ["Dockerfile", "main.py", "src/main.py"]
+    assert (tmp_path / "main.py").is_symlink()
+    assert (tmp_path / "main.py").read_bytes() == b"print()\n"
+
+
+@pytest.mark.parametrize(
+    ("target", "kind"),
+    [
+        ("../deploy/chart/Chart.yaml", tarfile.SYMTYPE),
+        ("/etc/passwd", tarfile.SYMTYPE),
+        (f"{TOP}/app/Dockerfile", tarfile.LNKTYPE),
+    ],
+    ids=["symlink-out", "absolute", "hardlink"],
+)
+def test_a_build_context_refuses_links_leaving_it(tmp_path: Path, target: str, kind: bytes) -> None:
+    from ci_runner.archive import extract_context
+
+    data = tarball(
+        {f"{TOP}/app/Dockerfile": b"FROM scratch\n"}, [link(f"{TOP}/app/x", target, kind)]
+    )
+    with pytest.raises(ArchiveError, match="link or special file in the build context"):
+        extract_context(io.BytesIO(data), "app", tmp_path, "acme/shop@0123456")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_build_context_is_the_commits_fault(tmp_path: Path) -> None:
+    from ci_runner.archive import extract_context
+
+    with pytest.raises(BadCommit, match="BUILD_CONTEXT 'web' does not exist"):
+        extract_context(io.BytesIO(github_tarball(CHART)), "web", tmp_path, "acme/shop@0123456")
+
+
+def test_the_default_build_context_is_the_whole_repository(tmp_path: Path) -> None:
+    from ci_runner.archive import extract_context
+
+    data = github_tarball({"Dockerfile": b"FROM scratch\n", **CHART})
+    extract_context(io.BytesIO(data), ".", tmp_path, "acme/shop@0123456")
+    found = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert found == ["Dockerfile", "deploy/chart/Chart.yaml"]

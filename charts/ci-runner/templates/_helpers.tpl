@@ -14,7 +14,7 @@
 {{- default .name .release -}}
 {{- end -}}
 
-{{/* The Secret where an app's runner keeps the GitHub App's installation token for Kaniko:
+{{/* The Secret where an app's runner keeps the GitHub App's installation token for the build pod's init container:
      ci-runner-<release>-git (Settings.token_secret_name). Call with the app. */}}
 {{- define "ci-runner.tokenCopy" -}}
 {{- printf "ci-runner-%s-git" (include "ci-runner.appRelease" .) -}}
@@ -168,6 +168,10 @@ requireChecks: REQUIRE_CHECKS
   value: {{ $app.deployNamespace | quote }}
 - name: STATE_CONFIGMAP
   value: {{ printf "ci-runner-%s" $release | quote }}
+{{- /* The build pod's init container runs this same image to fetch the build context, so that
+       Kaniko never holds the GitHub token. */}}
+- name: RUNNER_IMAGE
+  value: {{ include "ci-runner.image" $root | quote }}
 {{- /* The runner's settings, each only when the user set it (ci-runner.settingEnv). */}}
 {{- range $key, $env := include "ci-runner.settingEnv" $root | fromYaml }}
 {{- $value := include "ci-runner.userSetting" (dict "root" $root "app" $app "key" $key) }}

@@ -2,16 +2,18 @@
 command line and the environment (``loading``); the parsers are ``ci_runner.parsing``, a layer
 below, so that neither module needs this package to be imported first."""
 
-from .loading import given_secrets, load, misspelt
-from .settings import OBSOLETE, FleetSettings, Settings, StateSettings, table
+from .loading import given_secrets, load, load_fetch, misspelt
+from .settings import OBSOLETE, FetchSettings, FleetSettings, Settings, StateSettings, table
 
 __all__ = [
     "OBSOLETE",
+    "FetchSettings",
     "FleetSettings",
     "Settings",
     "StateSettings",
     "given_secrets",
     "load",
+    "load_fetch",
     "misspelt",
     "table",
 ]

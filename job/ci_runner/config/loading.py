@@ -4,11 +4,12 @@ problem named at once (``load``); and the secret values to mask even before that
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import MISSING
 from typing import Any, TypeVar
 
 from .. import parsing as p
 from ..errors import ConfigError
-from .settings import OBSOLETE, Settings, table
+from .settings import FETCH_SETTINGS, OBSOLETE, FetchSettings, Settings, table
 
 S = TypeVar("S")
 
@@ -163,3 +164,27 @@ def misspelt(kind: type[Any], environ: Mapping[str, str]) -> list[tuple[str, str
         if close:
             found.append((variable, min(close, key=lambda name: _edits(variable, name))))
     return sorted(found)
+
+
+def load_fetch(environ: Mapping[str, str]) -> FetchSettings:
+    """FetchSettings from ``environ``, each row parsed by its Settings parser and default;
+    ConfigError naming every problem at once."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for f, spec in table(Settings):
+        if spec.env not in FETCH_SETTINGS:
+            continue
+        text = environ.get(spec.env, "").strip()
+        if not text:
+            if spec.required:
+                problems.append(f"{spec.env} is required ({spec.help.rstrip('.')})")
+            values[f.name] = None if f.default is MISSING else f.default
+            continue
+        try:
+            values[f.name] = spec.parse(text)
+        except ValueError as e:
+            shown = "***" if spec.secret else repr(text)
+            problems.append(f"{spec.env} {e}, got {shown}")
+    if problems:
+        raise ConfigError(problems)
+    return FetchSettings(**values)

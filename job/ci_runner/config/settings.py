@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import Field, dataclass, fields
+from dataclasses import Field, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from .. import __version__
 from .. import parsing as p
 from ..parsing import DEFAULT_KANIKO_IMAGE, Spec, setting
 
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
+# The runner's own published image (the chart's runner.image at its appVersion): the build pod
+# runs it as the init container that fetches the build context. The downward API cannot tell a
+# pod its own image, so a run is told (the chart and the manifests set RUNNER_IMAGE).
+DEFAULT_RUNNER_IMAGE = f"ghcr.io/ci-runner/ci-runner:{__version__}"
 
 
 # Settings of the earlier loop-based runner that the CronJob design replaced.
@@ -105,6 +110,12 @@ class Settings(StateSettings):
         "Kaniko executor image of the build Job (the maintained fork, pinned).",
         default=DEFAULT_KANIKO_IMAGE,
     )
+    runner_image: str = setting(
+        "RUNNER_IMAGE",
+        "This runner's own image: the build pod's init container runs it to fetch the commit's "
+        "build context, so that Kaniko never holds the GitHub token (the chart sets its own).",
+        default=DEFAULT_RUNNER_IMAGE,
+    )
     build_timeout: int = setting(
         "BUILD_TIMEOUT",
         "Seconds a build may take (the Job's activeDeadlineSeconds).",
@@ -175,7 +186,7 @@ class Settings(StateSettings):
     build_pod: Mapping[str, Any] | None = setting(
         "BUILD_POD",
         "JSON: the build pod's resources, nodeSelector, tolerations, affinity, "
-        "serviceAccountName and priorityClassName.",
+        "serviceAccountName, priorityClassName and imagePullSecrets.",
         default=None,
         parse=p.build_pod,
         metavar="JSON",
@@ -312,7 +323,7 @@ class Settings(StateSettings):
     )
     git_token: str | None = setting(
         "GIT_TOKEN",
-        "GitHub token for the API, the tarball and Kaniko's clone (prefer the variable).",
+        "GitHub token for the API and the tarball, the build pod's too (prefer the variable).",
         default=None,
         parse=p.credential,
         secret=True,
@@ -421,8 +432,9 @@ class Settings(StateSettings):
 
     @property
     def github_host(self) -> str:
-        """The git host Kaniko clones from: github.com for the public API, SUBDOMAIN.ghe.com for
-        api.SUBDOMAIN.ghe.com (GHE.com), the API's own host for GitHub Enterprise Server."""
+        """The repository's git host: github.com for the public API, SUBDOMAIN.ghe.com for
+        api.SUBDOMAIN.ghe.com (GHE.com), the API's own host for GitHub Enterprise Server. (Kaniko
+        cloned from it; the build pod now downloads the commit through the API instead.)"""
         netloc = urlsplit(self.github_api_url).netloc
         if netloc == "api.github.com":
             return "github.com"
@@ -431,7 +443,8 @@ class Settings(StateSettings):
 
     @property
     def token_secret_name(self) -> str | None:
-        """The Secret that carries the token to Kaniko, if the build needs one."""
+        """The Secret that carries the token to the build pod's init container (which fetches
+        the build context; Kaniko never holds it), if the build needs one."""
         if self.git_token_secret:
             return self.git_token_secret
         kept = self.git_token or self.uses_app
@@ -533,6 +546,41 @@ class FleetSettings:
         parse=p.log_format,
         metavar="[text|json]",
     )
+
+
+FETCH_SETTINGS = (
+    "REPO",
+    "GITHUB_API_URL",
+    "GIT_TOKEN",
+    "BUILD_CONTEXT",
+    "API_TIMEOUT",
+    "TARBALL_TIMEOUT",
+    "VERIFY_SSL",
+    "LOG_FORMAT",
+)
+"""The rows of Settings the build pod's init container reads (``ci-runner fetch-context``):
+the Job passes each as the run has it, GIT_TOKEN from the token Secret."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchSettings:
+    """What ``ci-runner fetch-context`` needs: the FETCH_SETTINGS rows, parsed as Settings
+    parses them. It talks to GitHub with a token only, never as the App."""
+
+    repo: str
+    github_api_url: str
+    git_token: str | None = field(repr=False)  # a secret stays out of repr, as in Settings
+    build_context: str
+    api_timeout: int
+    tarball_timeout: int
+    verify_ssl: bool | None
+    log_format: str
+    uses_app = False
+
+    @property
+    def verify_https(self) -> bool:
+        """As Settings.verify_https: only VERIFY_SSL=false turns GitHub's TLS check off."""
+        return self.verify_ssl is not False
 
 
 def table(kind: type[Any] = Settings) -> list[tuple[Field[Any], Spec]]:

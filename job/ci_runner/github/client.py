@@ -9,13 +9,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, Protocol
 from urllib.parse import quote
 
 import requests
 import urllib3
 
-from ..config import Settings
 from ..errors import ArchiveError, ConfigError, GitHubError, GitHubRefused, ServiceError, shorten
 from .answers import (
     Changes,
@@ -34,10 +33,30 @@ log = logging.getLogger(__name__)
 MAX_TARBALL_BYTES = 200 * 1024 * 1024
 
 
+class Access(Protocol):
+    """The settings the client itself reads: Settings for a run, FetchSettings for the build
+    pod's init container."""
+
+    @property
+    def github_api_url(self) -> str: ...
+    @property
+    def repo(self) -> str: ...
+    @property
+    def api_timeout(self) -> int: ...
+    @property
+    def tarball_timeout(self) -> int: ...
+    @property
+    def verify_https(self) -> bool: ...
+    @property
+    def git_token(self) -> str | None: ...
+    @property
+    def uses_app(self) -> bool: ...
+
+
 class GitHub:
     """A small GitHub REST client over one requests Session."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Access) -> None:
         self._api = settings.github_api_url
         self._repo = settings.repo
         self._timeout = settings.api_timeout

@@ -57,17 +57,47 @@ def foreign_job(job: Obj, release: str, sha: str) -> str | None:
     return f"its labels say release {theirs[0]!r}, commit {theirs[1]!r}"
 
 
+# Where the init container unpacks the build context and Kaniko reads it: Kaniko's own default
+# context directory, as its README's examples mount a volume there ("--context=dir://workspace").
+WORKSPACE = "/workspace"
+FETCH_CONTAINER = "fetch-context"
+CONTEXT_VOLUME = "context"
+# Room for a context of archive.MAX_CONTEXT_BYTES (1 GiB, as its tar headers declare) and the
+# tarball of github.client.MAX_TARBALL_BYTES (200 MiB) it is unpacked from.
+CONTEXT_SIZE = "2Gi"
+FETCH_TMP_SIZE = "256Mi"
+# The runner's own measured peak is near 50 MiB while it downloads and unpacks a tarball.
+FETCH_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+# As the runner's own container (the chart's runner.securityContext): the restricted profile.
+# UID 10001 is the image's user; the emptyDir it writes to is world-writable (0777), and Kaniko,
+# root, reads what it wrote.
+FETCH_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "privileged": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
 def kaniko_args(settings: Settings, sha: str) -> list[str]:
-    """Kaniko's arguments: clone the exact commit, push ``<sha>`` and ``<branch>-latest``, write
-    the pushed digest where the runner reads it; then the user's build arguments and flags.
+    """Kaniko's arguments: build the context the init container unpacked, push ``<sha>`` and
+    ``<branch>-latest``, write the pushed digest where the runner reads it; then the user's
+    build arguments and flags.
 
     Flags as the maintained fork documents them (osscontainertools/kaniko README, "Additional
     Flags"; cmd/executor/cmd/root.go). Each is one ``--name=value`` word: no shell is involved,
-    so a value with spaces needs no quoting.
+    so a value with spaces needs no quoting. ``dir://`` is the local-directory context
+    (pkg/buildcontext/buildcontext.go maps it to a Dir, used as it is); the init container
+    unpacked only BUILD_CONTEXT there, so no ``--context-sub-path`` is needed and DOCKERFILE
+    stays relative to BUILD_CONTEXT, as it was with the git context and its sub-path.
     """
     s = settings
     args = [
-        f"--context=git://{s.github_host}/{s.repo}.git#refs/heads/{s.branch}#{sha}",
+        f"--context=dir://{WORKSPACE}",
         f"--dockerfile={s.dockerfile}",
         f"--destination={s.image}:{sha}",
         f"--destination={s.image}:{s.latest_tag}",
@@ -75,8 +105,6 @@ def kaniko_args(settings: Settings, sha: str) -> list[str]:
         f"--digest-file={TERMINATION_LOG}",
         "--push-retry=2",
     ]
-    if s.build_context != ".":
-        args.insert(1, f"--context-sub-path={s.build_context}")
     build_args = (("CI_RUNNER_SHA", sha), ("CI_RUNNER_BRANCH", s.branch), *s.build_args)
     args += [f"--build-arg={key}={value}" for key, value in build_args]
     if s.build_cache:
@@ -91,8 +119,53 @@ def kaniko_args(settings: Settings, sha: str) -> list[str]:
     return [*args, *s.kaniko_args]
 
 
+def fetch_container(settings: Settings, sha: str) -> Obj:
+    """The init container: the runner's own image runs ``ci-runner fetch-context``, which
+    downloads the commit's tarball and unpacks BUILD_CONTEXT into the shared volume. It alone
+    gets the GitHub token, as a Secret reference; its exit code (1: the commit's archive, 3:
+    GitHub) and one-line message are what the build watch reads when it fails."""
+    s = settings
+    plain = {
+        "REPO": s.repo,
+        "GITHUB_API_URL": s.github_api_url,
+        "BUILD_CONTEXT": s.build_context,
+        "API_TIMEOUT": str(s.api_timeout),
+        "TARBALL_TIMEOUT": str(s.tarball_timeout),
+        "LOG_FORMAT": s.log_format,
+    }
+    if s.verify_ssl is not None:
+        plain["VERIFY_SSL"] = str(s.verify_ssl).lower()
+    env: list[Obj] = [{"name": name, "value": value} for name, value in plain.items()]
+    if s.token_secret_name:
+        secret = {"secretKeyRef": {"name": s.token_secret_name, "key": TOKEN_KEY}}
+        env.append({"name": "GIT_TOKEN", "valueFrom": secret})
+    return {
+        "name": FETCH_CONTAINER,
+        "image": s.runner_image,
+        # Arguments only: the image's ENTRYPOINT is the ci-runner console script (Dockerfile).
+        "args": [
+            "fetch-context",
+            f"--sha={sha}",
+            f"--into={WORKSPACE}",
+            f"--message-file={TERMINATION_LOG}",
+        ],
+        "env": env,
+        "resources": copy.deepcopy(FETCH_RESOURCES),
+        "securityContext": copy.deepcopy(FETCH_SECURITY),
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [
+            {"name": CONTEXT_VOLUME, "mountPath": WORKSPACE},
+            # The tarball waits on TMPDIR; the root filesystem is read-only.
+            {"name": "fetch-tmp", "mountPath": "/tmp"},
+        ],
+    }
+
+
 def pod_spec(settings: Settings, sha: str) -> Obj:
-    """The Kaniko pod. The token only ever appears as a Secret reference. BUILD_POD's fields
+    """The build pod: the init container fetches the context, then Kaniko builds and pushes.
+    The GitHub token reaches only the init container (a Secret reference); the registry
+    credentials are mounted only into Kaniko, which pushes with them. BUILD_POD's fields
     (resources for the Kaniko container, scheduling and identity for the pod) replace ours."""
     s = settings
     chosen = copy.deepcopy(dict(s.build_pod or {}))
@@ -106,30 +179,27 @@ def pod_spec(settings: Settings, sha: str) -> Obj:
         # there, the kubelet puts the log's tail there instead.
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [{"name": CONTEXT_VOLUME, "mountPath": WORKSPACE}],
     }
+    volumes: list[Obj] = [
+        {"name": CONTEXT_VOLUME, "emptyDir": {"sizeLimit": CONTEXT_SIZE}},
+        {"name": "fetch-tmp", "emptyDir": {"sizeLimit": FETCH_TMP_SIZE}},
+    ]
     spec: Obj = {
         "restartPolicy": "Never",
-        # Kaniko needs no Kubernetes API access.
+        # Neither container needs Kubernetes API access.
         "automountServiceAccountToken": False,
+        "initContainers": [fetch_container(s, sha)],
         "containers": [container],
+        "volumes": volumes,
         **chosen,
     }
-    if s.token_secret_name:
-        # Kaniko's pkg/buildcontext/git.go (osscontainertools/kaniko) sends GIT_USERNAME and
-        # GIT_PASSWORD as HTTP basic auth, but GIT_TOKEN as the user name with no password,
-        # which GitHub refuses for App installation tokens; "x-access-token" with the token
-        # as password works for classic, fine-grained and installation tokens alike.
-        secret = {"secretKeyRef": {"name": s.token_secret_name, "key": TOKEN_KEY}}
-        container["env"] = [
-            {"name": "GIT_USERNAME", "value": "x-access-token"},
-            {"name": "GIT_PASSWORD", "valueFrom": secret},
-        ]
     if s.registry_secret:
         items = [{"key": ".dockerconfigjson", "path": "config.json"}]
-        spec["volumes"] = [
+        volumes.append(
             {"name": "registry-auth", "secret": {"secretName": s.registry_secret, "items": items}}
-        ]
-        container["volumeMounts"] = [{"name": "registry-auth", "mountPath": "/kaniko/.docker"}]
+        )
+        container["volumeMounts"].append({"name": "registry-auth", "mountPath": "/kaniko/.docker"})
     return spec
 
 

@@ -77,6 +77,9 @@ class BuildResult:
     """The last lines of the build pod's log, when it failed."""
     abandoned: bool = False
     """The runner gave up on it (it never started, or gave no verdict in time): delete it."""
+    fetch_exit: int | None = None
+    """The exit code of the init container that fetches the context, when that is what
+    failed: 1 the commit's archive, 2 the settings, 3 GitHub (the runner's own codes)."""
 
 
 def finished(job: Obj) -> Verdict | None:
@@ -92,17 +95,49 @@ def finished(job: Obj) -> Verdict | None:
     return None
 
 
+# What the kubelet says of a main container while the init containers run
+# (pkg/kubelet/kuberuntime: the pod's containers wait with reason PodInitializing).
+INITIALIZING = "PodInitializing"
+
+
+def _statuses(pod: Obj | None) -> list[Obj]:
+    """The init containers' statuses, then the main containers': the order they run in."""
+    status = (pod or {}).get("status") or {}
+    return [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+
+
 def pod_state(pod: Obj | None) -> str:
-    """One phrase for the progress line: the phase and any waiting reason."""
+    """One phrase for the progress line: the phase, an init container still at work (the
+    context being fetched), and any waiting reason."""
     if pod is None:
         return "no pod yet"
     status = pod.get("status") or {}
-    waiting = [
-        (s.get("state") or {}).get("waiting", {}).get("reason")
-        for s in status.get("containerStatuses") or []
-    ]
-    reasons = ", ".join(r for r in waiting if r)
-    return f"pod {status.get('phase') or 'Pending'}" + (f" ({reasons})" if reasons else "")
+    notes = []
+    for container in status.get("initContainerStatuses") or []:
+        state = container.get("state") or {}
+        reason = (state.get("waiting") or {}).get("reason")
+        if "running" in state:
+            notes.append(f"{container.get('name')} running")
+        elif reason and reason != INITIALIZING:
+            notes.append(f"{container.get('name')}: {reason}")
+    for container in status.get("containerStatuses") or []:
+        reason = ((container.get("state") or {}).get("waiting") or {}).get("reason")
+        if reason and (reason != INITIALIZING or not notes):
+            notes.append(reason)
+    said = ", ".join(notes)
+    return f"pod {status.get('phase') or 'Pending'}" + (f" ({said})" if said else "")
+
+
+def fetch_failure(pod: Obj | None) -> tuple[int, str] | None:
+    """(exit code, termination message) of an init container that ended in failure: the
+    fetch of the build context (``ci-runner fetch-context``: 1 the commit's archive was
+    refused, 2 its settings, 3 GitHub failed); None when none did."""
+    for container in ((pod or {}).get("status") or {}).get("initContainerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated") or {}
+        code = terminated.get("exitCode")
+        if isinstance(code, int) and code != 0:
+            return code, shorten(str(terminated.get("message") or terminated.get("reason") or ""))
+    return None
 
 
 def troubles(pod: Obj | None, events: list[Obj]) -> list[Trouble]:
@@ -119,7 +154,7 @@ def troubles(pod: Obj | None, events: list[Obj]) -> list[Trouble]:
             found.append(Trouble(reason, message, hopeless=_QUOTA not in message))
         elif reason == "FailedMount" and pod is not None and not started:
             found.append(Trouble(reason, message))
-    for container in status.get("containerStatuses") or []:
+    for container in _statuses(pod):
         waiting = (container.get("state") or {}).get("waiting") or {}
         reason = str(waiting.get("reason") or "")
         if reason in HOPELESS or reason in TRANSIENT:
@@ -216,9 +251,9 @@ class Watcher:
             if verdict is not None:
                 if verdict.succeeded:
                     return BuildResult(True)
-                message, tail = self._pod_report()
+                message, tail, fetch = self._pod_report()
                 reason = "; ".join(p for p in (verdict.reason, message) if p)
-                return BuildResult(False, reason, tail, abandoned)
+                return BuildResult(False, reason, tail, abandoned, fetch)
 
     def _look(self, job: Obj) -> tuple[Verdict | None, str]:
         """(a failed verdict when the pod can never start, else None; the progress phrase)."""
@@ -280,12 +315,18 @@ class Watcher:
             log.debug("watch of build Job %s ended (%s); reading it again", self._name, e)
         return None
 
-    def _pod_report(self) -> tuple[str, str]:
-        """The build pod's termination message and log tail (best effort: for the user's eyes)."""
+    def _pod_report(self) -> tuple[str, str, int | None]:
+        """The build pod's termination message, log tail and, when the context fetch failed,
+        its exit code (best effort: for the user's eyes, and for whose fault it was)."""
         try:
             pod = self._pod()
             if pod is None:
-                return "", ""
+                return "", "", None
+            fetch = fetch_failure(pod)
+            if fetch is not None:
+                # Kaniko never started: the init container's one line says it all.
+                code, said = fetch
+                return f"fetching the build context failed (exit code {code}): {said}", "", code
             message = ""
             for status in (pod.get("status") or {}).get("containerStatuses") or []:
                 terminated = (status.get("state") or {}).get("terminated") or {}
@@ -293,11 +334,13 @@ class Watcher:
                     message = shorten(terminated["message"], 200)
             states = [s.get("state") or {} for s in pod["status"].get("containerStatuses") or []]
             if not any("running" in state or "terminated" in state for state in states):
-                return message, ""  # it never started: there is no log
-            return message, self._kube.log(self._ns, pod["metadata"]["name"], LOG_LINES)
+                return message, "", None  # it never started: there is no log
+            # Kaniko's log: with no container named, the API server reads the pod's only main
+            # container, init containers aside (pkg/registry/core/pod/strategy.go LogLocation).
+            return message, self._kube.log(self._ns, pod["metadata"]["name"], LOG_LINES), None
         except KubernetesError as e:
             log.warning("could not read the build pod of %s: %s", self._name, e)
-            return "", ""
+            return "", "", None
 
     def _pod(self) -> Obj | None:
         """The Job's newest pod, if any."""

@@ -76,7 +76,7 @@ NEEDS: tuple[Need, ...] = (
         "",
         "secrets",
         ("get", "update"),
-        "the runner's copy of the GitHub token for Kaniko",
+        "the runner's copy of the GitHub token for the build pod",
         _keeps_token_secret,
         _token_copy,
     ),

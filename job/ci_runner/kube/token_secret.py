@@ -1,4 +1,4 @@
-"""The token Secret the runner keeps for Kaniko (``ci-runner-<RELEASE>-git``, key ``token``):
+"""The token Secret the runner keeps for the build pod (``ci-runner-<RELEASE>-git``, key ``token``):
 the one module that reads and writes it.
 
 It holds GIT_TOKEN's value (when no GIT_TOKEN_SECRET is given) or a GitHub App's installation
@@ -26,9 +26,9 @@ EXPIRES = "ci-runner.io/token-expires-at"
 """Annotation on the token Secret: when the installation token in it expires (ISO 8601)."""
 RENEW_BEFORE = timedelta(minutes=10)
 """An installation token this close to its expiry is renewed before it is used, kept or not.
-Ten minutes: a build Job's pod may take minutes to start before Kaniko clones with the token
-(an image pull, a node the autoscaler adds), and clocks drift; GitHub's tokens live an hour, so
-a token is used for its first fifty minutes."""
+Ten minutes: a build Job's pod may take minutes to start before its init container fetches the
+build context with the token (an image pull, a node the autoscaler adds), and clocks drift;
+GitHub's tokens live an hour, so a token is used for its first fifty minutes."""
 
 
 def manifest(settings: Settings, token: str, expires: datetime | None = None) -> Obj:

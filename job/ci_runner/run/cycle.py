@@ -429,14 +429,24 @@ class Cycle:
         builder = Builder(self.kube, s)
         token_secret.keep_git_token(self.kube, s)
         if self.credentials is not None:
-            # Kaniko clones with the token the Secret holds when its pod starts: renewed now if
-            # the tarball's download took it under the margin (a renewal is kept there).
+            # The build pod's init container fetches the context with the token the Secret
+            # holds when it starts: renewed now if the tarball's download took it under the
+            # margin (a renewal is kept there).
             self.credentials()
         # The nonce makes a fresh Job name for a forced build, or when a failed Job of the same
         # name exists: such a Job's failure was counted already and is never adopted again.
         self.report.building(plan.sha)
         job = builder.start(plan.sha, plan.attempt, self.lease.identity[-5:], fresh=self.force)
         result = builder.wait(job)
+        outside = (ConfigError.exit_code, GitHubError.exit_code)
+        if not result.succeeded and result.fetch_exit in outside:
+            # The init container could not fetch the context: GitHub failed (3) or the
+            # settings it was given are wrong (2). Not the commit's fault, so no attempt is
+            # counted; the next run finds this Job failed and builds under a new name.
+            said = f"build Job {job}: {result.reason}"
+            if result.fetch_exit == ConfigError.exit_code:
+                raise ConfigError([said])
+            raise GitHubError(said)
         if not result.succeeded:
             error = f"build Job {job} failed: {result.reason}"
             if result.log_tail:

@@ -95,3 +95,71 @@ def test_a_build_pod_field_the_api_server_does_not_know_is_a_configuration_error
     assert "BUILD_POD" in done.stderr and "nodeAfinity" in done.stderr
     assert app.build_jobs() == []
     assert app.status().get("attempts", 0) in (0, None)
+
+
+# -- the build context, fetched by the init container (issue 17, item 4) ---------------------
+
+TOKEN = "fake-real-init-token-0123456789"
+
+
+def build_pods(app: App, job: dict[str, Any]) -> list[dict[str, Any]]:
+    selector = f"batch.kubernetes.io/job-name={job['metadata']['name']}"
+    listed = kubectl(app, "get", "pods", "-n", app.cicd, "-l", selector, "-o", "json").stdout
+    pods: list[dict[str, Any]] = json.loads(listed)["items"]
+    return pods
+
+
+def test_the_pod_the_api_server_keeps_gives_the_token_to_the_init_container_only(
+    app: App,
+) -> None:
+    """As the real API server stores (and defaults) the build pod: Kaniko has no environment
+    and mounts no Secret but the registry's; the fetch runs first, as UID 10001 on a read-only
+    root filesystem, with the token by reference."""
+    require_kwok(app)
+    app.env["GIT_TOKEN"] = TOKEN
+    done = app.run(BUILD_POD=fate("digest"))
+    assert done.code == 0, done.output
+    (job,) = app.build_jobs()
+    (pod,) = build_pods(app, job)
+    spec = pod["spec"]
+    assert TOKEN not in json.dumps(pod)
+    (kaniko,) = spec["containers"]
+    assert "env" not in kaniko and "envFrom" not in kaniko
+    assert kaniko["args"][0] == "--context=dir:///workspace"
+    (fetch,) = spec["initContainers"]
+    refs = [e["valueFrom"]["secretKeyRef"] for e in fetch["env"] if "valueFrom" in e]
+    assert refs == [{"name": "ci-runner-shop-git", "key": "token"}]
+    assert fetch["securityContext"]["runAsUser"] == 10001
+    assert fetch["securityContext"]["readOnlyRootFilesystem"] is True
+    assert spec["automountServiceAccountToken"] is False
+    secrets = {v["name"] for v in spec["volumes"] if "secret" in v}
+    assert not secrets & {m["name"] for m in kaniko["volumeMounts"]} - {"registry-auth"}
+    (init,) = pod["status"]["initContainerStatuses"]
+    assert init["state"]["terminated"]["exitCode"] == 0
+
+
+def test_an_archive_the_init_container_refuses_is_a_failed_attempt(app: App) -> None:
+    require_kwok(app)
+    done = app.run(BUILD_POD=fate("fetch-fail"))
+    assert done.code == 1, done.output
+    (job,) = app.build_jobs()
+    assert conditions(job)["Failed"] == "BackoffLimitExceeded"
+    assert "fetching the build context failed (exit code 1): BUILD_CONTEXT 'app'" in done.stderr
+    status = app.status()
+    assert (status["phase"], status["attempts"]) == ("failing", 1)
+    assert "fetching the build context failed (exit code 1)" in status["lastError"]
+
+
+def test_github_down_for_the_init_container_is_an_outage_and_no_attempt(app: App) -> None:
+    require_kwok(app)
+    done = app.run(BUILD_POD=fate("fetch-outage"))
+    assert done.code == 3, done.output
+    assert "fetching the build context failed (exit code 3): GitHub is unreachable" in (done.stderr)
+    assert "attempt" not in done.stderr
+    assert app.status().get("attempts", 0) in (0, None)
+    (failed,) = app.build_jobs()
+
+    again = app.run(BUILD_POD=fate("digest"))
+    assert again.code == 0, again.output
+    names = {j["metadata"]["name"] for j in app.build_jobs()}
+    assert len(names) == 2 and failed["metadata"]["name"] in names

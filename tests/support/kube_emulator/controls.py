@@ -27,8 +27,13 @@ class JobControls:
         termination_message: str | None = None,
         reason: str | None = None,
         message: str | None = None,
+        exit_code: int = 1,
     ) -> None:
         """Make Jobs created from now on that match (name is an fnmatch glob) end this way.
+
+        ``init-fail``: the Pod's first init container exits ``exit_code`` with
+        ``termination_message``, so the main containers never start, the Pod fails and so does
+        the Job (as ``fail``, after its init containers completed, is the main one failing).
 
         ``hold`` leaves the Job active with a Running, ready Pod until ``release``. Three
         outcomes stop a Job until ``release``: ``image-pull-error`` (its Pod Pending, containers
@@ -39,7 +44,9 @@ class JobControls:
         """
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown Job outcome {outcome!r}")
-        rule = JobRule(outcome, namespace, name, labels, log, termination_message, reason, message)
+        rule = JobRule(
+            outcome, namespace, name, labels, log, termination_message, reason, message, exit_code
+        )
         with self._jobs.store.cond:
             self._jobs.rules.append(rule)
 

@@ -17,12 +17,14 @@ from typing import Literal, get_args
 from .pods import PodStarter
 from .recorder import Recorder
 from .resources import Resource, find
-from .status import condition, owner_reference, pod_running, pod_terminated
+from .status import condition, owner_reference, pod_init_failed, pod_running, pod_terminated
 from .store import Obj, Store, now, random_suffix
 
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 CONTROLLER_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
-Outcome = Literal["succeed", "fail", "hold", "image-pull-error", "unschedulable", "pod-forbidden"]
+Outcome = Literal[
+    "succeed", "fail", "init-fail", "hold", "image-pull-error", "unschedulable", "pod-forbidden"
+]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 
 
@@ -54,6 +56,9 @@ class JobRule:
     reason: str | None = None
     message: str | None = None
     """What the registry, scheduler or admission said, for the outcomes that stop a Job."""
+    exit_code: int = 1
+    """``init-fail``: the exit code of the first init container (its message:
+    ``termination_message``)."""
 
     def matches(self, job: Obj) -> bool:
         """Whether this rule applies to a Job (namespace, name glob, labels)."""
@@ -171,7 +176,7 @@ class JobController:
 
     def _run(self, job: Obj | None, pod: Obj, rule: JobRule) -> None:
         """The Pod started: ``hold`` (and a bare Pod) keeps running, else the Job ends now."""
-        if job is not None and rule.outcome in ("succeed", "fail"):
+        if job is not None and rule.outcome in ("succeed", "fail", "init-fail"):
             self._finish(job, pod, rule, rule.outcome)
             return
         self._set_status(PODS, pod, pod_running(pod))
@@ -181,7 +186,11 @@ class JobController:
 
     def _finish(self, job: Obj, pod: Obj, rule: JobRule, outcome: str) -> None:
         ok = outcome == "succeed"
-        self._set_status(PODS, pod, pod_terminated(pod, ok, rule.termination_message))
+        if outcome == "init-fail" and pod["spec"].get("initContainers"):
+            ended = pod_init_failed(pod, rule.exit_code, rule.termination_message)
+            self._set_status(PODS, pod, ended)
+        else:
+            self._set_status(PODS, pod, pod_terminated(pod, ok, rule.termination_message))
         stamp = now()
         status = {**job["status"], "active": 0, **_IDLE}
         if ok:

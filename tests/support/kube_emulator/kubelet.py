@@ -107,8 +107,16 @@ def config_error(container: Obj, namespace: str, lookup: Lookup) -> str | None:
 
 
 def config_errors(pod: Obj, lookup: Lookup) -> dict[str, str]:
-    """Per container name, why its configuration cannot be built (only those that fail)."""
+    """Per container name, why its configuration cannot be built (only those that fail). The
+    init containers come first and alone: the kubelet builds a main container's
+    configuration only once they have all run, so a failing init container is the only one
+    reported (pkg/kubelet/kuberuntime ``computeInitContainerActions`` starts the next init
+    container and nothing else)."""
     namespace = pod["metadata"].get("namespace", "")
+    for container in pod["spec"].get("initContainers") or []:
+        error = config_error(container, namespace, lookup)
+        if error is not None:
+            return {container.get("name", ""): error}
     errors = {}
     for container in pod["spec"].get("containers") or []:
         error = config_error(container, namespace, lookup)

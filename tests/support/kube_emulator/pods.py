@@ -130,12 +130,15 @@ class PodStarter:
                 pod, "Warning", "Failed", f'Failed to pull image "{image}": {error}', name
             )
             self._kubelet(pod, "Warning", "Failed", "Error: ErrImagePull", name)
-        pod = self.store.set_status(PODS, pod, pod_waiting(pod, pulls, sandbox=True))
+        # The init containers (their own image) ran; the main containers' pull is what fails.
+        waiting = pod_waiting(pod, pulls, sandbox=True, initialized=True)
+        pod = self.store.set_status(PODS, pod, waiting)
         for container in containers:
             name, image = container.get("name", ""), container.get("image", "")
             self._kubelet(pod, "Normal", "BackOff", f'Back-off pulling image "{image}"', name)
             self._kubelet(pod, "Warning", "Failed", "Error: ImagePullBackOff", name)
-        self.store.set_status(PODS, pod, pod_waiting(pod, backoffs, sandbox=True))
+        waiting = pod_waiting(pod, backoffs, sandbox=True, initialized=True)
+        self.store.set_status(PODS, pod, waiting)
 
     def _config_error(self, pod: Obj, errors: dict[str, str]) -> None:
         # kuberuntime_container.go startContainer: a failed generateContainerConfig records
@@ -143,7 +146,10 @@ class PodStarter:
         states: WaitingStates = {
             name: ("CreateContainerConfigError", error) for name, error in errors.items()
         }
-        self.store.set_status(PODS, pod, pod_waiting(pod, states, sandbox=True))
+        inits = {c.get("name") for c in pod["spec"].get("initContainers") or []}
+        initialized = not inits & set(errors)  # else an init container is the one that waits
+        waiting = pod_waiting(pod, states, sandbox=True, initialized=initialized)
+        self.store.set_status(PODS, pod, waiting)
         for name, error in errors.items():
             self._kubelet(pod, "Warning", "Failed", f"Error: {error}", name)
 

@@ -113,5 +113,8 @@ def _reference(obj: Obj, container: str | None) -> Obj:
         "resourceVersion": meta.get("resourceVersion", ""),
     }
     if container is not None:
-        ref["fieldPath"] = f"spec.containers{{{container}}}"
+        # pkg/kubelet/container/ref.go ``fieldPath``: an init container is named by its list.
+        inits = {c.get("name") for c in (obj.get("spec") or {}).get("initContainers") or []}
+        where = "initContainers" if container in inits else "containers"
+        ref["fieldPath"] = f"spec.{where}{{{container}}}"
     return ref

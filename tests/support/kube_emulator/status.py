@@ -98,17 +98,86 @@ def _container_status(container: Obj, state: Obj, ready: bool) -> Obj:
     }
 
 
+def _init_done(pod: Obj, stamp: str) -> Obj:
+    """The init containers' statuses once each ran to completion (exit code 0, Completed), as
+    the kubelet keeps them for the pod's life: they run first, one at a time, each to its end
+    before the next and before any main container (pkg/kubelet/kuberuntime
+    ``computeInitContainerActions``); empty when the pod has none."""
+    inits = pod["spec"].get("initContainers") or []
+    if not inits:
+        return {}
+    started = (pod.get("status") or {}).get("startTime") or stamp
+    done = {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": stamp}
+    statuses = []
+    for container in inits:
+        status = _container_status(container, {"terminated": dict(done)}, True)
+        status["state"]["terminated"]["containerID"] = status["containerID"]
+        statuses.append(status)
+    return {"initContainerStatuses": statuses}
+
+
 def pod_running(pod: Obj) -> Obj:
-    """Running and ready, every container started."""
+    """Running and ready, every init container done and every container started."""
     stamp = now()
     containers = pod["spec"].get("containers") or []
     return {
         **_pod_base(pod, stamp),
         "phase": "Running",
         "conditions": _pod_conditions(True, stamp),
+        **_init_done(pod, stamp),
         "containerStatuses": [
             _container_status(c, {"running": {"startedAt": stamp}}, True) for c in containers
         ],
+    }
+
+
+def pod_init_failed(pod: Obj, exit_code: int, message: str | None) -> Obj:
+    """An init container that exited ``exit_code`` with restartPolicy Never: the pod Failed,
+    the failed init container terminated (reason Error, its termination message), the ones
+    after it and every main container still waiting in PodInitializing, never started
+    (pkg/kubelet/kuberuntime ``computeInitContainerActions``: a failed init container with
+    restartPolicy Never fails the pod; pkg/kubelet/kubelet_pods.go ``convertToAPIContainerStatuses``
+    gives containers that never ran the PodInitializing reason while init containers are due)."""
+    stamp = now()
+    started = (pod.get("status") or {}).get("startTime") or stamp
+    inits = pod["spec"].get("initContainers") or []
+    statuses = []
+    for i, container in enumerate(inits):
+        if i == 0:
+            terminated: Obj = {
+                "exitCode": exit_code,
+                "reason": "Error",
+                "startedAt": started,
+                "finishedAt": stamp,
+            }
+            if message is not None:
+                terminated["message"] = message
+            status = _container_status(container, {"terminated": terminated}, False)
+            terminated["containerID"] = status["containerID"]
+        else:
+            status = _container_status(container, {"waiting": {"reason": INITIALIZING}}, False)
+            del status["containerID"]
+        statuses.append(status)
+    mains = []
+    for container in pod["spec"].get("containers") or []:
+        status = _container_status(container, {"waiting": {"reason": INITIALIZING}}, False)
+        del status["containerID"]
+        mains.append(status)
+    names = "[" + " ".join(c.get("name", "") for c in inits) + "]"
+    conditions = _pod_conditions(False, stamp, "PodFailed")
+    for cond in conditions:
+        if cond["type"] == "Initialized":
+            cond.update(
+                status="False",
+                reason="ContainersNotInitialized",
+                message=f"containers with incomplete status: {names}",
+            )
+    return {
+        **_pod_base(pod, stamp),
+        "phase": "Failed",
+        "conditions": conditions,
+        "initContainerStatuses": statuses,
+        "containerStatuses": mains,
     }
 
 
@@ -134,6 +203,7 @@ def pod_terminated(pod: Obj, ok: bool, message: str | None) -> Obj:
         **_pod_base(pod, stamp),
         "phase": "Succeeded" if ok else "Failed",
         "conditions": _pod_conditions(False, stamp, "PodCompleted"),
+        **_init_done(pod, stamp),
         "containerStatuses": statuses,
     }
 
@@ -158,25 +228,42 @@ def pod_unschedulable(pod: Obj, message: str) -> Obj:
     }
 
 
-def pod_waiting(pod: Obj, states: WaitingStates, sandbox: bool) -> Obj:
+INITIALIZING = "PodInitializing"
+
+
+def pod_waiting(pod: Obj, states: WaitingStates, sandbox: bool, initialized: bool = False) -> Obj:
     """A scheduled Pod whose containers cannot start: Pending, each container waiting with its
     reason (``ContainerCreating`` where none is given: the kubelet's default waiting state in
     pkg/kubelet/kubelet_pods.go ``convertToAPIContainerStatuses``), never created (no
     containerID). ``sandbox``: whether the Pod sandbox exists (not while volumes fail to mount).
     Ready and ContainersReady are False with ContainersNotReady and the kubelet's
-    "containers with unready status: [a b]" (pkg/kubelet/status/generate.go)."""
+    "containers with unready status: [a b]" (pkg/kubelet/status/generate.go).
+
+    A Pod with init containers: until they have run (``initialized`` False) they wait with
+    their reason from ``states`` or PodInitializing, every main container waits in
+    PodInitializing, and Initialized is False, ContainersNotInitialized, "containers with
+    incomplete status: [a]" (the same file); once they have (``initialized``), they are
+    terminated with exit code 0 and the main containers wait as above."""
     stamp = now()
     containers = pod["spec"].get("containers") or []
+    inits = pod["spec"].get("initContainers") or []
+    pending_inits = bool(inits) and not initialized
     unready = "[" + " ".join(c.get("name", "") for c in containers) + "]"
-    statuses = []
-    for container in containers:
-        reason, message = states.get(container.get("name", ""), ("ContainerCreating", None))
+
+    def waiting_status(container: Obj, default: str) -> Obj:
+        reason, message = states.get(container.get("name", ""), (default, None))
         waiting: Obj = {"reason": reason}
         if message:
             waiting["message"] = message
         status = _container_status(container, {"waiting": waiting}, False)
         del status["containerID"]
-        statuses.append(status)
+        return status
+
+    main_default = INITIALIZING if pending_inits else "ContainerCreating"
+    statuses = [
+        waiting_status(c, main_default) if not pending_inits else _initializing(c)
+        for c in containers
+    ]
     conditions = _pod_conditions(
         False,
         stamp,
@@ -184,9 +271,29 @@ def pod_waiting(pod: Obj, states: WaitingStates, sandbox: bool) -> Obj:
         f"containers with unready status: {unready}",
         sandbox,
     )
+    extra: Obj = {}
+    if pending_inits:
+        extra["initContainerStatuses"] = [waiting_status(c, INITIALIZING) for c in inits]
+        names = "[" + " ".join(c.get("name", "") for c in inits) + "]"
+        for cond in conditions:
+            if cond["type"] == "Initialized":
+                cond.update(
+                    status="False",
+                    reason="ContainersNotInitialized",
+                    message=f"containers with incomplete status: {names}",
+                )
+    elif inits:
+        extra.update(_init_done(pod, stamp))
     return {
         **_pod_base(pod, stamp, sandbox),
         "phase": "Pending",
         "conditions": conditions,
+        **extra,
         "containerStatuses": statuses,
     }
+
+
+def _initializing(container: Obj) -> Obj:
+    status = _container_status(container, {"waiting": {"reason": INITIALIZING}}, False)
+    del status["containerID"]
+    return status

@@ -91,7 +91,8 @@ def test_the_exchange_and_its_refusals(github: GitHubFake) -> None:
 
 def test_the_kept_token_is_where_build_jobs_read_it() -> None:
     job = build_job(app_settings(GIT_TOKEN="fake-token-t"), "a" * 40, 1)
-    [container] = job["spec"]["template"]["spec"]["containers"]
+    # The init container that fetches the build context reads it; Kaniko never does.
+    [container] = job["spec"]["template"]["spec"]["initContainers"]
     [ref] = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e]
     assert ref == {"name": "ci-runner-shop-git", "key": TOKEN_KEY}
 

@@ -21,6 +21,7 @@ from ci_runner.kube.build_job import (
     secret_credentials,
 )
 
+from tests.support.appkeys import rsa_pem
 from tests.support.settings import app_settings
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -35,23 +36,68 @@ def container(manifest: dict[str, Any]) -> dict[str, Any]:
     return first
 
 
-def test_kaniko_clones_the_exact_commit_and_pushes_both_tags() -> None:
+def init(manifest: dict[str, Any]) -> dict[str, Any]:
+    (fetch,) = manifest["spec"]["template"]["spec"]["initContainers"]
+    assert isinstance(fetch, dict)
+    return fetch
+
+
+def test_kaniko_builds_the_fetched_context_and_pushes_both_tags() -> None:
     args = container(job(BRANCH="feature/x"))["args"]
-    assert f"--context=git://github.com/acme/shop.git#refs/heads/feature/x#{SHA}" in args
+    assert args[0] == "--context=dir:///workspace"
+    assert not [a for a in args if a.startswith("--context-sub-path")]
     assert f"--destination=r.example.com/acme/shop:{SHA}" in args
     assert "--destination=r.example.com/acme/shop:feature-x-latest" in args
 
 
+def test_the_init_container_fetches_the_exact_commit_with_the_runners_image() -> None:
+    manifest = job(RUNNER_IMAGE="registry.example.com/ci/ci-runner:1.2.3", BUILD_CONTEXT="app")
+    fetch = init(manifest)
+    assert fetch["image"] == "registry.example.com/ci/ci-runner:1.2.3"
+    assert fetch["args"] == [
+        "fetch-context",
+        f"--sha={SHA}",
+        "--into=/workspace",
+        "--message-file=/dev/termination-log",
+    ]
+    env = {e["name"]: e.get("value") for e in fetch["env"]}
+    assert env["REPO"] == "acme/shop"
+    assert env["BUILD_CONTEXT"] == "app"
+    assert env["GITHUB_API_URL"] == "https://api.github.com"
+    assert {"name": "context", "mountPath": "/workspace"} in fetch["volumeMounts"]
+    assert {"name": "context", "mountPath": "/workspace"} in container(manifest)["volumeMounts"]
+
+
+def test_the_runner_image_defaults_to_the_published_one_of_this_version() -> None:
+    from ci_runner import __version__
+
+    assert init(job())["image"] == f"ghcr.io/ci-runner/ci-runner:{__version__}"
+
+
 @pytest.mark.parametrize(
-    ("api", "git"),
+    ("api", "expected"),
     [
-        ("https://ghe.example.com/api/v3", "ghe.example.com"),
-        ("https://api.octocorp.ghe.com", "octocorp.ghe.com"),
+        ("https://ghe.example.com/api/v3", "https://ghe.example.com/api/v3"),
+        ("https://api.octocorp.ghe.com", "https://api.octocorp.ghe.com"),
     ],
 )
-def test_kaniko_clones_from_the_git_host_of_ghes_and_ghe_com(api: str, git: str) -> None:
-    args = container(job(GITHUB_API_URL=api))["args"]
-    assert f"--context=git://{git}/acme/shop.git#refs/heads/main#{SHA}" in args
+def test_the_init_container_asks_the_api_of_ghes_and_ghe_com(api: str, expected: str) -> None:
+    env = {e["name"]: e.get("value") for e in init(job(GITHUB_API_URL=api))["env"]}
+    assert env["GITHUB_API_URL"] == expected
+
+
+def test_the_init_container_is_hardened_like_the_runner_and_has_resources() -> None:
+    manifest = job(GIT_TOKEN="fake-super-secret")
+    fetch = init(manifest)
+    security = fetch["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert fetch["resources"]["requests"] and fetch["resources"]["limits"]["memory"]
+    assert manifest["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    # The tarball waits on a writable /tmp of its own.
+    assert {"name": "fetch-tmp", "mountPath": "/tmp"} in fetch["volumeMounts"]
 
 
 def test_job_runs_once_within_the_build_timeout_and_is_cleaned_up() -> None:
@@ -68,36 +114,76 @@ def test_labels_name_release_and_commit() -> None:
     assert labels["ci-runner.io/commit"] == SHA
 
 
-def test_token_only_as_a_secret_reference() -> None:
-    manifest = job(GIT_TOKEN="fake-super-secret")
+def test_token_only_as_a_secret_reference_and_only_in_the_init_container() -> None:
+    manifest = job(GIT_TOKEN="fake-super-secret", REGISTRY_SECRET="regcred")
     assert "fake-super-secret" not in json.dumps(manifest)
-    # Kaniko's basic auth: x-access-token and the token as password suits every token kind.
-    user, password = container(manifest)["env"]
-    assert user == {"name": "GIT_USERNAME", "value": "x-access-token"}
-    assert password["name"] == "GIT_PASSWORD"
-    assert password["valueFrom"]["secretKeyRef"] == {"name": "ci-runner-shop-git", "key": "token"}
+    fetch = init(manifest)
+    (token,) = [e for e in fetch["env"] if "valueFrom" in e]
+    assert token == {
+        "name": "GIT_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "ci-runner-shop-git", "key": "token"}},
+    }
     settings = app_settings(GIT_TOKEN="fake-super-secret")
     secret = token_secret.manifest(settings, "fake-super-secret")
     assert secret["metadata"]["name"] == "ci-runner-shop-git"
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"GIT_TOKEN": "fake-super-secret"},
+        {"GIT_TOKEN": "fake-super-secret", "GIT_TOKEN_SECRET": "shop-git-token"},
+        {
+            "GITHUB_APP_ID": "12345",
+            "GITHUB_APP_INSTALLATION_ID": "678",
+            "GITHUB_APP_PRIVATE_KEY": "app-key",
+        },
+    ],
+    ids=["token", "token-secret", "github-app"],
+)
+def test_kaniko_holds_no_github_credential_in_env_files_or_mounts(extra: dict[str, str]) -> None:
+    if "GITHUB_APP_PRIVATE_KEY" in extra:
+        extra = {**extra, "GITHUB_APP_PRIVATE_KEY": rsa_pem()}
+    settings = app_settings(REGISTRY_SECRET="regcred", **extra)
+    manifest = build_job(settings, SHA, 1)
+    pod = manifest["spec"]["template"]["spec"]
+    kaniko = container(manifest)
+    token_secret_name = settings.token_secret_name
+    assert token_secret_name
+    # No environment at all, no envFrom, and no mount of any Secret but the registry's.
+    assert "env" not in kaniko and "envFrom" not in kaniko
+    secret_volumes = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    assert secret_volumes == {"registry-auth": "regcred"}
+    mounted = {m["name"] for m in kaniko["volumeMounts"]}
+    assert mounted == {"context", "registry-auth"}
+    assert token_secret_name not in json.dumps(kaniko)
+    # The registry credentials are Kaniko's alone: the init container does not mount them.
+    assert {m["name"] for m in init(manifest)["volumeMounts"]} == {"context", "fetch-tmp"}
+    assert [
+        e["valueFrom"]["secretKeyRef"]["name"] for e in init(manifest)["env"] if "valueFrom" in e
+    ] == [token_secret_name]
+
+
 def test_public_repo_needs_no_token() -> None:
-    assert "env" not in container(job())
+    manifest = job()
+    assert "env" not in container(manifest)
+    assert not [e for e in init(manifest)["env"] if "valueFrom" in e]
 
 
 def test_registry_secret_is_mounted_as_kaniko_docker_config() -> None:
     manifest = job(REGISTRY_SECRET="regcred")
-    (mount,) = container(manifest)["volumeMounts"]
-    (volume,) = manifest["spec"]["template"]["spec"]["volumes"]
-    assert mount["mountPath"] == "/kaniko/.docker"
+    mount = container(manifest)["volumeMounts"][-1]
+    volume = manifest["spec"]["template"]["spec"]["volumes"][-1]
+    assert mount == {"name": "registry-auth", "mountPath": "/kaniko/.docker"}
     assert volume["secret"]["secretName"] == "regcred"
     assert volume["secret"]["items"] == [{"key": ".dockerconfigjson", "path": "config.json"}]
 
 
-def test_context_sub_path_and_dockerfile() -> None:
-    args = container(job(BUILD_CONTEXT="services/api", DOCKERFILE="build/Dockerfile"))["args"]
-    assert "--context-sub-path=services/api" in args
-    assert "--dockerfile=build/Dockerfile" in args
+def test_build_context_is_unpacked_by_the_init_container_and_dockerfile_is_relative_to_it() -> None:
+    manifest = job(BUILD_CONTEXT="services/api", DOCKERFILE="build/Dockerfile")
+    env = {e["name"]: e.get("value") for e in init(manifest)["env"]}
+    assert env["BUILD_CONTEXT"] == "services/api"
+    assert "--dockerfile=build/Dockerfile" in container(manifest)["args"]
 
 
 def test_job_names_are_valid_and_distinct_per_attempt() -> None:
@@ -440,3 +526,12 @@ def test_a_token_secret_too_short_to_mask_is_refused() -> None:
         ConfigError, match=r"GIT_TOKEN_SECRET Secret 'tok' .* holds the token shorter"
     ):
         check_secrets(kube, app_settings(GIT_TOKEN_SECRET="tok"))  # type: ignore[arg-type]
+
+
+def test_build_pod_may_name_pull_secrets_for_a_private_runner_image() -> None:
+    pulls = [{"name": "ghcr-pull"}]
+    manifest = job(
+        RUNNER_IMAGE="ghcr.io/acme/ci-runner:1.0.0",
+        BUILD_POD=json.dumps({"imagePullSecrets": pulls}),
+    )
+    assert manifest["spec"]["template"]["spec"]["imagePullSecrets"] == pulls

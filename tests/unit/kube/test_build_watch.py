@@ -130,3 +130,47 @@ def test_a_watch_refused_for_good_ends_the_run() -> None:
     kube = FlakyWatch(KubernetesError("Kubernetes API answered 403 while watching", 403))
     with pytest.raises(KubernetesError):
         Watcher(kube, SETTINGS, "b").wait()  # type: ignore[arg-type]
+
+
+def init_pod(init_state: dict[str, Any], main_waiting: str = "PodInitializing") -> dict[str, Any]:
+    """The build pod while (or after) its init container fetches the context."""
+    status = {
+        "phase": "Failed" if "terminated" in init_state else "Pending",
+        "initContainerStatuses": [{"name": "fetch-context", "state": init_state}],
+        "containerStatuses": [
+            {"name": "kaniko", "state": {"waiting": {"reason": main_waiting}}},
+        ],
+    }
+    return {"metadata": {"name": "p"}, "status": status}
+
+
+def test_the_progress_phrase_names_the_context_fetch() -> None:
+    running = init_pod({"running": {"startedAt": "2026-12-07T18:00:00Z"}})
+    assert pod_state(running) == "pod Pending (fetch-context running)"
+    waiting = init_pod({"waiting": {"reason": "ImagePullBackOff"}})
+    assert pod_state(waiting) == "pod Pending (fetch-context: ImagePullBackOff)"
+    assert pod_state(init_pod({"waiting": {"reason": "PodInitializing"}})) == (
+        "pod Pending (PodInitializing)"
+    )
+
+
+def test_an_init_container_kept_from_starting_is_a_trouble_like_kaniko() -> None:
+    # A runner image that cannot be pulled, a token Secret that is not there yet.
+    for reason in ("ImagePullBackOff", "CreateContainerConfigError"):
+        stalled = init_pod({"waiting": {"reason": reason, "message": f"{reason} details"}})
+        assert why(stalled, [], 59, 60) is None
+        assert why(stalled, [], 61, 60) == f"{reason}: {reason} details (not resolved within 60s)"
+    hopeless = init_pod({"waiting": {"reason": "InvalidImageName", "message": "bad"}})
+    assert why(hopeless, [], 0, 60) == "InvalidImageName: bad"
+
+
+@pytest.mark.parametrize("code", [1, 2, 3])
+def test_a_failed_fetch_is_read_with_its_exit_code_and_message(code: int) -> None:
+    from ci_runner.kube.build_watch import fetch_failure
+
+    ended = {"terminated": {"exitCode": code, "reason": "Error", "message": "what happened"}}
+    assert fetch_failure(init_pod(ended)) == (code, "what happened")
+    done = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+    assert fetch_failure(init_pod(done, main_waiting="")) is None
+    assert fetch_failure(pod("ImagePullBackOff")) is None
+    assert fetch_failure(None) is None
