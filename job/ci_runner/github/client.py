@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import IO, Any, Protocol
@@ -28,6 +28,17 @@ from .answers import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class Credentials(Protocol):
+    """Where the client gets its token at the moment of each request (``run/auth.py``)."""
+
+    def __call__(self) -> str:
+        """A token to send now."""
+
+    def refused(self, token: str) -> bool:
+        """GitHub answered 401 to ``token``: True when another one is worth a second try."""
+
 
 # A chart lives in a repository of ordinary size; a tarball past this is refused, not kept.
 MAX_TARBALL_BYTES = 200 * 1024 * 1024
@@ -65,7 +76,7 @@ class GitHub:
         self._session.verify = settings.verify_https
         self._session.headers["User-Agent"] = "ci-runner"
         self._session.headers["X-GitHub-Api-Version"] = "2022-11-28"
-        self._credentials: Callable[[], str] | None = None
+        self._credentials: Credentials | None = None
         if settings.git_token:
             self._session.headers["Authorization"] = f"Bearer {settings.git_token}"
         elif not settings.uses_app:  # an App's token comes with use_credentials()
@@ -276,7 +287,7 @@ class GitHub:
         """Send ``token`` (an App installation's) with every request from now on."""
         self._session.headers["Authorization"] = f"Bearer {token}"
 
-    def use_credentials(self, source: Callable[[], str]) -> None:
+    def use_credentials(self, source: Credentials) -> None:
         """Ask ``source`` for the token before every request from now on: a source that renews
         an App's installation token when it is about to expire (``run/auth.py``), so that a
         status posted after an hour's build is not refused with a 401."""
@@ -412,13 +423,33 @@ class GitHub:
         GitHubError when GitHub cannot be reached (the caller reads the answer)."""
         url = f"{self._api}{path}"
         headers = kwargs.pop("headers", None) or {}
-        if self._credentials is not None and "Authorization" not in headers:
+        source = self._credentials if "Authorization" not in headers else None
+        try:
+            if source is None:  # a token of the session, none, or the App's JWT
+                return self._session.request(
+                    method, url, headers=headers, timeout=self._timeout, **kwargs
+                )
             # Asked at the moment of use, not once per run (the token exchange itself carries
             # the App's JWT instead, so renewing never recurses).
-            headers = {**headers, "Authorization": f"Bearer {self._credentials()}"}
-        try:
+            token = source()
+            response = self._session.request(
+                method,
+                url,
+                headers={**headers, "Authorization": f"Bearer {token}"},
+                timeout=self._timeout,
+                **kwargs,
+            )
+            if response.status_code != 401 or not source.refused(token):
+                return response
+            # A kept token revoked before its expiry (the App's installation suspended and
+            # resumed, its permissions changed): one new token, one second try.
+            response.close()
             return self._session.request(
-                method, url, headers=headers, timeout=self._timeout, **kwargs
+                method,
+                url,
+                headers={**headers, "Authorization": f"Bearer {source()}"},
+                timeout=self._timeout,
+                **kwargs,
             )
         except requests.Timeout as e:
             raise GitHubError(f"GitHub did not answer within {self._timeout}s ({self._api})") from e

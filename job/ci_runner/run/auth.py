@@ -58,6 +58,7 @@ class InstallationToken:
         self._token = token
         self._expires = expires
         self._now = now
+        self._kept = token  # made by an earlier run: GitHub may have revoked it since
         logs.learn(token)  # a kept one too: a build log may echo it
 
     def __call__(self) -> str:
@@ -68,6 +69,17 @@ class InstallationToken:
             self._renew(now)
         assert self._token is not None
         return self._token
+
+    def refused(self, token: str) -> bool:
+        """GitHub answered 401 to ``token``. A token kept by an earlier run may have been
+        revoked before its ``expires_at``: it is dropped, and the next ask mints a new one
+        (True). One this run made is not retried (False): the 401 is the App's trouble, and
+        asking again would only loop."""
+        if token != self._kept or token != self._token:
+            return False
+        log.warning("GitHub refused the kept installation token (revoked?): asking for a new one")
+        self._kept = self._token = None
+        return True
 
     def _renew(self, now: datetime) -> None:
         token, expires = self._mint(now)

@@ -12,6 +12,7 @@ from ci_runner.github.app import app_jwt
 from ci_runner.github.client import GitHub
 from ci_runner.kube.build_job import build_job
 from ci_runner.kube.token_secret import EXPIRES, TOKEN_KEY, kept_token, manifest
+from ci_runner.run.auth import InstallationToken
 
 from tests.support.appkeys import public_pem, rsa_pem
 from tests.support.github_fake import GitHubFake
@@ -106,12 +107,16 @@ def test_the_client_asks_its_credential_source_at_each_request_but_not_for_the_e
     handed = iter(["ghs_first_token_x", "ghs_second_token"])
     asked: list[str] = []
 
-    def source() -> str:
-        asked.append(next(handed))
-        return asked[-1]
+    class Source:
+        def __call__(self) -> str:
+            asked.append(next(handed))
+            return asked[-1]
+
+        def refused(self, token: str) -> bool:
+            return False
 
     with client(github) as gh:
-        gh.use_credentials(source)
+        gh.use_credentials(Source())
         gh.head("main")
         gh.installation_token(app_jwt("4242", rsa_pem(), datetime.now(UTC)), 77)
         gh.head("main")
@@ -119,3 +124,28 @@ def test_the_client_asks_its_credential_source_at_each_request_but_not_for_the_e
     assert asked == ["ghs_first_token_x", "ghs_second_token"]
     assert sent[0] == "Bearer ghs_first_token_x" and sent[2] == "Bearer ghs_second_token"
     assert sent[1] is not None and sent[1].startswith("Bearer ey")  # the App's JWT
+
+
+def test_a_kept_token_github_revoked_is_replaced_once_and_the_request_goes_through(
+    github: GitHubFake,
+) -> None:
+    github.register_app("4242", public_pem(rsa_pem()), 77)
+    github.create_repo("acme/shop")
+    sha = github.push("acme/shop", "main", {"a.txt": "1"})
+    with client(github) as gh:
+        jwt = app_jwt("4242", rsa_pem(), datetime.now(UTC))
+        kept, expires = gh.installation_token(jwt, 77)
+        github.expire_app_tokens()  # revoked before its expires_at, as far as the runner knows
+
+        def mint(now: datetime) -> tuple[str, datetime]:
+            return gh.installation_token(app_jwt("4242", rsa_pem(), now), 77)
+
+        gh.use_credentials(InstallationToken(mint, None, "App 4242", kept, expires))
+        assert gh.head("main").sha == sha
+        refused = [r for r in github.requests if r.status == 401]
+        assert [r.header("Authorization") for r in refused] == [f"Bearer {kept}"]
+        # A token this run made and GitHub refuses is not asked for again and again.
+        github.expire_app_tokens()
+        with pytest.raises(ConfigError, match="refused the token"):
+            gh.head("main")
+    assert len(github.app_tokens) == 2

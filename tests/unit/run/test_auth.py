@@ -88,3 +88,14 @@ def test_a_renewal_github_refuses_is_the_callers_error() -> None:
     source = InstallationToken(refuse, None, "App 1", "ghs_oldoldoldold", START, lambda: START)
     with pytest.raises(GitHubError, match="refused"):
         source()
+
+
+def test_only_a_kept_token_github_refuses_is_replaced() -> None:
+    world = World()
+    source = world.source("ghs_keptkeptkept", START + timedelta(minutes=30))
+    assert source() == "ghs_keptkeptkept"
+    assert source.refused("ghs_keptkeptkept")  # revoked early: worth one new token
+    fresh = source()
+    assert fresh != "ghs_keptkeptkept" and world.kept == world.minted
+    assert not source.refused(fresh)  # made now and refused: no loop of new tokens
+    assert source() == fresh and len(world.minted) == 1
