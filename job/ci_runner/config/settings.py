@@ -381,6 +381,15 @@ class Settings(StateSettings):
         parse=p.boolean,
         metavar="BOOLEAN",
     )
+    deployer: str | None = setting(
+        "DEPLOYER",
+        "ServiceAccount in DEPLOY_NS that helm acts as (--kube-as-user system:serviceaccount:"
+        "DEPLOY_NS:DEPLOYER, which needs impersonate on that ServiceAccount), so that the app's "
+        "chart can do and read only what that account may; unset: helm runs as the runner.",
+        default=None,
+        parse=p.object_name("ServiceAccount"),
+        metavar="NAME",
+    )
 
     history_limit: int = setting(
         "HISTORY_LIMIT",
@@ -426,6 +435,14 @@ class Settings(StateSettings):
             return self.git_token_secret
         kept = self.git_token or self.uses_app
         return f"ci-runner-{self.release}-git" if kept else None
+
+    @property
+    def deployer_user(self) -> str | None:
+        """The user helm impersonates: DEPLOYER's name as the API server names a
+        ServiceAccount (k8s.io/apiserver authentication/serviceaccount MakeUsername)."""
+        if self.deployer is None:
+            return None
+        return f"system:serviceaccount:{self.deploy_namespace}:{self.deployer}"
 
     @property
     def has_credentials(self) -> bool:
