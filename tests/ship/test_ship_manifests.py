@@ -116,8 +116,8 @@ def test_one_edit_of_the_kustomization_moves_everything(kubectl_bin: str, tmp_pa
     (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "registry.example.com/ci-runner:9.9.9"
     grants = rbac.rules_from_documents(docs)
-    deployer = rbac.rules_from_documents(docs, ("shop", "ci-runner-deployer"))
-    assert rbac.allows(deployer, "create", "apps", "deployments", "shop")
+    deployer_grants = rbac.rules_from_documents(docs, ("shop", "ci-runner-deployer"))
+    assert rbac.allows(deployer_grants, "create", "apps", "deployments", "shop")
     assert not rbac.allows(grants, "create", "apps", "deployments", "shop")
     assert rbac.allows(
         grants, "impersonate", "", "serviceaccounts", "shop", name="ci-runner-deployer"

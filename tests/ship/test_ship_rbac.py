@@ -135,7 +135,7 @@ def check_runner(
     assert not rbac.allows(grants, "delete", "apps", "deployments", cicd_ns)
 
 
-def deployer_of(docs: list[Document], deploy_ns: str, name: str) -> dict[str, object]:
+def deployer_of(docs: list[Document], deploy_ns: str, name: str) -> tuple[list[rbac.Grant], str]:
     """The deployer's grants and name, as check_runner takes them; its ServiceAccount has no
     token of its own (only ever impersonated)."""
     (account,) = [
@@ -144,13 +144,13 @@ def deployer_of(docs: list[Document], deploy_ns: str, name: str) -> dict[str, ob
                                                                 "namespace": deploy_ns}
     ]  # fmt: skip
     assert account["automountServiceAccountToken"] is False
-    return {"deployer": rbac.rules_from_documents(docs, (deploy_ns, name)), "deployer_name": name}
+    return rbac.rules_from_documents(docs, (deploy_ns, name)), name
 
 
 def test_manifests_grant_exactly_what_the_runner_needs(manifest_docs: list[Document]) -> None:
     grants = rbac.rules_from_documents(manifest_docs)
     deployer = deployer_of(manifest_docs, "example-app", "ci-runner-deployer")
-    check_runner(grants, "cicd", "example-app", True, MANIFEST_SECRETS, **deployer)  # type: ignore[arg-type]
+    check_runner(grants, "cicd", "example-app", True, MANIFEST_SECRETS, *deployer)
     (settings,) = [d for d in manifest_docs if d["kind"] == "ConfigMap"]
     assert settings["data"]["DEPLOYER"] == "ci-runner-deployer"
 
@@ -160,7 +160,7 @@ def test_chart_with_one_app_grants_what_the_runner_needs(render: Render) -> None
     docs = render("one-app")
     grants = rbac.rules_from_documents(docs, ("cicd", "ci-web"))
     deployer = deployer_of(docs, "web", "ci-web-deployer")
-    check_runner(grants, "cicd", "web", True, {}, **deployer)  # type: ignore[arg-type]
+    check_runner(grants, "cicd", "web", True, {}, *deployer)
     env = [
         e for d in docs if d["kind"] == "CronJob"
         for e in d["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -174,7 +174,7 @@ def test_chart_release_namespace_is_the_cicd_namespace(render: Render) -> None:
     grants = rbac.rules_from_documents(docs, ("tools", "ops-billing"))
     secrets = {"billing-git-token": ("get",), "registry-push": ("get",)}
     deployer = deployer_of(docs, "billing", "ops-billing-deployer")
-    check_runner(grants, "tools", "billing", True, secrets, **deployer)  # type: ignore[arg-type]
+    check_runner(grants, "tools", "billing", True, secrets, *deployer)
 
 
 @pytest.mark.helm
@@ -185,7 +185,7 @@ def test_chart_with_a_github_app_creates_the_token_copy_the_runner_only_updates(
     grants = rbac.rules_from_documents(docs, ("cicd", "ci-billing"))
     copy = "ci-runner-billing-git"
     deployer = deployer_of(docs, "billing", "ci-billing-deployer")
-    check_runner(grants, "cicd", "billing", True, {copy: ("get", "update")}, **deployer)  # type: ignore[arg-type]
+    check_runner(grants, "cicd", "billing", True, {copy: ("get", "update")}, *deployer)
     (secret,) = [d for d in docs if d["kind"] == "Secret"]
     assert secret["metadata"]["name"] == copy and "data" not in secret
 
@@ -199,8 +199,8 @@ def test_chart_apps_are_isolated_from_each_other(render: Render) -> None:
     assert sorted(rbac.service_accounts(docs)) == sorted(runners + deployers)
     web = rbac.rules_from_documents(docs, ("cicd", "ci-web"))
     api = rbac.rules_from_documents(docs, ("cicd", "ci-api"))
-    check_runner(web, "cicd", "web", False, {}, **deployer_of(docs, "web", "ci-web-deployer"))  # type: ignore[arg-type]
-    check_runner(api, "cicd", "api", False, {}, **deployer_of(docs, "api", "ci-api-deployer"))  # type: ignore[arg-type]
+    check_runner(web, "cicd", "web", False, {}, *deployer_of(docs, "web", "ci-web-deployer"))
+    check_runner(api, "cicd", "api", False, {}, *deployer_of(docs, "api", "ci-api-deployer"))
     # Each runner may act only as its own app's deployer, even in a shared namespace.
     for runner, mine in (("ci-web", "ci-web-deployer"), ("ci-worker", "ci-worker-deployer")):
         grants = rbac.rules_from_documents(docs, ("cicd", runner))
@@ -217,8 +217,8 @@ def test_chart_apps_are_isolated_from_each_other(render: Render) -> None:
     worker = rbac.rules_from_documents(docs, ("web", "ci-worker-deployer"))
     assert rbac.allows(worker, "create", "apps", "deployments", "web")
     assert not rbac.allows(worker, "create", "", "services", "web")
-    runner = rbac.rules_from_documents(docs, ("cicd", "ci-worker"))
-    assert rbac.allows(runner, "create", "batch", "jobs", "cicd"), "its CICD rights stay"
+    worker_runner = rbac.rules_from_documents(docs, ("cicd", "ci-worker"))
+    assert rbac.allows(worker_runner, "create", "batch", "jobs", "cicd"), "its CICD rights stay"
 
 
 @pytest.mark.helm

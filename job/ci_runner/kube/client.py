@@ -220,6 +220,24 @@ class Kube:
             ) from e
         return True
 
+    def check_acting_as(self, user: str, setting: str) -> None:
+        """ConfigError when this identity may not impersonate ``user``: one impersonated
+        ``GET /version``, which every user may read, so only the impersonation can refuse it.
+        helm 4 hides that 403 behind "kubernetes cluster unreachable: unknown" (its first
+        request is discovery), which would otherwise read as an outage."""
+        try:
+            self.request("GET", "/version", f"acting as {user}", acting_as=user)
+        except KubernetesError as e:
+            if e.status != 403:
+                raise
+            raise ConfigError(
+                [
+                    f"helm may not act as {setting} {user}: {e} (grant this identity impersonate "
+                    "on that ServiceAccount, as the chart's <release>-<app>-impersonate Role does, "
+                    f"or unset {setting})"
+                ]
+            ) from e
+
     def create(self, kind: Kind, body: Obj) -> Obj:
         """Create ``body``; Conflict when it exists already."""
         meta = body["metadata"]
