@@ -347,7 +347,7 @@ class Deploy:
                     [
                         f"helm may not act as DEPLOYER {self.settings.deployer_user}: {said} "
                         "(grant the runner impersonate on that ServiceAccount, as the chart's "
-                        "<app>-impersonate Role does, or unset DEPLOYER)"
+                        "<release>-<app>-impersonate Role does, or unset DEPLOYER)"
                     ]
                 ) from e
             if _CONFLICT in said and not self.settings.helm_force_conflicts:
