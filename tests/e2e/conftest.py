@@ -16,7 +16,8 @@ from tests.support import charts, rbac, rbac_exact
 from tests.support.github_fake import GitHubFake
 from tests.support.kube_target import KubeTarget
 
-# Who the runner is in the emulator's request log: its own client, and the helm it runs.
+# Who the runner is in the emulator's request log: its own client, and the helm it runs
+# (helm 3.18 and 4.1 send "Helm/<version>": compared in lower case).
 RUNNER_AGENTS = ("ci-runner/", "helm/")
 TOKEN_COPY = f"ci-runner-{RELEASE}-git"
 """The Secret where the runner keeps the token for Kaniko."""
@@ -32,6 +33,7 @@ def runner_rbac(helm_bin: str, kubectl_bin: str) -> list[rbac.Granted]:
     as_manifests = {
         TOKEN_COPY: "ci-runner-example-app-git",
         "registry-push": "registry-credentials",
+        "ci-shop-deployer": "ci-runner-deployer",  # DEPLOYER, in tests/e2e/test_deployer.py
     }
     return [
         rbac.Granted.from_documents("the chart", chart, "cicd"),
@@ -74,7 +76,7 @@ def app(
             process.kill()
         process.communicate()
     if kube.emulator is not None:
-        ours = [r for r in kube.emulator.requests if r.user_agent.startswith(RUNNER_AGENTS)]
+        ours = [r for r in kube.emulator.requests if r.user_agent.lower().startswith(RUNNER_AGENTS)]
         refused = [
             line
             for granted in runner_rbac

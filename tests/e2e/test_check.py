@@ -156,7 +156,12 @@ def test_all_green_as_the_charts_service_account(installed: Installed) -> None:
     assert all(line.startswith("✔") for line in lines.values()), done.stdout
     cicd, deploy = installed.cicd, installed.deploy_ns
     assert lines[f"permissions in CICD_NS {cicd}"].startswith("✔ all ")
-    assert lines[f"permissions in DEPLOY_NS {deploy}"].startswith("✔ all ")
+    # The runner's one grant there: to act as the deployer, which keeps helm's records.
+    assert lines[f"permissions in DEPLOY_NS {deploy}"] == "✔ all 1 granted"
+    assert lines[f"deployer {ACCOUNT}-deployer in DEPLOY_NS {deploy}"] == (
+        f"✔ helm acts as system:serviceaccount:{deploy}:{ACCOUNT}-deployer (impersonated); "
+        "as it, all 5 granted"
+    )
     assert lines[f"Secrets in {cicd}"] == (
         "✔ REGISTRY_SECRET registry-push has key .dockerconfigjson; "
         "GIT_TOKEN_SECRET demo-git-token has key token"
@@ -245,8 +250,29 @@ def test_a_missing_deploy_namespace(installed: Installed) -> None:
             f"✘ DEPLOY_NS namespace '{gone}' does not exist: create it with "
             f"`kubectl create namespace {gone}`"
         )
-    # helm may not write its release records where no Role of the chart is
-    assert lines[f"permissions in DEPLOY_NS {gone}"].startswith("✘ refused: get,list,create")
+    # helm may not act as a deployer where no Role of the chart is
+    assert lines[f"permissions in DEPLOY_NS {gone}"].startswith(
+        f"✘ refused: impersonate serviceaccounts '{ACCOUNT}-deployer' (helm acting as DEPLOYER)"
+    )
+    assert lines[f"deployer {ACCOUNT}-deployer in DEPLOY_NS {gone}"].startswith(
+        "✘ this identity may not act as it: grant impersonate on serviceaccounts named "
+        f"{ACCOUNT}-deployer in {gone}"
+    )
+
+
+def test_a_deployer_without_its_role_is_refused_as_itself(installed: Installed) -> None:
+    """The impersonation works, but the deployer may not keep helm's records: the line says
+    what the deployer is refused, asked as the deployer."""
+    installed.kubectl("delete", "rolebinding", f"{ACCOUNT}-deploy", "-n", installed.deploy_ns)
+    done = installed.check()
+    assert done.code == 2, done.output
+    lines = installed.lines(done)
+    assert lines[f"permissions in DEPLOY_NS {installed.deploy_ns}"] == "✔ all 1 granted"
+    line = lines[f"deployer {ACCOUNT}-deployer in DEPLOY_NS {installed.deploy_ns}"]
+    assert line.startswith(
+        f"✘ as system:serviceaccount:{installed.deploy_ns}:{ACCOUNT}-deployer, refused: "
+        "get,list,create,update,delete secrets (helm's release records)"
+    ), line
 
 
 def test_no_chart_at_chart_path_and_a_chart_helm_lint_refuses(installed: Installed) -> None:

@@ -66,7 +66,20 @@ def test_each_app_gets_its_own_cronjob_serviceaccount_and_roles(render: Render) 
         one(docs, "ServiceAccount", name)
         assert one(docs, "Role", name)["metadata"]["namespace"] == "cicd"
         assert one(docs, "Role", f"{name}-deploy")["metadata"]["namespace"] == deploy_ns
+        # The deploy rules are the deployer's, in the deploy namespace; the runner may only
+        # act as it.
+        deployer = one(docs, "ServiceAccount", f"{name}-deployer")
+        assert deployer["metadata"]["namespace"] == deploy_ns
         binding = one(docs, "RoleBinding", f"{name}-deploy")
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": f"{name}-deployer", "namespace": deploy_ns}
+        ]
+        act = one(docs, "Role", f"{name}-impersonate")
+        assert act["metadata"]["namespace"] == deploy_ns
+        rule = {"apiGroups": [""], "resources": ["serviceaccounts"],
+                "resourceNames": [f"{name}-deployer"], "verbs": ["impersonate"]}  # fmt: skip
+        assert act["rules"] == [rule]
+        binding = one(docs, "RoleBinding", f"{name}-impersonate")
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": name, "namespace": "cicd"}
         ]

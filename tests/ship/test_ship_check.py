@@ -15,9 +15,15 @@ from tests.support.charts import Document
 Triple = tuple[str, str, str]
 
 
-def asked(scope: str) -> set[Triple]:
-    """(verb, group, resource) of every NEEDS entry of ``scope``, whatever the settings."""
-    return {(v, n.group, n.resource) for n in NEEDS if n.scope == scope for v in n.verbs}
+def asked(scope: str, as_deployer: bool = False) -> set[Triple]:
+    """(verb, group, resource) of every NEEDS entry of ``scope``, whatever the settings; those
+    asked as the deployer, or those asked as the runner itself."""
+    return {
+        (v, n.group, n.resource)
+        for n in NEEDS
+        if n.scope == scope and n.as_deployer == as_deployer
+        for v in n.verbs
+    }
 
 
 def granted(grants: list[rbac.Grant], namespace: str | None) -> set[Triple]:
@@ -49,7 +55,17 @@ def test_check_asks_for_helms_release_records_which_the_deploy_role_grants(
     sources: list[rbac.Granted],
 ) -> None:
     for source in sources:
-        assert asked(DEPLOY) <= granted(source.grants, source.deploy_namespace), source.source
+        deployer = granted(source.deployer_grants, source.deploy_namespace)
+        assert asked(DEPLOY, as_deployer=True) <= deployer, source.source
+
+
+@pytest.mark.helm
+def test_check_asks_in_the_deploy_namespace_exactly_the_runners_impersonation(
+    sources: list[rbac.Granted],
+) -> None:
+    for source in sources:
+        assert asked(DEPLOY) == granted(source.grants, source.deploy_namespace), source.source
+        assert asked(DEPLOY) == {("impersonate", "", "serviceaccounts")}
 
 
 @pytest.mark.helm

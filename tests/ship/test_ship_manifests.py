@@ -38,10 +38,13 @@ def test_manifests_install_every_piece(manifest_docs: list[Document]) -> None:
         ("Namespace", "cicd"),
         ("Role", "ci-runner"),
         ("Role", "ci-runner-deploy"),
+        ("Role", "ci-runner-impersonate"),
         ("RoleBinding", "ci-runner"),
         ("RoleBinding", "ci-runner-deploy"),
+        ("RoleBinding", "ci-runner-impersonate"),
         ("Secret", "ci-runner-example-app-git"),  # the token copy, empty: the runner updates it
         ("ServiceAccount", "ci-runner"),
+        ("ServiceAccount", "ci-runner-deployer"),  # helm acts as it (DEPLOYER)
     ]
     namespace = one(manifest_docs, "Namespace", "cicd")
     # Kaniko build pods run as root: the CICD namespace must not enforce "restricted".
@@ -98,12 +101,17 @@ def test_one_edit_of_the_kustomization_moves_everything(kubectl_bin: str, tmp_pa
     one(docs, "Namespace", "tools")
     for doc in docs:
         name = (doc["kind"], doc["metadata"]["name"])
-        if name in {("Role", "ci-runner-deploy"), ("RoleBinding", "ci-runner-deploy")}:
-            assert doc["metadata"]["namespace"] == "shop"
+        in_deploy_ns = {("Role", "ci-runner-deploy"), ("RoleBinding", "ci-runner-deploy"),
+                        ("Role", "ci-runner-impersonate"), ("RoleBinding", "ci-runner-impersonate"),
+                        ("ServiceAccount", "ci-runner-deployer")}  # fmt: skip
+        if name in in_deploy_ns:
+            assert doc["metadata"]["namespace"] == "shop", name
         elif doc["kind"] not in {"Namespace", "ClusterRole", "ClusterRoleBinding"}:
             assert doc["metadata"]["namespace"] == "tools", name
+        deployer = {"kind": "ServiceAccount", "name": "ci-runner-deployer", "namespace": "shop"}
+        runner = {"kind": "ServiceAccount", "name": "ci-runner", "namespace": "tools"}
         for subject in doc.get("subjects", []):
-            assert subject == {"kind": "ServiceAccount", "name": "ci-runner", "namespace": "tools"}
+            assert subject == (deployer if name[1] == "ci-runner-deploy" else runner), name
     cronjob = one(docs, "CronJob", "ci-runner")
     (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "registry.example.com/ci-runner:9.9.9"
@@ -111,7 +119,12 @@ def test_one_edit_of_the_kustomization_moves_everything(kubectl_bin: str, tmp_pa
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["RUNNER_IMAGE"] == "registry.example.com/ci-runner:9.9.9"
     grants = rbac.rules_from_documents(docs)
-    assert rbac.allows(grants, "create", "apps", "deployments", "shop")
+    deployer_grants = rbac.rules_from_documents(docs, ("shop", "ci-runner-deployer"))
+    assert rbac.allows(deployer_grants, "create", "apps", "deployments", "shop")
+    assert not rbac.allows(grants, "create", "apps", "deployments", "shop")
+    assert rbac.allows(
+        grants, "impersonate", "", "serviceaccounts", "shop", name="ci-runner-deployer"
+    )
     assert rbac.allows(grants, "create", "coordination.k8s.io", "leases", "tools")
 
 

@@ -73,16 +73,50 @@ def check_runner(
     deploy_ns: str,
     create_ns: bool,
     secrets: Mapping[str, tuple[str, ...]],
+    deployer: list[rbac.Grant] | None = None,
+    deployer_name: str = "",
 ) -> None:
     """``secrets``: the verbs the runner has on each Secret of the CICD namespace, by name;
-    any other Secret there, and creating one, it may not touch."""
+    any other Secret there, and creating one, it may not touch. ``deployer``: the grants of
+    the ServiceAccount ``deployer_name`` of the deploy namespace, which helm acts as: it may do
+    what helm needs there and nothing in the CICD namespace; the runner may only act as it
+    there."""
+    assert deployer is not None and deployer_name, "every app has its deployer"
     missing = [
         (verb, group, res, ns)
-        for ns, calls in ((cicd_ns, CICD_CALLS), (deploy_ns, DEPLOY_CALLS))
-        for verb, group, res in calls
-        if not rbac.allows(grants, verb, group, res, ns)
+        for verb, group, res in CICD_CALLS
+        if not rbac.allows(grants, verb, group, res, ns := cicd_ns)
+    ] + [
+        (verb, group, res, ns)
+        for verb, group, res in DEPLOY_CALLS
+        if not rbac.allows(deployer, verb, group, res, ns := deploy_ns)
     ]
-    assert not missing, f"the runner is refused what it needs: {missing}"
+    assert not missing, f"the runner or its deployer is refused what it needs: {missing}"
+    # The runner's one grant in the deploy namespace: to act as its deployer, by name.
+    assert rbac.allows(grants, "impersonate", "", "serviceaccounts", deploy_ns, name=deployer_name)
+    for verb in ALL:
+        assert not rbac.allows(grants, verb, "", "secrets", deploy_ns, name="sh.helm.release.v1")
+    acting = [
+        (verb, group, res) for verb, group, res in DEPLOY_CALLS
+        if rbac.allows(grants, verb, group, res, deploy_ns)
+    ]  # fmt: skip
+    assert not acting, f"the runner itself may act in the deploy namespace: {acting}"
+    for other in ("default", "another-apps-deployer", ""):
+        assert not rbac.allows(grants, "impersonate", "", "serviceaccounts", deploy_ns, name=other)
+    for resource in ("users", "groups", "userextras", "uids"):
+        assert not rbac.allows(grants, "impersonate", "", resource, deploy_ns, name="x")
+        assert not rbac.allows(grants, "impersonate", "", resource, None, name="x")
+    # The deployer (and so an app's chart) reaches nothing in the CICD namespace.
+    reach = [
+        (verb, group, res) for verb, group, res in [*CICD_CALLS, *DEPLOY_CALLS]
+        if rbac.allows(deployer, verb, group, res, cicd_ns)
+    ]  # fmt: skip
+    assert not reach, f"the deployer may act in the CICD namespace: {reach}"
+    assert not any(rbac.allows(deployer, "impersonate", "", r, ns, name=n)
+                   for r in ("serviceaccounts", "users", "groups") for ns in (cicd_ns, deploy_ns)
+                   for n in ("x", deployer_name))  # fmt: skip
+    granted = [r for r in REFUSED if rbac.allows(deployer, r[0], r[1], r[2], r[3])]
+    assert not granted, f"granted to the deployer but should not be: {granted}"
     by_name = {
         (name, verb): rbac.allows(grants, verb, "", "secrets", cicd_ns, name=name)
         for name in [*secrets, "another-apps-git-token", "ci-runner-other-git"]
@@ -101,16 +135,37 @@ def check_runner(
     assert not rbac.allows(grants, "delete", "apps", "deployments", cicd_ns)
 
 
+def deployer_of(docs: list[Document], deploy_ns: str, name: str) -> tuple[list[rbac.Grant], str]:
+    """The deployer's grants and name, as check_runner takes them; its ServiceAccount has no
+    token of its own (only ever impersonated)."""
+    (account,) = [
+        d for d in docs
+        if d["kind"] == "ServiceAccount" and d["metadata"] == {**d["metadata"], "name": name,
+                                                                "namespace": deploy_ns}
+    ]  # fmt: skip
+    assert account["automountServiceAccountToken"] is False
+    return rbac.rules_from_documents(docs, (deploy_ns, name)), name
+
+
 def test_manifests_grant_exactly_what_the_runner_needs(manifest_docs: list[Document]) -> None:
     grants = rbac.rules_from_documents(manifest_docs)
-    check_runner(grants, "cicd", "example-app", create_ns=True, secrets=MANIFEST_SECRETS)
+    deployer = deployer_of(manifest_docs, "example-app", "ci-runner-deployer")
+    check_runner(grants, "cicd", "example-app", True, MANIFEST_SECRETS, *deployer)
+    (settings,) = [d for d in manifest_docs if d["kind"] == "ConfigMap"]
+    assert settings["data"]["DEPLOYER"] == "ci-runner-deployer"
 
 
 @pytest.mark.helm
 def test_chart_with_one_app_grants_what_the_runner_needs(render: Render) -> None:
     docs = render("one-app")
     grants = rbac.rules_from_documents(docs, ("cicd", "ci-web"))
-    check_runner(grants, "cicd", "web", create_ns=True, secrets={})  # a public app: none
+    deployer = deployer_of(docs, "web", "ci-web-deployer")
+    check_runner(grants, "cicd", "web", True, {}, *deployer)
+    env = [
+        e for d in docs if d["kind"] == "CronJob"
+        for e in d["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    ]  # fmt: skip
+    assert {"name": "DEPLOYER", "value": "ci-web-deployer"} in env
 
 
 @pytest.mark.helm
@@ -118,7 +173,8 @@ def test_chart_release_namespace_is_the_cicd_namespace(render: Render) -> None:
     docs = render("private", release="ops", namespace="tools")
     grants = rbac.rules_from_documents(docs, ("tools", "ops-billing"))
     secrets = {"billing-git-token": ("get",), "registry-push": ("get",)}
-    check_runner(grants, "tools", "billing", create_ns=True, secrets=secrets)
+    deployer = deployer_of(docs, "billing", "ops-billing-deployer")
+    check_runner(grants, "tools", "billing", True, secrets, *deployer)
 
 
 @pytest.mark.helm
@@ -128,7 +184,8 @@ def test_chart_with_a_github_app_creates_the_token_copy_the_runner_only_updates(
     docs = render("github-app")
     grants = rbac.rules_from_documents(docs, ("cicd", "ci-billing"))
     copy = "ci-runner-billing-git"
-    check_runner(grants, "cicd", "billing", create_ns=True, secrets={copy: ("get", "update")})
+    deployer = deployer_of(docs, "billing", "ci-billing-deployer")
+    check_runner(grants, "cicd", "billing", True, {copy: ("get", "update")}, *deployer)
     (secret,) = [d for d in docs if d["kind"] == "Secret"]
     assert secret["metadata"]["name"] == copy and "data" not in secret
 
@@ -136,22 +193,32 @@ def test_chart_with_a_github_app_creates_the_token_copy_the_runner_only_updates(
 @pytest.mark.helm
 def test_chart_apps_are_isolated_from_each_other(render: Render) -> None:
     docs = render("three-apps")
-    assert sorted(rbac.service_accounts(docs)) == [
-        ("cicd", "ci-api"),
-        ("cicd", "ci-web"),
-        ("cicd", "ci-worker"),
-    ]
+    runners = [("cicd", "ci-api"), ("cicd", "ci-web"), ("cicd", "ci-worker")]
+    deployers = [("api", "ci-api-deployer"), ("web", "ci-web-deployer"),
+                 ("web", "ci-worker-deployer")]  # fmt: skip
+    assert sorted(rbac.service_accounts(docs)) == sorted(runners + deployers)
     web = rbac.rules_from_documents(docs, ("cicd", "ci-web"))
     api = rbac.rules_from_documents(docs, ("cicd", "ci-api"))
-    check_runner(web, "cicd", "web", create_ns=False, secrets={})
-    check_runner(api, "cicd", "api", create_ns=False, secrets={})
-    assert not rbac.allows(api, "create", "apps", "deployments", "web")
-    assert not rbac.allows(web, "get", "", "secrets", "api")
-    # worker's deployRules override narrows what helm may do in its namespace
-    worker = rbac.rules_from_documents(docs, ("cicd", "ci-worker"))
+    check_runner(web, "cicd", "web", False, {}, *deployer_of(docs, "web", "ci-web-deployer"))
+    check_runner(api, "cicd", "api", False, {}, *deployer_of(docs, "api", "ci-api-deployer"))
+    # Each runner may act only as its own app's deployer, even in a shared namespace.
+    for runner, mine in (("ci-web", "ci-web-deployer"), ("ci-worker", "ci-worker-deployer")):
+        grants = rbac.rules_from_documents(docs, ("cicd", runner))
+        may = {
+            n for ns, n in deployers
+            if rbac.allows(grants, "impersonate", "", "serviceaccounts", ns, name=n)
+        }  # fmt: skip
+        assert may == {mine}, runner
+    api_deployer = rbac.rules_from_documents(docs, ("api", "ci-api-deployer"))
+    web_deployer = rbac.rules_from_documents(docs, ("web", "ci-web-deployer"))
+    assert not rbac.allows(api_deployer, "create", "apps", "deployments", "web")
+    assert not rbac.allows(web_deployer, "get", "", "secrets", "api")
+    # worker's deployRules override narrows what its helm may do in its namespace
+    worker = rbac.rules_from_documents(docs, ("web", "ci-worker-deployer"))
     assert rbac.allows(worker, "create", "apps", "deployments", "web")
     assert not rbac.allows(worker, "create", "", "services", "web")
-    assert rbac.allows(worker, "create", "batch", "jobs", "cicd"), "its CICD rights stay"
+    worker_runner = rbac.rules_from_documents(docs, ("cicd", "ci-worker"))
+    assert rbac.allows(worker_runner, "create", "batch", "jobs", "cicd"), "its CICD rights stay"
 
 
 @pytest.mark.helm

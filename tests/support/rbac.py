@@ -44,17 +44,30 @@ def service_accounts(docs: Sequence[Document]) -> list[ServiceAccountRef]:
     ]
 
 
+def impersonated(docs: Sequence[Document]) -> set[str]:
+    """The names of the ServiceAccounts some Role lets someone impersonate (the deployers)."""
+    return {
+        name
+        for role in [*_kinds(docs, "Role"), *_kinds(docs, "ClusterRole")]
+        for rule in role.get("rules") or []
+        if "impersonate" in (rule.get("verbs") or []) and "serviceaccounts" in rule["resources"]
+        for name in rule.get("resourceNames") or []
+    }
+
+
 def rules_from_documents(
     docs: Sequence[Document], service_account: ServiceAccountRef | None = None
 ) -> list[Grant]:
     """Every rule bound to the runner's ServiceAccount by the documents' (Cluster)RoleBindings.
 
-    ``service_account`` defaults to the only ServiceAccount in the documents; a chart with several
-    apps has one per app, so name the one you mean. A binding to a role the documents do not
-    contain is an error: the grant could not be checked.
+    ``service_account`` defaults to the only ServiceAccount in the documents that nobody
+    impersonates (the runner, not its deployer); a chart with several apps has one per app, so
+    name the one you mean. A binding to a role the documents do not contain is an error: the
+    grant could not be checked.
     """
     if service_account is None:
-        found = service_accounts(docs)
+        deployers = impersonated(docs)
+        found = [sa for sa in service_accounts(docs) if sa[1] not in deployers]
         if len(found) != 1:
             raise ValueError(f"expected one ServiceAccount, found {found}: pass service_account")
         service_account = found[0]
@@ -161,6 +174,10 @@ class Granted:
     renamed: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """A test's object names as this rendering names them (the manifests name the token copy
     after their own RELEASE): a request for the one is checked as for the other."""
+    deployer: str = ""
+    """The ServiceAccount of the deploy namespace the runner may impersonate ("": none)."""
+    deployer_grants: list[Grant] = dataclasses.field(default_factory=list)
+    """What the deployer may do: everything helm does in the deploy namespace."""
 
     @classmethod
     def from_documents(
@@ -175,7 +192,21 @@ class Granted:
         others = {g.namespace for g in grants if g.namespace is not None} - {cicd_namespace}
         if len(others) != 1:
             raise ValueError(f"{source}: expected one deploy namespace, found {sorted(others)}")
-        return cls(source, grants, cicd_namespace, others.pop(), dict(renamed or {}))
+        deploy_namespace = others.pop()
+        acting = sorted(
+            name
+            for g in grants
+            if g.namespace == deploy_namespace and "impersonate" in g.verbs
+            for name in g.resource_names
+        )
+        if len(acting) > 1:
+            raise ValueError(f"{source}: the runner may impersonate {acting}, not one deployer")
+        deployer = acting[0] if acting else ""
+        deployer_grants = (
+            rules_from_documents(docs, (deploy_namespace, deployer)) if deployer else []
+        )
+        return cls(source, grants, cicd_namespace, deploy_namespace, dict(renamed or {}),
+                   deployer, deployer_grants)  # fmt: skip
 
 
 def refused(
@@ -187,7 +218,11 @@ def refused(
     test's CICD namespace onto its CICD namespace, the test's deploy namespace onto its deploy
     namespace. A request in any other namespace is refused outright. Discovery and other
     non-resource paths are open to every authenticated user (system:discovery) and skipped.
+    When the rendering has a deployer, what is done in the deploy namespace is the deployer's
+    to do (helm acts as it: with DEPLOYER set, and as the chart sets it); a request made as
+    someone (``impersonating``) needs the runner's ``impersonate`` on that ServiceAccount.
     """
+    deploy_user_prefix = f"system:serviceaccount:{deploy_namespace}:"
     mapping = {
         cicd_namespace: granted.cicd_namespace,
         deploy_namespace: granted.deploy_namespace,
@@ -205,8 +240,20 @@ def refused(
         what = f"{verb} {group or 'core'}/{resource}{'/' + sub if sub else ''} in {namespace}"
         name = getattr(r, "name", None)
         name = granted.renamed.get(name, name) if name else name
+        acting_as = getattr(r, "impersonating", "")
+        if acting_as:
+            account = acting_as.removeprefix(deploy_user_prefix)
+            account = granted.renamed.get(account, account)
+            if not acting_as.startswith(deploy_user_prefix) or not allows(
+                granted.grants, "impersonate", "", "serviceaccounts",
+                granted.deploy_namespace, None, account,
+            ):  # fmt: skip
+                lines.append(f"{granted.source} does not grant: impersonate {acting_as}")
+        grants = granted.grants
+        if granted.deployer and namespace == deploy_namespace:
+            grants, what = granted.deployer_grants, f"{what} (as the deployer)"
         if namespace not in mapping or not allows(
-            granted.grants, verb, group, resource, mapping[namespace], sub, name
+            grants, verb, group, resource, mapping[namespace], sub, name
         ):
             lines.append(f"{granted.source} does not grant: {what}")
     return sorted(set(lines))

@@ -1,4 +1,4 @@
-"""RBAC exact in both directions: every grant in the CICD namespace was used by some test.
+"""RBAC exact in both directions: every grant of the runner was used by some test.
 
 Each end-to-end test ends by checking that the Roles allow what the runner did
 (``rbac.refused``); when ``CI_RUNNER_RBAC_USAGE`` names a directory it also writes down what was
@@ -18,13 +18,18 @@ from pathlib import Path
 from tests.support import charts, rbac
 
 Use = tuple[str, str, str]
-"""(verb, API group, resource[/subresource]) in the CICD namespace."""
+"""(verb, API group, resource[/subresource]) in the CICD namespace, or IMPERSONATE."""
+IMPERSONATE: Use = ("impersonate", "", "serviceaccounts")
+"""helm acted as the deployer: the runner's grant in the deploy namespace was used."""
 
 
 def record(directory: str, requests: Iterable[object], cicd_namespace: str) -> None:
-    """Write the CICD-namespace requests of one test to a file of its own in ``directory``."""
+    """Write the CICD-namespace requests of one test to a file of its own in ``directory``,
+    and whether it acted as a deployer (the runner's one grant in the deploy namespace)."""
     used = set()
     for r in requests:
+        if getattr(r, "impersonating", ""):
+            used.add(IMPERSONATE)
         resource = getattr(r, "resource", None)
         if resource and getattr(r, "namespace", None) == cicd_namespace:
             sub = getattr(r, "subresource", None)
@@ -35,10 +40,12 @@ def record(directory: str, requests: Iterable[object], cicd_namespace: str) -> N
 
 
 def unused(granted: rbac.Granted, used: set[Use]) -> list[str]:
-    """The grants of ``granted`` in its CICD namespace that nothing in ``used`` needed."""
+    """The grants of the runner (in its CICD namespace, and its impersonation of the deployer
+    in the deploy namespace) that nothing in ``used`` needed. The deployer's own grants are the
+    app's deploy rules, a choice of the platform team, not checked here."""
     lines = []
     for grant in granted.grants:
-        if grant.namespace != granted.cicd_namespace:
+        if grant.namespace not in (granted.cicd_namespace, granted.deploy_namespace):
             continue
         for verb, group, resource in itertools.product(
             grant.verbs, grant.api_groups, grant.resources

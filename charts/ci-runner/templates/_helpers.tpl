@@ -9,6 +9,12 @@
 {{- printf "%s-%s" .root.Release.Name .app.name | trunc 52 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The ServiceAccount in an app's deploy namespace that its helm acts as (DEPLOYER):
+     <release>-<app>-deployer. Call with (dict "root" $ "app" $app). */}}
+{{- define "ci-runner.deployer" -}}
+{{- printf "%s-deployer" (include "ci-runner.appName" .) -}}
+{{- end -}}
+
 {{/* The helm release an app deploys: apps[].release, else the app's name. */}}
 {{- define "ci-runner.appRelease" -}}
 {{- default .name .release -}}
@@ -182,6 +188,8 @@ requireChecks: REQUIRE_CHECKS
 {{- end }}
 - name: CREATE_NAMESPACE
   value: {{ $root.Values.runner.createNamespaceRole | quote }}
+- name: DEPLOYER
+  value: {{ include "ci-runner.deployer" (dict "root" $root "app" $app) | quote }}
 {{- with $app.valuesFiles }}
 - name: VALUES_FILES
   value: {{ join "," . | quote }}

@@ -82,6 +82,25 @@ class StateSettings:
         metavar="BOOLEAN",
     )
 
+    deployer: str | None = setting(
+        "DEPLOYER",
+        "ServiceAccount in DEPLOY_NS that helm acts as (--kube-as-user system:serviceaccount:"
+        "DEPLOY_NS:DEPLOYER, which needs impersonate on that ServiceAccount), so that the app's "
+        "chart can do and read only what that account may; unset: helm runs as the runner.",
+        default=None,
+        parse=p.object_name("ServiceAccount"),
+        metavar="NAME",
+    )
+
+    def deployer_in(self, namespace: str) -> str | None:
+        """The user helm impersonates in ``namespace``: DEPLOYER's name as the API server
+        names a ServiceAccount (k8s.io/apiserver authentication/serviceaccount MakeUsername);
+        None without DEPLOYER. ``status`` asks helm as it too, where the state names the
+        release's namespace."""
+        if self.deployer is None:
+            return None
+        return f"system:serviceaccount:{namespace}:{self.deployer}"
+
     @property
     def verify_https(self) -> bool:
         """Whether GitHub's and NOTIFY_URL's certificates are checked (no kubeconfig speaks for
@@ -449,6 +468,12 @@ class Settings(StateSettings):
             return self.git_token_secret
         kept = self.git_token or self.uses_app
         return f"ci-runner-{self.release}-git" if kept else None
+
+    @property
+    def deployer_user(self) -> str | None:
+        """The user helm impersonates: DEPLOYER's name as the API server names a
+        ServiceAccount (k8s.io/apiserver authentication/serviceaccount MakeUsername)."""
+        return self.deployer_in(self.deploy_namespace)
 
     @property
     def has_credentials(self) -> bool:

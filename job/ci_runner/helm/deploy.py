@@ -75,6 +75,9 @@ _CONFLICT = "Apply failed with"
 conflict with "kubectl" with subresource "scale" using apps/v1: .spec.replicas"), as helm 4
 passes it on."""
 _VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
+_IMPERSONATE = "cannot impersonate"
+"""How the API server refuses an impersonation (``User "..." cannot impersonate resource
+"serviceaccounts" in API group "" in the namespace "web"``: responsewriters.Forbidden)."""
 
 
 def _dies_with_runner() -> Callable[[], None] | None:
@@ -237,6 +240,30 @@ class Helm:
         return cls(executable, answer.stdout.strip())
 
 
+class _Command(pyhelm3.Command):  # type: ignore[misc]
+    """pyhelm3's Command with ``--kube-as-user`` on every helm command it runs: pyhelm3 0.5.8
+    has no such option (command.py ``Command.run`` adds only the kubeconfig, context, API
+    server, token and TLS flags), and helm 3.18 and 4.1 both take it as a global flag.
+
+    Only the user, no ``--kube-as-group``: for a ServiceAccount named without groups the API
+    server fills in its groups itself (system:serviceaccounts, system:serviceaccounts:<ns>,
+    system:authenticated), and asks only for ``impersonate`` on that one ServiceAccount;
+    naming groups would also need ``impersonate`` on ``groups``, a cluster-wide grant, and the
+    constrained impersonation of Kubernetes 1.36+ refuses groups with a ServiceAccount
+    (k8s.io/apiserver v0.37.2 pkg/endpoints/filters/impersonation/mode.go ``authorizeUsername``,
+    impersonation.go ``WithImpersonation``)."""
+
+    def __init__(self, *, kube_as_user: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._kube_as_user = kube_as_user
+
+    async def run(self, command: list[str], input: bytes | None = None) -> bytes:
+        if self._kube_as_user:
+            command = [*command, "--kube-as-user", self._kube_as_user]
+        answer: bytes = await super().run(command, input)
+        return answer
+
+
 class _AskedClient(pyhelm3.Client):  # type: ignore[misc]
     """pyhelm3's Client, for the version ``Helm.find`` asked already: its constructor would run
     ``helm version`` again (pyhelm3 0.5.8 client.py ``Client.__init__`` sets only ``_command``
@@ -247,9 +274,13 @@ class _AskedClient(pyhelm3.Client):  # type: ignore[misc]
         self.version = semver.Version.parse(version.removeprefix("v"))
 
 
-def helm_command(helm: Helm, verify_ssl: bool | None, timeout: int) -> pyhelm3.Command:
-    """The pyhelm3 Command every helm call of the runner goes through (deploys and reads)."""
-    return pyhelm3.Command(
+def helm_command(
+    helm: Helm, verify_ssl: bool | None, timeout: int, kube_as_user: str | None
+) -> pyhelm3.Command:
+    """The pyhelm3 Command every helm call of the runner goes through (deploys and reads),
+    acting as ``kube_as_user`` (the app's deployer) when given."""
+    return _Command(
+        kube_as_user=kube_as_user,
         executable=helm.executable,
         # unset: helm reads the kubeconfig's insecure-skip-tls-verify itself
         insecure_skip_tls_verify=verify_ssl is False,
@@ -269,12 +300,12 @@ class Installed:
 
 
 def installed(
-    release: str, namespace: str, verify_ssl: bool | None, timeout: int
+    release: str, namespace: str, verify_ssl: bool | None, timeout: int, kube_as_user: str | None
 ) -> Installed | None:
     """``helm status`` of ``release`` in ``namespace``; None when it is not installed.
     ConfigError without a usable helm; KubernetesError when helm cannot ask the API."""
     helm = Helm.find()
-    command = helm_command(helm, verify_ssl, timeout)
+    command = helm_command(helm, verify_ssl, timeout, kube_as_user)
     try:
         with helm_running():
             answer = asyncio.run(command.status(release, namespace=namespace))
@@ -313,6 +344,9 @@ def command_line(settings: Settings, chart: str, helm4: bool) -> str:
     ]
     if helm4 and s.helm_force_conflicts:
         words.insert(-2, "--force-conflicts")
+    if s.deployer_user:
+        words.insert(-2, "--kube-as-user")
+        words.insert(-2, s.deployer_user)
     return shlex.join(words)
 
 
@@ -395,6 +429,17 @@ class Deploy:
                 # status. helm rolled back if it could; a release left pending-* is recovered by
                 # the next run (its helm is gone with this run: _dies_with_runner).
                 raise KubernetesError(f"helm lost the Kubernetes API: {said}") from e
+            if _IMPERSONATE in said and "template" not in said:
+                # The runner's setup, not the commit: exit 2, no attempt counted. (Refused, the
+                # very first request fails, before any template is rendered: a chart's own
+                # `fail` with these words is still the commit's failure.)
+                raise ConfigError(
+                    [
+                        f"helm may not act as DEPLOYER {self.settings.deployer_user}: {said} "
+                        "(grant the runner impersonate on that ServiceAccount, as the chart's "
+                        "<release>-<app>-impersonate Role does, or unset DEPLOYER)"
+                    ]
+                ) from e
             if _CONFLICT in said and not self.settings.helm_force_conflicts:
                 said += (
                     " (another field manager owns a field the chart sets: stop setting it in the"
@@ -405,7 +450,7 @@ class Deploy:
     async def _run(self, orphaned_helm: datetime | None) -> int:
         s = self.settings
         helm = self.helm or Helm.find()
-        command = helm_command(helm, s.verify_ssl, s.helm_timeout)
+        command = helm_command(helm, s.verify_ssl, s.helm_timeout, s.deployer_user)
         helm4 = helm.major >= 4  # picks the rollback flag
         try:
             return await self._upgrade(command, helm4)

@@ -248,6 +248,24 @@ class Kube:
             ) from e
         return True
 
+    def check_acting_as(self, user: str, setting: str) -> None:
+        """ConfigError when this identity may not impersonate ``user``: one impersonated
+        ``GET /version``, which every user may read, so only the impersonation can refuse it.
+        helm 4 hides that 403 behind "kubernetes cluster unreachable: unknown" (its first
+        request is discovery), which would otherwise read as an outage."""
+        try:
+            self.request("GET", "/version", f"acting as {user}", acting_as=user)
+        except KubernetesError as e:
+            if e.status != 403:
+                raise
+            raise ConfigError(
+                [
+                    f"helm may not act as {setting} {user}: {e} (grant this identity impersonate "
+                    "on that ServiceAccount, as the chart's <release>-<app>-impersonate Role does, "
+                    f"or unset {setting})"
+                ]
+            ) from e
+
     def create(self, kind: Kind, body: Obj) -> Obj:
         """Create ``body``; Conflict when it exists already."""
         meta = body["metadata"]
@@ -326,14 +344,17 @@ class Kube:
         *,
         query: list[tuple[str, str]] | None = None,
         body: Obj | None = None,
+        acting_as: str | None = None,
     ) -> Obj:
-        """One JSON request; its JSON answer, or the typed error for an error answer."""
+        """One JSON request; its JSON answer, or the typed error for an error answer.
+        ``acting_as``: a user to impersonate for this request (``Impersonate-User``; the
+        kubernetes client's Configuration has no field for it)."""
         query = list(query or [])
         if method in WRITES_WITH_BODY:
             # Without it the API server drops a field it does not know (a typo in BUILD_POD)
             # and only warns (client-go prints that warning; this client does not).
             query.append(("fieldValidation", "Strict"))
-        response = self._send(method, path, doing, query, body=body)
+        response = self._send(method, path, doing, query, body=body, acting_as=acting_as)
         answer = json.loads(self._body(response, doing) or b"{}")
         if not isinstance(answer, dict):
             raise KubernetesError(f"Kubernetes API answered something unusable while {doing}")
@@ -347,8 +368,11 @@ class Kube:
         query: list[tuple[str, str]],
         timeout: float | None = None,
         body: Obj | None = None,
+        acting_as: str | None = None,
     ) -> RESTResponse:
         headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if acting_as:
+            headers["Impersonate-User"] = acting_as
         request = self.api.param_serialize(
             method,
             path,

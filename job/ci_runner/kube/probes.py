@@ -36,6 +36,8 @@ class Need:
     names: Callable[[Settings], tuple[str, ...]] = lambda s: ()
     """The objects it is asked for by name (the Role grants it for those names only); none:
     for any object of the kind."""
+    as_deployer: bool = False
+    """Asked as DEPLOYER (impersonated) when it is set: what helm does as that account."""
 
 
 def _keeps_token_secret(s: Settings) -> bool:
@@ -54,8 +56,9 @@ def _token_copy(s: Settings) -> tuple[str, ...]:
 
 # The one list of what the runner asks of the API: CICD_NS is exactly the chart's CICD Role
 # (charts/ci-runner/templates/rbac.yaml; a test keeps them equal); in DEPLOY_NS what helm needs
-# for its release records (the app's own kinds are the chart's deployRules); cluster-wide what
-# helm --create-namespace needs.
+# for its release records (the app's own kinds are the chart's deployRules), which with
+# DEPLOYER is the deployer's and the runner's only grant there is to act as it; cluster-wide
+# what creating a missing DEPLOY_NS needs.
 NEEDS: tuple[Need, ...] = (
     Need(CICD, "", "configmaps", ("get", "create", "update"), "the state ConfigMap"),
     Need(CICD, "coordination.k8s.io", "leases", ("get", "create", "update"), "the run's Lease"),
@@ -84,9 +87,19 @@ NEEDS: tuple[Need, ...] = (
     Need(
         DEPLOY,
         "",
+        "serviceaccounts",
+        ("impersonate",),
+        "helm acting as DEPLOYER",
+        lambda s: s.deployer is not None,
+        lambda s: (s.deployer,) if s.deployer else (),
+    ),
+    Need(
+        DEPLOY,
+        "",
         "secrets",
         ("get", "list", "create", "update", "delete"),
         "helm's release records",
+        as_deployer=True,
     ),
     Need(
         CLUSTER,
@@ -104,10 +117,19 @@ def scope_namespace(scope: str, s: Settings) -> str:
     return {CICD: s.cicd_namespace, DEPLOY: s.deploy_namespace}.get(scope, "")
 
 
-def may(api: Kube, verb: str, group: str, resource: str, namespace: str, name: str = "") -> bool:
+def may(
+    api: Kube,
+    verb: str,
+    group: str,
+    resource: str,
+    namespace: str,
+    name: str = "",
+    acting_as: str | None = None,
+) -> bool:
     """Whether the API server allows us ``verb`` on ``resource`` in ``namespace`` ("":
     cluster-wide), on the object ``name`` if given: a SelfSubjectAccessReview, which every
-    authenticated user may create."""
+    authenticated user may create. ``acting_as``: asked as that user (impersonated), which
+    the API server refuses (KubernetesError, 403) unless we may impersonate it."""
     kind, _, sub = resource.partition("/")
     attributes = {"namespace": namespace, "verb": verb, "group": group, "resource": kind}
     if sub:
@@ -120,47 +142,87 @@ def may(api: Kube, verb: str, group: str, resource: str, namespace: str, name: s
         "spec": {"resourceAttributes": attributes},
     }
     doing = f"asking whether we may {verb} {resource} in {namespace or 'the cluster'}"
-    answer = api.request("POST", SSAR_PATH, doing, body=body)
+    if acting_as:
+        doing += f" as {acting_as}"
+    answer = api.request("POST", SSAR_PATH, doing, body=body, acting_as=acting_as)
     return bool((answer.get("status") or {}).get("allowed"))
 
 
+def _refused(
+    api: Kube, s: Settings, needs: list[Need], namespace: str, acting_as: str | None = None
+) -> list[str]:
+    """The permissions of ``needs`` the API server refuses, as readable parts of a line."""
+    refused = []
+    for need in needs:
+        group = f".{need.group}" if need.group else ""
+        name, _, sub = need.resource.partition("/")
+        what = name + group + (f"/{sub}" if sub else "")
+        for name in need.names(s) or ("",):
+            missing = [
+                v
+                for v in need.verbs
+                if not may(api, v, need.group, need.resource, namespace, name, acting_as)
+            ]
+            if missing:
+                named = f" {name!r}" if name else ""
+                refused.append(f"{','.join(missing)} {what}{named} ({need.why})")
+    return refused
+
+
+_FIX = (
+    "grant them (the chart's Roles do: charts/ci-runner/templates/rbac.yaml; "
+    "`kubectl auth can-i --list` shows what you have)"
+)
+
+
 def permissions(api: Kube, s: Settings) -> list[Result]:
-    """Every permission of NEEDS this configuration uses, one line per namespace."""
+    """Every permission of NEEDS this configuration uses, one line per namespace, and with
+    DEPLOYER one line for what helm may do as the deployer."""
     results = []
     for scope in (CICD, DEPLOY, CLUSTER):
         needs = [n for n in NEEDS if n.scope == scope and n.when(s)]
-        if not needs:
-            continue
+        deployed = [n for n in needs if n.as_deployer and s.deployer is not None]
+        needs = [n for n in needs if n not in deployed]
         namespace = scope_namespace(scope, s)
         item = f"permissions in {scope} {namespace}" if namespace else "permissions cluster-wide"
-        refused = []
-        try:
-            for need in needs:
-                group = f".{need.group}" if need.group else ""
-                name, _, sub = need.resource.partition("/")
-                what = name + group + (f"/{sub}" if sub else "")
-                for name in need.names(s) or ("",):
-                    missing = [
-                        v
-                        for v in need.verbs
-                        if not may(api, v, need.group, need.resource, namespace, name)
-                    ]
-                    if missing:
-                        named = f" {name!r}" if name else ""
-                        refused.append(f"{','.join(missing)} {what}{named} ({need.why})")
-        except KubernetesError as e:
-            results.append(failed(item, e))
-            continue
-        count = sum(len(n.verbs) * max(1, len(n.names(s))) for n in needs)
-        if refused:
-            fix = (
-                "grant them (the chart's Roles do: charts/ci-runner/templates/rbac.yaml; "
-                "`kubectl auth can-i --list` shows what you have)"
-            )
-            results.append(failed(item, f"refused: {'; '.join(refused)}; {fix}"))
-        else:
-            results.append(passed(item, f"all {count} granted"))
+        if needs:
+            try:
+                refused = _refused(api, s, needs, namespace)
+            except KubernetesError as e:
+                results.append(failed(item, e))
+                continue
+            count = sum(len(n.verbs) * max(1, len(n.names(s))) for n in needs)
+            if refused:
+                results.append(failed(item, f"refused: {'; '.join(refused)}; {_FIX}"))
+            else:
+                results.append(passed(item, f"all {count} granted"))
+        if deployed:
+            results.append(deployer_line(api, s, deployed))
     return results
+
+
+def deployer_line(api: Kube, s: Settings, needs: list[Need]) -> Result:
+    """helm acts as DEPLOYER: we may impersonate it (the line above asked), and as it (an
+    impersonated SelfSubjectAccessReview) helm may keep its release records."""
+    assert s.deployer_user is not None
+    item = f"deployer {s.deployer} in {DEPLOY} {s.deploy_namespace}"
+    try:
+        if not may(api, "impersonate", "", "serviceaccounts", s.deploy_namespace, s.deployer or ""):
+            return failed(
+                item,
+                f"this identity may not act as it: grant impersonate on serviceaccounts "
+                f"named {s.deployer} in {s.deploy_namespace} (the chart's "
+                "<release>-<app>-impersonate Role does), or unset DEPLOYER",
+            )
+        refused = _refused(api, s, needs, s.deploy_namespace, s.deployer_user)
+    except KubernetesError as e:
+        return failed(item, e)
+    if refused:
+        return failed(item, f"as {s.deployer_user}, refused: {'; '.join(refused)}; {_FIX}")
+    count = sum(len(n.verbs) for n in needs)
+    return passed(
+        item, f"helm acts as {s.deployer_user} (impersonated); as it, all {count} granted"
+    )
 
 
 def namespace(api: Kube, setting: str, name: str, s: Settings) -> Result:

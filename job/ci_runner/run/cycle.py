@@ -504,8 +504,16 @@ class Cycle:
         # Not at the top: pyhelm3 is not for an idle run.
         from ..helm.deploy import kill_helm
 
-        with self.lease.running_helm(kill_helm):
-            return deploy.run(self.lease.orphaned_helm)
+        try:
+            with self.lease.running_helm(kill_helm):
+                return deploy.run(self.lease.orphaned_helm)
+        except KubernetesError:
+            # helm lost the API, or was refused acting as DEPLOYER (which helm 4 words as an
+            # unreachable cluster): the second is the setup's fault, exit 2, and said so.
+            user = self.settings.deployer_user
+            if user is not None:
+                self.kube.check_acting_as(user, "DEPLOYER")
+            raise
 
     def record(self, commit: Commit, change: Callable[[State], State]) -> State:
         """Write ``change`` to the state (with the head's ETag), unless the Lease was lost; the

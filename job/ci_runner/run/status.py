@@ -57,7 +57,8 @@ def release_drift(configmap: kube.Obj, where: StateSettings) -> str | None:
     from ..helm.deploy import installed
 
     try:
-        now = installed(where.release, namespace, where.verify_ssl, HELM_STATUS_TIMEOUT)
+        acting_as = where.deployer_in(namespace)  # the runner itself may read nothing there
+        now = installed(where.release, namespace, where.verify_ssl, HELM_STATUS_TIMEOUT, acting_as)
     except (ConfigError, KubernetesError) as e:
         return f"not checked: {e}"
     names_sha = now is not None and state.deployed_sha in json.dumps(now.values)

@@ -28,7 +28,7 @@ ETCD = os.environ.get("CI_RUNNER_TEST_ETCD", "")
 CHART_RELEASE = "ci"
 SERVICE_ACCOUNT = f"{CHART_RELEASE}-{RELEASE}"
 """The runner's ServiceAccount the product chart makes for the app (``<release>-<app>``)."""
-__all__ = ["DIGEST", "KWOK", "SERVICE_ACCOUNT", "fate"]
+__all__ = ["DIGEST", "KWOK", "SERVICE_ACCOUNT", "fate"]  # DEPLOYER below
 
 # The app's chart with a Deployment of one replica: kwok makes its pod Ready; or never Ready.
 ONE_REPLICA = DEPLOYMENT.replace("replicas: 0", "replicas: 1")
@@ -115,9 +115,14 @@ def install_chart(app: App, helm: str, tmp_path: Path, **app_values: Any) -> Non
     )
 
 
+DEPLOYER = f"{SERVICE_ACCOUNT}-deployer"
+"""The ServiceAccount of the deploy namespace the chart makes for the app's helm to act as."""
+
+
 def as_service_account(app: App, tmp_path: Path, name: str = SERVICE_ACCOUNT) -> dict[str, str]:
     """The runner's environment with a kubeconfig that holds a token of ServiceAccount ``name``
-    from the TokenRequest API (as the pod's projected token is), and the admin's cluster entry."""
+    from the TokenRequest API (as the pod's projected token is), and the admin's cluster entry;
+    and DEPLOYER as the chart's CronJob sets it."""
     token = kubectl(app, "create", "token", name, "--namespace", app.cicd, "--duration", "1h")
     admin = yaml.safe_load(Path(app.kube.kubeconfig).read_text())
     cluster = admin["clusters"][0]
@@ -131,7 +136,7 @@ def as_service_account(app: App, tmp_path: Path, name: str = SERVICE_ACCOUNT) ->
     }
     path = tmp_path / f"kubeconfig-{name}"
     path.write_text(json.dumps(kubeconfig))
-    return {"KUBECONFIG": str(path)}
+    return {"KUBECONFIG": str(path), "DEPLOYER": DEPLOYER}
 
 
 def role(app: App, name: str, namespace: str) -> dict[str, Any]:

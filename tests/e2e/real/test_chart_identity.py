@@ -144,8 +144,9 @@ def test_a_manual_run_from_the_charts_cronjob_is_what_the_runner_needs(
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     for name in ("REPO", "BRANCH", "IMAGE", "CHART_PATH", "RELEASE", "CICD_NS", "DEPLOY_NS"):
         assert name in env, f"the Job's pod has no {name}"
+    assert env["DEPLOYER"] == f"{SERVICE_ACCOUNT}-deployer"  # helm acts as the deployer
     kubectl(app, "delete", "job", "manual-1", "--namespace", app.cicd)  # kwok would run it
 
-    done = app.run(**env, **as_service_account(app, tmp_path))
+    done = app.run(**{**env, **as_service_account(app, tmp_path)})
     assert done.code == 0, done.output
     assert app.heads[-1] in app.deployed_image()

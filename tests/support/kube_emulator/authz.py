@@ -4,6 +4,9 @@ A request whose bearer token is ``emulator-sa.<namespace>.<name>`` (``service_ac
 or that impersonates ``system:serviceaccount:<namespace>:<name>`` (client-go sends a kubeconfig's
 token only over TLS, its impersonation always; ``write_kubeconfig`` writes both), comes from that
 ServiceAccount. Every other request (the default kubeconfig) is the all-allowed admin, as before.
+A request with a ServiceAccount's token that also impersonates someone is authorized as the real
+API server authorizes impersonation (``impersonating``): ``impersonate`` on that ServiceAccount,
+user or group.
 A ServiceAccount's requests are authorized by the Roles, ClusterRoles, RoleBindings and
 ClusterRoleBindings in the store, with the evaluation of the real RBAC authorizer (Kubernetes
 ``plugin/pkg/auth/authorizer/rbac/rbac.go`` RuleAllows, ``pkg/apis/rbac/v1/evaluation_helpers.go``
@@ -92,13 +95,25 @@ def service_account_token(namespace: str, name: str) -> str:
     return f"{TOKEN_PREFIX}{namespace}.{name}"
 
 
-def user_of(store: Any, headers: Any) -> User | None:
-    """The user a request comes from: the ServiceAccount its bearer token names, or the one it
-    impersonates; None for anyone else (the all-allowed admin). 401 for the token of a
-    ServiceAccount that does not exist."""
+def user_of(store: Any, headers: Any, request: Attributes | None = None) -> User | None:
+    """The user a request acts as: the ServiceAccount its bearer token names, or the one it
+    impersonates (when the token's ServiceAccount may: ``impersonating``); None for anyone else
+    (the all-allowed admin). 401 for the token of a ServiceAccount that does not exist."""
+    requester = _authenticated(store, headers)
     impersonated = headers.get("Impersonate-User")
-    if impersonated:
-        return _impersonated(impersonated, headers.get_all("Impersonate-Group") or [])
+    if not impersonated:
+        if headers.get_all("Impersonate-Group") or headers.get("Impersonate-Uid"):
+            # buildImpersonationRequests: groups, extras or a UID without a user
+            raise ApiError(
+                400, "requested impersonation without impersonating a user", "BadRequest"
+            )
+        return requester
+    groups = headers.get_all("Impersonate-Group") or []
+    return impersonating(store, requester, impersonated, groups, request)
+
+
+def _authenticated(store: Any, headers: Any) -> User | None:
+    """Who sent the request: the ServiceAccount of an emulator token, None for the admin."""
     scheme, _, token = (headers.get("Authorization") or "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
         return None
@@ -109,14 +124,63 @@ def user_of(store: Any, headers: Any) -> User | None:
     return service_account_user(namespace, name)
 
 
-def _impersonated(name: str, groups: list[str]) -> User:
-    """The user of ``Impersonate-User``: a ServiceAccount's without groups gets its groups, and
-    everyone system:authenticated (k8s.io/apiserver endpoints/filters/impersonation.go). The
-    emulator lets anyone impersonate."""
-    namespace, _, account = name.removeprefix(SA_USER_PREFIX).partition(":")
-    if name.startswith(SA_USER_PREFIX) and account and not groups:
-        return service_account_user(namespace, account)
-    return User(name, (*groups, "system:authenticated"))
+def impersonating(
+    store: Any,
+    requester: User | None,
+    name: str,
+    groups: list[str],
+    request: Attributes | None = None,
+) -> User:
+    """The user of ``Impersonate-User`` (and ``Impersonate-Group``), as kube-apiserver's
+    impersonation filter makes it and authorizes it (k8s.io/apiserver v0.37.2
+    pkg/endpoints/filters/impersonation/impersonation.go ``WithImpersonation`` and
+    ``buildImpersonationRequests``; mode.go ``authorizeUsername``/``authorizeGroups`` for the
+    constrained filter of 1.36+, whose legacy mode decides the same):
+
+    - each thing impersonated needs the verb ``impersonate``: a ServiceAccount's username
+      (``system:serviceaccount:<ns>:<name>``) on ``serviceaccounts`` named ``<name>`` in
+      ``<ns>``, any other username on ``users``, each group on ``groups`` (cluster-wide);
+      the first refused is the 403, worded as responsewriters.Forbidden words it;
+    - a ServiceAccount named without groups gets its groups (serviceaccount.MakeGroupNames:
+      system:serviceaccounts, system:serviceaccounts:<ns>), and every user other than
+      system:anonymous system:authenticated unless system:unauthenticated was named.
+
+    The 403 is worded as the v1.35 the emulator reports (/version) words it. From 1.36
+    constrained impersonation is on by default (features/kube_features.go
+    ``ConstrainedImpersonation``) and its modes are tried before the legacy one, the first
+    refusal being the one answered (constrained_impersonation.go ``getImpersonatedUser``): a
+    ServiceAccount named alone is then refused as ``impersonate-on:serviceaccount:<verb>`` on
+    the request itself, any other user as ``impersonate-on:user-info:<verb>``; what is
+    allowed is the same. The constrained verbs (``impersonate:<mode>``) are not modelled.
+
+    ``requester`` None is the admin (system:masters on a real cluster): allowed. Over plain
+    HTTP client-go sends no credential (only its impersonation): such a request has no
+    requester to check, so the emulator takes it as the admin's."""
+    account = None
+    wanted = [("serviceaccounts" if name.startswith(SA_USER_PREFIX) else "users", name)]
+    if name.startswith(SA_USER_PREFIX):
+        namespace, _, sa_name = name.removeprefix(SA_USER_PREFIX).partition(":")
+        if sa_name and ":" not in sa_name:
+            account = (namespace, sa_name)
+        else:
+            wanted = [("users", name)]
+    wanted += [("groups", group) for group in groups]
+    if requester is not None:
+        for resource, what in wanted:
+            if resource == "serviceaccounts" and account is not None:
+                a = Attributes("impersonate", account[0], "", resource, name=account[1])
+            else:
+                a = Attributes("impersonate", "", "", resource, name=what)
+            if not decide(store, requester, a)[0]:
+                raise forbidden(requester, a)
+    if account is not None and not groups:
+        return service_account_user(*account)
+    added = (
+        ()
+        if {"system:authenticated", "system:unauthenticated"} & set(groups)
+        else ("system:authenticated",)
+    )
+    return User(name, (*groups, *added))
 
 
 def rule_allows(rule: Obj, a: Attributes) -> bool:
@@ -212,9 +276,6 @@ def forbidden(user: User, a: Attributes) -> ApiError:
 
 def authorize(handler: Handler) -> None:
     """Refuse (403) what RBAC does not allow a ServiceAccount; anyone else may do anything."""
-    user = user_of(handler.emu.store, handler.headers)
-    if user is None:
-        return
     route = handler.route
     if route.resource is None:
         attributes = Attributes(handler.verb, path=handler.req_path)
@@ -228,6 +289,9 @@ def authorize(handler: Handler) -> None:
             handler.verb, namespace, route.group, route.resource.name,
             route.subresource or "", route.name or "",
         )  # fmt: skip
+    user = user_of(handler.emu.store, handler.headers, attributes)
+    if user is None:
+        return
     allowed, _ = decide(handler.emu.store, user, attributes)
     if not allowed:
         raise forbidden(user, attributes)

@@ -133,6 +133,8 @@ class RequestRecord:
     status: int
     user_agent: str
     content_type: str
+    impersonating: str = ""
+    """The Impersonate-User header (helm --kube-as-user), "" when none."""
 
 
 class RequestLog:

@@ -86,6 +86,7 @@ class Exchange(BaseHTTPRequestHandler):
                 status=status,
                 user_agent=self.headers.get("User-Agent", ""),
                 content_type=self.headers.get("Content-Type", ""),
+                impersonating=self.headers.get("Impersonate-User", ""),
             )
         )
 

@@ -40,7 +40,13 @@ def is_review(method: str, path: str) -> bool:
 def serve(handler: Handler) -> None:
     """Answer a SelfSubjectAccessReview or a TokenRequest (see ``is_review``)."""
     store = handler.emu.store
-    user = user_of(store, handler.headers)
+    if _token_path(handler.req_path) is None:
+        asked = Attributes("create", group="authorization.k8s.io",
+                           resource="selfsubjectaccessreviews")  # fmt: skip
+    else:
+        namespace, name = _token_path(handler.req_path) or ("", "")
+        asked = Attributes("create", namespace, "", "serviceaccounts", "token", name)
+    user = user_of(store, handler.headers, asked)
     account = _token_path(handler.req_path)
     if account is not None:
         _token(handler, user, *account)
