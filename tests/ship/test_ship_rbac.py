@@ -370,7 +370,7 @@ def test_chart_fleet_grants_exactly_what_the_fleet_needs(render: Render) -> None
     assert not rbac.allows(fleet, "create", "coordination.k8s.io", "leases", "cicd")
     # each app keeps its own identity; the per-app CronJobs are templates now
     web = rbac.rules_from_documents(docs, ("cicd", "ci-web"))
-    check_runner(web, "cicd", "web", create_ns=False, secrets={})
+    check_runner(web, "cicd", "web", False, {}, *deployer_of(docs, "web", "ci-web-deployer"))
     cronjobs = {d["metadata"]["name"]: d for d in docs if d["kind"] == "CronJob"}
     assert {n: c["spec"].get("suspend", False) for n, c in cronjobs.items()} == {
         "ci-web": True,
