@@ -239,6 +239,16 @@ def status(output: str, **options: Any) -> None:
         width = max(len(k) for k in report)
         for key, value in report.items():
             click.echo(f"{key:<{width}}  {'-' if value is None else value}")
+    if not found:
+        # A release no run has recorded: a typo in RELEASE (or CICD_NS, STATE_CONFIGMAP) reads
+        # the same as one never run, and neither is "nothing to worry about" (exit 0).
+        click.echo(
+            f"Error: release {where.release} has no state ConfigMap "
+            f"{where.state_configmap} in CICD_NS {where.cicd_namespace}: check RELEASE "
+            "and CICD_NS, or trigger its first run",
+            err=True,
+        )
+        sys.exit(2)
 
 
 @main.command(epilog=EXIT_CODES)

@@ -14,7 +14,7 @@ from kubernetes import client
 from tests.e2e.appkit import RELEASE, App
 
 
-def test_status_before_any_run_says_there_is_no_state(app: App) -> None:
+def test_status_before_any_run_says_there_is_no_state_with_exit_2(app: App) -> None:
     status = app.status()
     assert status["phase"] == "none"
     assert status["lastDeployedSha"] is None
@@ -22,8 +22,9 @@ def test_status_before_any_run_says_there_is_no_state(app: App) -> None:
     assert status["maxRetries"] is None  # only the runner's own record says how many
     assert status["release"] == RELEASE
     table = app.cli("status")
-    assert table.code == 0
+    assert table.code == 2  # a typo in RELEASE reads the same: not "all is well"
     assert table.stdout.strip() == f"no state for release {RELEASE} in namespace {app.cicd}"
+    assert f"Error: release {RELEASE} has no state ConfigMap ci-runner-{RELEASE}" in table.stderr
 
 
 @pytest.mark.helm
