@@ -144,7 +144,7 @@ class App:
     def deploy_ns(self) -> str:
         return self.env["DEPLOY_NS"]
 
-    def push(self, files: Mapping[str, str | None], message: str = "change") -> str:
+    def push(self, files: Mapping[str, str | bytes | None], message: str = "change") -> str:
         sha = self.github.push(REPO, self.env.get("BRANCH", "main"), files, message=message)
         self.heads.append(sha)
         return sha

@@ -5,7 +5,9 @@ the runner blow up."""
 from __future__ import annotations
 
 import base64
+import io
 import json
+import tarfile
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -110,6 +112,41 @@ def test_an_anchor_bomb_is_a_bad_commit_refused_before_any_build(
     assert state["metadata"]["annotations"]["ci-runner.io/attempts"] == "1"
     (status,) = app.github.statuses(REPO, sha)
     assert status["state"] == "failure" and why in str(status["description"])
+
+
+def packaged(name: str, files: dict[str, str]) -> bytes:
+    """A subchart as `helm package` lays it out (``<name>/...`` in a .tgz), built by hand:
+    helm refuses to package an anchor bomb itself."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for path, text in files.items():
+            data = text.encode()
+            member = tarfile.TarInfo(f"{name}/{path}")
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    return out.getvalue()
+
+
+@pytest.mark.helm
+def test_an_anchor_bomb_in_a_packaged_subchart_is_refused_by_helm_before_any_build(
+    app: App,
+) -> None:
+    # The runner does not unpack charts/*.tgz: helm does, and its YAML reader refuses excessive
+    # aliasing (sigs.k8s.io/yaml on go-yaml: "yaml: document contains excessive aliasing") in
+    # the `helm template` the runner runs before a build. Tried with helm 3.18 and 4.1: refused
+    # in 0.1 s within 50 MB.
+    sub = packaged("sub", {"Chart.yaml": "apiVersion: v2\nname: sub\nversion: 0.1.0\n",
+                           "values.yaml": ANCHOR_BOMB})  # fmt: skip
+    sha = app.push({"deploy/chart/charts/sub-0.1.0.tgz": sub}, message="a bomb, packaged")
+
+    done = app.run()
+    assert done.code == 1, done.output
+    assert f"attempt 1/3 on {sha[:7]} failed" in done.stderr
+    assert "excessive aliasing" in done.stderr
+    assert jobs_by_release(app) == {}  # no build was spent on it
+    state = app.state()
+    assert state is not None
+    assert state["metadata"]["annotations"]["ci-runner.io/attempts"] == "1"
 
 
 REGISTRY_USER = "robot"
