@@ -297,6 +297,53 @@ def test_an_image_pull_back_off_that_clears_is_waited_for(app: App, emulator: An
     assert app.status()["lastDeployedSha"] == app.heads[-1]
 
 
+@pytest.mark.helm
+def test_an_unschedulable_build_the_autoscaler_scales_up_for_is_waited_for(
+    app: App, emulator: Any
+) -> None:
+    emulator.jobs.behave("unschedulable", labels=BUILD)
+    running = app.start()
+    job = app.wait_for_build_job()
+
+    def pending_pod() -> str | None:
+        for pod in emulator.list("v1", "pods", app.cicd):
+            conditions = pod["status"].get("conditions") or []
+            if any(c.get("reason") == "Unschedulable" for c in conditions):
+                return str(pod["metadata"]["name"])
+        return None
+
+    until(lambda: pending_pod() is not None)
+    pod = pending_pod()
+    # What the cluster autoscaler records on a pending pod it adds a node for (a Normal Event,
+    # reason TriggeredScaleUp: cluster-autoscaler's scale-up status processor).
+    emulator.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{pod}.scale-up", "namespace": app.cicd},
+            "involvedObject": {"kind": "Pod", "name": pod, "namespace": app.cicd},
+            "reason": "TriggeredScaleUp",
+            "type": "Normal",
+            "message": "pod triggered scale-up: [{builders 1->2 (max: 5)}]",
+            "source": {"component": "cluster-autoscaler"},
+        }
+    )
+    seen = len(emulator.requests)
+
+    def asked_for_scale_up() -> bool:
+        return any(
+            r.resource == "events" and "TriggeredScaleUp" in r.query.get("fieldSelector", "")
+            for r in emulator.requests[seen:]
+        )
+
+    until(asked_for_scale_up)  # the runner looked after the autoscaler spoke ...
+    emulator.jobs.release(app.cicd, job)  # ... and then the new node takes the pod
+    _, err = running.communicate(timeout=120)
+    assert running.returncode == 0, err
+    assert "the cluster autoscaler is adding a node" in err
+    assert app.status()["lastDeployedSha"] == app.heads[-1]
+
+
 def until(condition: Any, within: float = 30) -> None:
     """Poll ``condition`` until it holds, with a deadline (not a sleep as synchronisation)."""
     deadline = time.monotonic() + within
