@@ -435,8 +435,10 @@ class Cycle:
             self.credentials()
         # The nonce makes a fresh Job name for a forced build, or when a failed Job of the same
         # name exists: such a Job's failure was counted already and is never adopted again.
-        self.report.building(plan.sha)
         job = builder.start(plan.sha, plan.attempt, self.lease.identity[-5:], fresh=self.force)
+        # Only now: a Job the API server refuses (a BUILD_POD field it does not know) is exit 2
+        # and must leave no "building" status behind on the commit.
+        self.report.building(plan.sha)
         result = builder.wait(job)
         outside = (ConfigError.exit_code, GitHubError.exit_code)
         if not result.succeeded and result.fetch_exit in outside:

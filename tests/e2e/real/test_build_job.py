@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.appkit import App
+from tests.e2e.appkit import REPO, App
 from tests.e2e.real.realkit import DIGEST, fate, kubectl, require_kwok, require_real
 
 pytestmark = pytest.mark.helm
@@ -89,12 +89,14 @@ def test_a_build_pod_field_the_api_server_does_not_know_is_a_configuration_error
     """BUILD_POD's keys are checked by the runner, but what is inside them only by the API
     server: the Job is created with fieldValidation=Strict, so a typo is refused, not dropped."""
     require_real(app)
+    app.env["GIT_TOKEN"] = "fake-real-status-token-0123456789"  # so that statuses are posted
     typo = '{"affinity": {"nodeAfinity": {}}}'
     done = app.run(BUILD_POD=typo)
     assert done.code == 2, done.output
     assert "BUILD_POD" in done.stderr and "nodeAfinity" in done.stderr
     assert app.build_jobs() == []
     assert app.status().get("attempts", 0) in (0, None)
+    assert app.github.statuses(REPO, app.heads[-1]) == []  # no "building" left behind
 
 
 # -- the build context, fetched by the init container (issue 17, item 4) ---------------------
