@@ -3,6 +3,7 @@ documented exit code, a clear line, and state the next run can trust."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import signal
@@ -341,6 +342,38 @@ def test_an_unschedulable_build_the_autoscaler_scales_up_for_is_waited_for(
     _, err = running.communicate(timeout=120)
     assert running.returncode == 0, err
     assert "the cluster autoscaler is adding a node" in err
+    assert app.status()["lastDeployedSha"] == app.heads[-1]
+
+
+@pytest.mark.helm
+def test_a_failed_mount_that_clears_is_waited_for(app: App, emulator: Any) -> None:
+    auth = base64.b64encode(b"robot:fake-registry-password-0123").decode()
+    config = json.dumps({"auths": {"registry.example.com": {"auth": auth}}})
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "registry-push", "namespace": app.cicd},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64.b64encode(config.encode()).decode()},
+    }
+    # The runner finds the Secret when it checks it; by the time the kubelet mounts it, a
+    # rotation (delete, then create) has it gone for a while: the runner's read is answered
+    # with the Secret, the store does not hold it yet.
+    emulator.faults.add("GET", f"/namespaces/{app.cicd}/secrets/registry-push$", 200, body=secret)
+    running = app.start(REGISTRY_SECRET="registry-push")
+    app.wait_for_build_job()
+
+    def failed_mount() -> bool:
+        events = emulator.list("v1", "events", app.cicd)
+        return any(e.get("reason") == "FailedMount" for e in events)
+
+    until(failed_mount)
+    seen = len(emulator.requests)
+    until(lambda: any(r.resource == "events" for r in emulator.requests[seen:]))  # looked at it
+    emulator.put(secret)  # the rotation ends: the kubelet mounts it and the build runs
+    _, err = running.communicate(timeout=120)
+    assert running.returncode == 0, err
+    assert "FailedMount" in err and "can resolve by itself" in err
     assert app.status()["lastDeployedSha"] == app.heads[-1]
 
 
