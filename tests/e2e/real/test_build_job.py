@@ -4,6 +4,8 @@ the build pod (tests/cluster/stages.yaml), and Pod Security admission is the rea
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -57,6 +59,30 @@ def test_a_build_pod_that_cannot_pull_its_image_ends_the_attempt_with_the_reason
     assert done.code == 1, done.output
     assert "ImagePullBackOff" in done.stderr and "not resolved within 2s" in done.stderr
     assert app.build_jobs() == []  # abandoned, so deleted (with its pod)
+
+
+def test_an_image_pull_back_off_that_clears_is_waited_for_and_deploys(app: App) -> None:
+    """The registry answers again while the runner gives the pull its grace: built, deployed."""
+    require_kwok(app)
+    running = app.start(BUILD_POD=fate("pull-error"))
+    said: list[str] = []
+    assert running.stderr is not None
+    reader = threading.Thread(target=lambda: said.extend(running.stderr or []), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 60
+    while not any("ImagePullBackOff" in line for line in said):  # a condition, polled
+        assert running.poll() is None, "".join(said)
+        assert time.monotonic() < deadline, "the runner never reported the back-off"
+        time.sleep(0.1)
+    (job,) = app.build_jobs()
+    (pod,) = build_pods(app, job)
+    name = pod["metadata"]["name"]
+    kubectl(app, "annotate", "pod", name, "-n", app.cicd, "ci-runner.test/pulled=true")
+    assert running.wait(timeout=120) == 0, "".join(said)
+    reader.join(timeout=10)
+    err = "".join(said)
+    assert "can resolve by itself" in err
+    assert app.status()["lastDeployedSha"] == app.heads[-1]
 
 
 def test_a_restricted_cicd_namespace_refuses_kaniko_and_the_runner_says_why(app: App) -> None:
