@@ -13,7 +13,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields
 from typing import Any
-from urllib.parse import urlsplit
 
 from .. import __version__
 from .. import parsing as p
@@ -448,17 +447,6 @@ class Settings(StateSettings):
             for f, spec in table(Settings)
             if spec.secret and getattr(self, f.name)
         ]
-
-    @property
-    def github_host(self) -> str:
-        """The repository's git host: github.com for the public API, SUBDOMAIN.ghe.com for
-        api.SUBDOMAIN.ghe.com (GHE.com), the API's own host for GitHub Enterprise Server. (Kaniko
-        cloned from it; the build pod now downloads the commit through the API instead.)"""
-        netloc = urlsplit(self.github_api_url).netloc
-        if netloc == "api.github.com":
-            return "github.com"
-        sub = p.ghe_com_subdomain(netloc)
-        return f"{sub}.ghe.com" if sub is not None else netloc
 
     @property
     def token_secret_name(self) -> str | None:

@@ -29,35 +29,32 @@ def test_defaults() -> None:
     assert s.kaniko_image == DEFAULT_KANIKO_IMAGE
     assert s.verify_ssl is None  # the kubeconfig decides
     assert s.verify_https is True
-    assert s.github_host == "github.com"
     assert s.token_secret_name is None
 
 
-def test_github_enterprise_host_and_token_secret() -> None:
+def test_github_enterprise_api_and_token_secret() -> None:
     s = settings(GITHUB_API_URL="https://ghe.example.com/api/v3/", GIT_TOKEN="fake-token-t")
     assert s.github_api_url == "https://ghe.example.com/api/v3"
-    assert s.github_host == "ghe.example.com"
     assert s.token_secret_name == "ci-runner-shop-git"
     assert settings(GIT_TOKEN="fake-token-t", GIT_TOKEN_SECRET="mine").token_secret_name == "mine"
 
 
 @pytest.mark.parametrize(
-    ("given", "api", "git"),
+    ("given", "api"),
     [
-        (None, "https://api.github.com", "github.com"),
-        ("https://api.github.com/", "https://api.github.com", "github.com"),
-        ("https://ghe.example.com/api/v3", "https://ghe.example.com/api/v3", "ghe.example.com"),
-        ("https://api.octocorp.ghe.com", "https://api.octocorp.ghe.com", "octocorp.ghe.com"),
+        (None, "https://api.github.com"),
+        ("https://api.github.com/", "https://api.github.com"),
+        ("https://ghe.example.com/api/v3", "https://ghe.example.com/api/v3"),
+        ("https://api.octocorp.ghe.com", "https://api.octocorp.ghe.com"),
         # The enterprise's own address: its API is at api.SUBDOMAIN.ghe.com, as GitHub documents.
-        ("https://octocorp.ghe.com/", "https://api.octocorp.ghe.com", "octocorp.ghe.com"),
-        ("https://API.Octo-Corp.GHE.com", "https://api.octo-corp.ghe.com", "octo-corp.ghe.com"),
+        ("https://octocorp.ghe.com/", "https://api.octocorp.ghe.com"),
+        ("https://API.Octo-Corp.GHE.com", "https://api.octo-corp.ghe.com"),
     ],
 )
-def test_the_api_and_git_hosts_of_github_ghes_and_ghe_com(
-    given: str | None, api: str, git: str
-) -> None:
+def test_the_api_of_github_ghes_and_ghe_com(given: str | None, api: str) -> None:
     s = settings(**({"GITHUB_API_URL": given} if given else {}))
-    assert (s.github_api_url, s.github_host) == (api, git)
+    # The build pod downloads the commit through this API (no git host is needed any more).
+    assert s.github_api_url == api
 
 
 def test_ghe_com_with_a_ghes_path_is_refused() -> None:
