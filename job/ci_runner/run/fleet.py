@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ from ..kube import client as kube
 from ..kube import fleet as k
 from ..kube.client import Obj
 from ..kube.state import from_configmap
-from .auth import InstallationToken
+from .auth import InstallationToken, Mint
 from .plan import fleet_call
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,6 @@ def app_credential(api: kube.Kube, settings: FleetSettings, stack: ExitStack) ->
     where = f"FLEET_APP_SECRET {ns}/{s.fleet_app_secret}"
     key = k.read_app(api, ns, s.fleet_app_secret)
     logs.learn(key.private_key)
-    kept = k.read_kept(api, ns, s.fleet_app_token_secret)
     github = stack.enter_context(
         GitHub(_Minting(s.github_api_url, s.api_timeout, s.verify_ssl is not False))
     )
@@ -161,6 +161,23 @@ def app_credential(api: kube.Kube, settings: FleetSettings, stack: ExitStack) ->
                     problem = problem.replace(word, fleet_word)
                 problems.append(f"{where}: {problem}")
             raise ConfigError(problems) from e
+
+    name = f"the fleet's App {key.app_id} (installation {key.installation})"
+    return kept_installation_token(api, s, name, mint)
+
+
+def kept_installation_token(
+    api: kube.Kube,
+    settings: FleetSettings,
+    name: str,
+    mint: Mint,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> InstallationToken:
+    """The installation token kept in FLEET_APP_TOKEN_SECRET as a credential: reused while good
+    for over RENEW_BEFORE, else ``mint``ed and kept there (an update by name)."""
+    s = settings
+    ns = s.cicd_namespace
+    kept = k.read_kept(api, ns, s.fleet_app_token_secret)
 
     def keep(token: str, expires: datetime) -> None:
         nonlocal kept
@@ -179,8 +196,7 @@ def app_credential(api: kube.Kube, settings: FleetSettings, stack: ExitStack) ->
                 ]
             ) from e
 
-    name = f"the fleet's App {key.app_id} (installation {key.installation})"
-    return InstallationToken(mint, keep, name, kept.token, kept.expires)
+    return InstallationToken(mint, keep, name, kept.token, kept.expires, now)
 
 
 def run(settings: FleetSettings) -> FleetOutcome:
