@@ -8,7 +8,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,13 @@ def state_configmap(namespace: str, release: str, sha: str) -> dict[str, Any]:
     }
 
 
+def with_token(it: Fleet) -> dict[str, Any]:
+    """The fleet's credential as a token Secret: the chart's ``fleet`` values for it."""
+    it.kubectl("create", "secret", "generic", "fleet-github-token", "-n", it.cicd,
+               f"--from-literal=token={FLEET_TOKEN}")  # fmt: skip
+    return {"tokenSecret": "fleet-github-token"}
+
+
 @pytest.fixture
 def fleet(
     kube: KubeTarget,
@@ -128,6 +136,22 @@ def fleet(
     tools_path: str,
     tmp_path: Path,
 ) -> Iterator[Fleet]:
+    with installed(kube, github, helm_bin, kubectl_bin, tools_path, tmp_path, with_token) as it:
+        yield it
+
+
+@contextmanager
+def installed(
+    kube: KubeTarget,
+    github: GitHubFake,
+    helm_bin: str,
+    kubectl_bin: str,
+    tools_path: str,
+    tmp_path: Path,
+    credential: Callable[[Fleet], dict[str, Any]],
+) -> Iterator[Fleet]:
+    """The chart in fleet mode, with the fleet's ``credential`` (made in the cluster; its
+    ``fleet`` values returned)."""
     home = tmp_path / "home"
     (home / "tmp").mkdir(parents=True)
     env = {"PATH": tools_path, "HOME": str(home), "TMPDIR": str(home / "tmp"),
@@ -141,8 +165,7 @@ def fleet(
     it = Fleet(kube, github, kubectl_bin, env, tmp_path, heads)
     it.kubectl("create", "namespace", it.deploy_ns)
     try:
-        it.kubectl("create", "secret", "generic", "fleet-github-token", "-n", it.cicd,
-                   f"--from-literal=token={FLEET_TOKEN}")  # fmt: skip
+        credentials = credential(it)
         for release in ("shop", "cart"):
             path = tmp_path / f"state-{release}.json"
             path.write_text(json.dumps(state_configmap(it.cicd, release, heads[release])))
@@ -162,7 +185,7 @@ def fleet(
             ],
             "fleet": {
                 "enabled": True,
-                "tokenSecret": "fleet-github-token",
+                **credentials,
                 "admissionPolicy": kube.emulator is None,  # the emulator has no admission
             },
         }

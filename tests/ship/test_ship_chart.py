@@ -315,3 +315,23 @@ def test_a_deadline_shorter_than_the_runner_timeouts_is_refused(
     assert result.returncode != 0
     assert "apps a: activeDeadlineSeconds (3600) must be above" in result.stderr
     assert "buildTimeout + helmTimeout (3900)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("credential", "refusal"),
+    [
+        ("{tokenSecret: a, appSecret: b}", "set tokenSecret or appSecret, not both"),
+        ("{tokenSecret: '', appSecret: ''}", "fleet"),
+    ],
+)
+def test_the_fleet_has_exactly_one_credential(
+    helm_bin: str, tmp_path: Path, credential: str, refusal: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apps:\n  - {name: a, repo: o/a, image: r.example/a, chartPath: c, deployNamespace: a}\n"
+        f"fleet: {{enabled: true, {credential[1:-1]}}}\n"
+    )
+    result = helm(helm_bin, "template", "ci", str(charts.CHART), "--values", str(bad))
+    assert result.returncode != 0
+    assert refusal in result.stderr

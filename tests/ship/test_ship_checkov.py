@@ -104,6 +104,7 @@ def test_rendered_chart_passes_checkov(render: Render, tmp_path: Path) -> None:
         *render("three-apps", release="three"),
         *render("private", release="private", namespace="cicd-private"),
         *render("fleet", release="fleet", namespace="cicd-fleet"),
+        *render("fleet", "fleet-app", release="fleetapp", namespace="cicd-fleetapp"),
     ]
     target = tmp_path / "chart.yaml"
     target.write_text(yaml.safe_dump_all(docs))

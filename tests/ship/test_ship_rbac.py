@@ -387,6 +387,44 @@ def test_chart_fleet_grants_exactly_what_the_fleet_needs(render: Render) -> None
     assert suspended == {"ci-web": None, "ci-api": None, "ci-worker": "true", "ci-fleet": None}
 
 
+# With a GitHub App: its key Secret instead of the token's, and get+update of the Secret the chart
+# creates for its installation token, by name.
+FLEET_APP_GRANTS = (FLEET_GRANTS - {("get", "", "secrets", "fleet-github-token")}) | {
+    ("get", "", "secrets", "fleet-github-app"),
+    ("get", "", "secrets", "ci-fleet-token"),
+    ("update", "", "secrets", "ci-fleet-token"),
+}
+
+
+@pytest.mark.helm
+def test_chart_fleet_with_an_app_grants_its_kept_token_secret_by_name(render: Render) -> None:
+    docs = render("fleet", "fleet-app")
+    fleet = rbac.rules_from_documents(docs, ("cicd", "ci-fleet"))
+    grants = {
+        (verb, group, res, name)
+        for g in fleet
+        for verb in g.verbs
+        for group in g.api_groups
+        for res in g.resources
+        for name in (g.resource_names or ("",))
+    }
+    assert grants == FLEET_APP_GRANTS
+    assert not rbac.allows(fleet, "get", "", "secrets", "cicd", name="fleet-github-token")
+    assert not rbac.allows(fleet, "create", "", "secrets", "cicd", name="")
+    (kept,) = [
+        d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == "ci-fleet-token"
+    ]
+    assert "data" not in kept and "stringData" not in kept  # created empty: the fleet fills it
+    (cronjob,) = [d for d in docs if d["kind"] == "CronJob" and d["metadata"]["name"] == "ci-fleet"]
+    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["FLEET_APP_SECRET"] == "fleet-github-app"
+    assert env["FLEET_APP_TOKEN_SECRET"] == "ci-fleet-token"
+    assert "FLEET_TOKEN_SECRET" not in env
+    token_mode = render("fleet")
+    assert not [d for d in token_mode if d["metadata"]["name"] == "ci-fleet-token"]
+
+
 @pytest.mark.helm
 def test_chart_fleet_is_off_by_default(render: Render) -> None:
     docs = render("three-apps")

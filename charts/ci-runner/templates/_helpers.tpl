@@ -245,6 +245,11 @@ requireChecks: REQUIRE_CHECKS
 {{- printf "%s-fleet" .Release.Name | trunc 52 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The Secret the fleet keeps its GitHub App installation token in (FLEET_APP_TOKEN_SECRET). */}}
+{{- define "ci-runner.fleetTokenCopy" -}}
+{{- printf "%s-fleet-token" .Release.Name -}}
+{{- end -}}
+
 {{/* The fleet's record ConfigMap (FLEET_RECORD). */}}
 {{- define "ci-runner.fleetRecord" -}}
 {{- default (printf "%s-fleet" .Release.Name) .Values.fleet.record -}}

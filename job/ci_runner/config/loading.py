@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from .. import parsing as p
 from ..errors import ConfigError
-from .settings import FETCH_SETTINGS, OBSOLETE, FetchSettings, Settings, table
+from .settings import FETCH_SETTINGS, OBSOLETE, FetchSettings, FleetSettings, Settings, table
 
 S = TypeVar("S")
 
@@ -66,7 +66,7 @@ def load(kind: type[S], options: Mapping[str, Any], environ: Mapping[str, str]) 
         except ValueError as e:
             shown = "***" if spec.secret else repr(text)
             problems.append(f"{spec.env} {e}, got {shown}")
-    problems += _derived(values)
+    problems += fleet_problems(values) if kind is FleetSettings else _derived(values)
     if problems:
         raise ConfigError(problems)
     names = {f.name for f, _ in table(kind)}  # _derived may add what only Settings has
@@ -96,6 +96,26 @@ def build_problems(values: Mapping[str, Any]) -> list[str]:
             use = p.CACHE_FLAGS[name]
             problems.append(f"KANIKO_ARGS may not set --{name} while BUILD_CACHE is on: use {use}")
     return problems
+
+
+def fleet_problems(values: Mapping[str, Any]) -> list[str]:
+    """The fleet has one credential: a token Secret or an App Secret, not both, not neither."""
+    token, app = values.get("fleet_token_secret"), values.get("fleet_app_secret")
+    if token and app:
+        return [
+            "FLEET_TOKEN_SECRET and FLEET_APP_SECRET are both set: the fleet asks GitHub with "
+            "one credential, a token or a GitHub App"
+        ]
+    if not token and not app:
+        return [
+            "FLEET_TOKEN_SECRET or FLEET_APP_SECRET is required (the fleet's GitHub credential)"
+        ]
+    if app and app == values.get("fleet_app_token_secret", "ci-runner-fleet-token"):
+        return [
+            "FLEET_APP_TOKEN_SECRET names FLEET_APP_SECRET: the fleet keeps its installation "
+            "token in a Secret of its own, never in the App's"
+        ]
+    return []
 
 
 def credential_problems(values: dict[str, Any]) -> list[str]:

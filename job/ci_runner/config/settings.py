@@ -500,10 +500,29 @@ class FleetSettings:
         parse=p.label_selector,
         metavar="SELECTOR",
     )
-    fleet_token_secret: str = setting(
+    fleet_token_secret: str | None = setting(
         "FLEET_TOKEN_SECRET",
         "Secret in CICD_NS whose key 'token' is the fleet's read-only GitHub token (contents: "
-        "read on every app's repository); read by name, never an app's.",
+        "read on every app's repository); read by name, never an app's. This or "
+        "FLEET_APP_SECRET.",
+        default=None,
+        parse=p.secret_name,
+        metavar="NAME",
+    )
+    fleet_app_secret: str | None = setting(
+        "FLEET_APP_SECRET",
+        "Secret in CICD_NS with the fleet's GitHub App: keys 'app-id', 'installation-id' and "
+        "'private-key' (an installation with contents: read on every app's repository); "
+        "instead of FLEET_TOKEN_SECRET.",
+        default=None,
+        parse=p.secret_name,
+        metavar="NAME",
+    )
+    fleet_app_token_secret: str = setting(
+        "FLEET_APP_TOKEN_SECRET",
+        "Secret in CICD_NS where the fleet keeps its App's installation token between runs "
+        "(with FLEET_APP_SECRET; it must exist: the chart creates it empty).",
+        default="ci-runner-fleet-token",
         parse=p.secret_name,
         metavar="NAME",
     )

@@ -1,6 +1,7 @@
 """What ``ci-runner fleet`` reads and writes in Kubernetes: the apps' CronJobs, their state
 ConfigMaps and Jobs (three lists, whatever the number of apps), its own record and credential
-(two reads by name), and the Jobs and Events it creates.
+(reads by name; with a GitHub App also the Secret it keeps its installation token in, updated by
+name when renewed), and the Jobs and Events it creates.
 
 Nothing here decides: ``run/plan.py`` ``fleet_call`` does, ``run/fleet.py`` joins the two."""
 
@@ -13,7 +14,9 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from .. import parsing as p
 from ..errors import ConfigError, Conflict, KubernetesError, NotFound, shorten
+from . import token_secret
 from .client import CONFIGMAPS, CRONJOBS, EVENTS, JOBS, SECRETS, Kind, Kube, Obj
 from .state import OUR_LABELS
 
@@ -177,6 +180,30 @@ def write_record(
     return True
 
 
+@dataclass(frozen=True)
+class AppKey:
+    """The fleet's GitHub App, from FLEET_APP_SECRET (the keys the chart's per-app
+    ``githubAppSecret`` has)."""
+
+    app_id: str
+    installation: int
+    private_key: str
+
+    def __repr__(self) -> str:  # never the key, in a traceback or a log line
+        return f"AppKey(app_id={self.app_id!r}, installation={self.installation})"
+
+
+APP_KEYS = ("app-id", "installation-id", "private-key")
+
+
+def _text(secret: Obj, key: str) -> str:
+    encoded = (secret.get("data") or {}).get(key)
+    try:
+        return base64.b64decode(str(encoded or ""), validate=True).decode().strip()
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+
+
 def read_token(kube: Kube, namespace: str, name: str) -> str:
     """The fleet's GitHub token: key ``token`` of Secret ``name``, read by name."""
     secret = _read_own(kube, SECRETS, namespace, name, "FLEET_TOKEN_SECRET")
@@ -184,14 +211,83 @@ def read_token(kube: Kube, namespace: str, name: str) -> str:
         raise ConfigError(
             [f"FLEET_TOKEN_SECRET {namespace}/{name} does not exist: create it with key 'token'"]
         )
-    encoded = (secret.get("data") or {}).get("token")
-    try:
-        token = base64.b64decode(str(encoded or ""), validate=True).decode().strip()
-    except (binascii.Error, UnicodeDecodeError):
-        token = ""
+    token = _text(secret, "token")
     if not token:
         raise ConfigError([f"FLEET_TOKEN_SECRET {namespace}/{name} has no key 'token'"])
     return token
+
+
+def read_app(kube: Kube, namespace: str, name: str) -> AppKey:
+    """The fleet's GitHub App: keys ``app-id``, ``installation-id`` and ``private-key`` of
+    Secret ``name``, read by name; ConfigError (exit 2) naming what is missing or wrong."""
+    secret = _read_own(kube, SECRETS, namespace, name, "FLEET_APP_SECRET")
+    where = f"FLEET_APP_SECRET {namespace}/{name}"
+    if secret is None:
+        raise ConfigError(
+            [f"{where} does not exist: create it with keys {', '.join(map(repr, APP_KEYS))}"]
+        )
+    text = {key: _text(secret, key) for key in APP_KEYS}
+    problems = [f"{where} has no key {key!r}" for key, value in text.items() if not value]
+    if problems:
+        raise ConfigError(problems)
+    try:
+        app_id = p.app_id(text["app-id"])
+    except ValueError as e:
+        problems.append(f"{where} key 'app-id' {e}")
+    try:
+        installation = p.positive(text["installation-id"])
+    except ValueError as e:
+        problems.append(f"{where} key 'installation-id' {e}")
+    key_problem = p.private_key_problem(text["private-key"])
+    if key_problem:
+        problems.append(f"{where} key 'private-key' {key_problem}")
+    if problems:
+        raise ConfigError(problems)
+    return AppKey(app_id, installation, text["private-key"])
+
+
+@dataclass(frozen=True)
+class KeptToken:
+    """The fleet's App installation token as kept in FLEET_APP_TOKEN_SECRET (None when it holds
+    none, or none readable), with the Secret as read (its resourceVersion makes the write
+    conditional)."""
+
+    token: str | None
+    expires: datetime | None
+    secret: Obj
+
+
+def read_kept(kube: Kube, namespace: str, name: str) -> KeptToken:
+    """The Secret the fleet keeps its installation token in; ConfigError (exit 2) when it does
+    not exist: the fleet may not create it (``create`` cannot be limited to one name)."""
+    secret = _read_own(kube, SECRETS, namespace, name, "FLEET_APP_TOKEN_SECRET")
+    if secret is None:
+        raise ConfigError(
+            [
+                f"FLEET_APP_TOKEN_SECRET Secret {namespace}/{name} does not exist: the chart "
+                "creates it with fleet.appSecret (else `kubectl create secret generic "
+                f"{name} -n {namespace}`)"
+            ]
+        )
+    token, expires = token_secret.kept(secret)
+    return KeptToken(token, expires, secret)
+
+
+def keep_token(kube: Kube, kept: KeptToken, token: str, expires: datetime) -> KeptToken:
+    """Keep ``token`` (and its expiry) in the Secret read as ``kept``: an update by name, over
+    what was read (Conflict when another fleet run wrote it since). The maker's labels and
+    annotations stay."""
+    meta = dict(kept.secret["metadata"])
+    annotations = dict(meta.get("annotations") or {})
+    annotations[token_secret.EXPIRES] = expires.astimezone(UTC).isoformat(timespec="seconds")
+    meta["annotations"] = annotations
+    body: Obj = {
+        **{k: v for k, v in kept.secret.items() if k not in {"data", "stringData"}},
+        "metadata": meta,
+        "type": kept.secret.get("type") or "Opaque",
+        "data": {token_secret.TOKEN_KEY: base64.b64encode(token.encode()).decode()},
+    }
+    return KeptToken(token, expires, kube.save(SECRETS, body))
 
 
 def list_cronjobs(kube: Kube, namespace: str, selector: str) -> list[Obj]:

@@ -2,7 +2,7 @@
 
 The per-app CronJobs stay what they are (each app's settings, identity and credentials, in its
 pod template); the fleet reads them, their state and their Jobs in three lists, asks GitHub for
-every app's head with its own read-only token and ETags, and for each app with work creates the
+every app's head with its own read-only credential and ETags, and for each app with work creates the
 Job ``kubectl create job --from=cronjob/<app>`` would. That Job's run then does the app's cycle
 as its own scheduled run would. The fleet never builds, deploys, or reads an app's credentials;
 it writes only Jobs, its own record and Events.
@@ -16,17 +16,23 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 from .. import logs
 from ..config import FleetSettings, Settings, load
-from ..errors import ConfigError, KubernetesError
+from ..errors import ConfigError, Conflict, KubernetesError
+from ..github.app import app_jwt
+from ..github.client import GitHub
 from ..github.heads import Asked, Heads, Question
 from ..kube import client as kube
 from ..kube import fleet as k
 from ..kube.client import Obj
 from ..kube.state import from_configmap
+from .auth import InstallationToken, Mint
 from .plan import fleet_call
 
 log = logging.getLogger(__name__)
@@ -82,29 +88,149 @@ class FleetOutcome:
     summary: str
 
 
+class Credential(Protocol):
+    """What the fleet asks GitHub with: a token good for this run (asked once per round of
+    questions: a round lasts at most FLEET_DEADLINE, far less than an installation token's
+    RENEW_BEFORE margin), and whether a token GitHub refused is worth replacing."""
+
+    def __call__(self) -> str: ...
+
+    def refused(self, token: str) -> bool: ...
+
+
+class FixedToken:
+    """FLEET_TOKEN_SECRET's token: the same for every run; a refused one is the user's to fix."""
+
+    def __init__(self, token: str) -> None:
+        logs.learn(token)
+        self._token = token
+
+    def __call__(self) -> str:
+        return self._token
+
+    def refused(self, token: str) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class _Minting:
+    """The settings ``GitHub`` reads, for exchanging the App's JWT only (no repository)."""
+
+    github_api_url: str
+    api_timeout: int
+    verify_https: bool
+    repo: str = ""
+    tarball_timeout: int = 0
+    git_token: str | None = None
+    uses_app: bool = True
+
+
+# The installation-token exchange names the single runner's settings when GitHub refuses; the
+# fleet's come from the keys of FLEET_APP_SECRET.
+_FLEET_WORDS = {
+    "GITHUB_APP_PRIVATE_KEY": "its 'private-key'",
+    "GITHUB_APP_INSTALLATION_ID": "its 'installation-id'",
+    "GITHUB_APP_ID": "its 'app-id'",
+}
+
+
+def app_credential(api: kube.Kube, settings: FleetSettings, stack: ExitStack) -> InstallationToken:
+    """FLEET_APP_SECRET's App as a credential: the installation token kept in
+    FLEET_APP_TOKEN_SECRET while it is good for over ``token_secret.RENEW_BEFORE``, else a new
+    one, kept there for the runs after. Kept because GitHub's ETags are per credential: a new
+    token each run would make every conditional request a billable 200."""
+    s = settings
+    ns = s.cicd_namespace
+    assert s.fleet_app_secret
+    where = f"FLEET_APP_SECRET {ns}/{s.fleet_app_secret}"
+    key = k.read_app(api, ns, s.fleet_app_secret)
+    logs.learn(key.private_key)
+    github = stack.enter_context(
+        GitHub(_Minting(s.github_api_url, s.api_timeout, s.verify_ssl is not False))
+    )
+
+    def mint(now: datetime) -> tuple[str, datetime]:
+        jwt = app_jwt(key.app_id, key.private_key, now)
+        logs.learn(jwt)
+        try:
+            return github.installation_token(jwt, key.installation)
+        except ConfigError as e:
+            problems = []
+            for problem in e.problems:
+                for word, fleet_word in _FLEET_WORDS.items():
+                    problem = problem.replace(word, fleet_word)
+                problems.append(f"{where}: {problem}")
+            raise ConfigError(problems) from e
+
+    name = f"the fleet's App {key.app_id} (installation {key.installation})"
+    return kept_installation_token(api, s, name, mint)
+
+
+def kept_installation_token(
+    api: kube.Kube,
+    settings: FleetSettings,
+    name: str,
+    mint: Mint,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> InstallationToken:
+    """The installation token kept in FLEET_APP_TOKEN_SECRET as a credential: reused while good
+    for over RENEW_BEFORE, else ``mint``ed and kept there (an update by name)."""
+    s = settings
+    ns = s.cicd_namespace
+    kept = k.read_kept(api, ns, s.fleet_app_token_secret)
+
+    def keep(token: str, expires: datetime) -> None:
+        nonlocal kept
+        try:
+            kept = k.keep_token(api, kept, token, expires)
+        except Conflict:
+            # Another fleet run renewed it meanwhile; ours is good for this run.
+            log.info("another fleet run renewed the installation token first")
+        except KubernetesError as e:
+            if e.status != 403:
+                raise
+            raise ConfigError(
+                [
+                    f"FLEET_APP_TOKEN_SECRET {ns}/{s.fleet_app_token_secret}: this identity may "
+                    f"not update it ({e}); the fleet's Role grants the chart's name"
+                ]
+            ) from e
+
+    return InstallationToken(mint, keep, name, kept.token, kept.expires, now)
+
+
 def run(settings: FleetSettings) -> FleetOutcome:
     """One fleet run. Raises ConfigError (exit 2) for the fleet's own configuration and
     KubernetesError (exit 3) when the lists cannot be read; an app's trouble is that app's."""
     s = settings
     ns = s.cicd_namespace
-    with kube.connect(s.verify_ssl, s.api_timeout, "ci-runner-fleet") as api:
-        token = k.read_token(api, ns, s.fleet_token_secret)
-        logs.learn(token)
+    with ExitStack() as stack:
+        api = stack.enter_context(kube.connect(s.verify_ssl, s.api_timeout, "ci-runner-fleet"))
+        credential: Credential
+        if s.fleet_app_secret:
+            credential = app_credential(api, s, stack)
+        else:
+            assert s.fleet_token_secret  # load() requires one of the two
+            credential = FixedToken(k.read_token(api, ns, s.fleet_token_secret))
+        credential()  # now: a refused App key ends the run (exit 2) before anything is asked
         record = k.read_record(api, ns, s.fleet_record)
         cronjobs = k.list_cronjobs(api, ns, s.fleet_selector)
         states = k.list_states(api, ns)
         active = k.active_jobs(api, ns)
-        return Fleet(s, api, record, token).run(cronjobs, states, active)
+        return Fleet(s, api, record, credential).run(cronjobs, states, active)
+    raise AssertionError("unreachable")  # mypy: ExitStack may swallow exceptions
 
 
 class Fleet:
     """One fleet run's connections and what it learns, app by app."""
 
-    def __init__(self, settings: FleetSettings, api: kube.Kube, record: k.Record, token: str):
+    def __init__(
+        self, settings: FleetSettings, api: kube.Kube, record: k.Record, credential: Credential
+    ):
         self.settings = settings
         self.kube = api
         self.record = record
-        self.token = token
+        self.credential = credential
         self.entries: dict[str, k.Entry] = {}
         self.tally = Tally()
 
@@ -114,7 +240,8 @@ class Fleet:
         apps = [app for cj in cronjobs if (app := self.app(cj)) is not None]
         asked = self.ask(apps)
         if asked.refused:
-            raise ConfigError([f"{asked.refused}: check FLEET_TOKEN_SECRET"])
+            setting = "FLEET_APP_SECRET" if self.settings.fleet_app_secret else "FLEET_TOKEN_SECRET"
+            raise ConfigError([f"{asked.refused}: check {setting}"])
         now = datetime.now(UTC)
         for app in apps:
             answer = asked.answers.get(app.name)
@@ -184,14 +311,18 @@ class Fleet:
                     repo, branch, problem=self.entries[app.name].problem
                 )
             questions.append(Question(app.name, repo, branch, kept[0] if kept else None))
-        with Heads(
-            s.github_api_url,
-            self.token,
-            s.api_timeout,
-            s.verify_ssl is not False,
-            s.fleet_concurrency,
-        ) as heads:
-            return heads.ask(questions, time.monotonic() + s.fleet_deadline)
+        deadline = time.monotonic() + s.fleet_deadline
+        while True:
+            token = self.credential()
+            with Heads(
+                s.github_api_url, token, s.api_timeout, s.verify_ssl is not False,
+                s.fleet_concurrency,
+            ) as heads:  # fmt: skip
+                asked = heads.ask(questions, deadline)
+            # A kept installation token GitHub refused (revoked before its expires_at) is
+            # replaced once, and the round asked again; any other refusal is configuration.
+            if not (asked.refused and self.credential.refused(token)):
+                return asked
 
     def decide(
         self, app: App, head: str, states: dict[str, Obj], active: dict[str, str], now: datetime
