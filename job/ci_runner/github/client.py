@@ -8,6 +8,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, Protocol
 from urllib.parse import quote
@@ -28,6 +29,16 @@ from .answers import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AppNames:
+    """What a refused App is told to check: the runner's settings, or the keys of the fleet's
+    App Secret."""
+
+    key: str = "GITHUB_APP_PRIVATE_KEY"
+    app_id: str = "GITHUB_APP_ID"
+    installation: str = "GITHUB_APP_INSTALLATION_ID"
 
 
 class Credentials(Protocol):
@@ -293,13 +304,17 @@ class GitHub:
         status posted after an hour's build is not refused with a 401."""
         self._credentials = source
 
-    def installation_token(self, jwt: str, installation: int) -> tuple[str, datetime]:
-        """Exchange the App's ``jwt`` for a token of ``installation``, and its expiry.
+    def installation_token(
+        self, jwt: str, installation: int, named: AppNames | None = None
+    ) -> tuple[str, datetime]:
+        """Exchange the App's ``jwt`` for a token of ``installation``, and its expiry; a
+        refusal names what to fix as ``named`` says (the runner's settings by default).
 
         POST /app/installations/{id}/access_tokens answers 201 with ``token`` and ``expires_at``
         (an hour later): GitHub's "Generating an installation access token for a GitHub App"
         (docs.github.com)."""
         doing = f"exchanging the App's JWT for a token of installation {installation}"
+        names = named or AppNames()
         path = f"/app/installations/{installation}/access_tokens"
         response = self._post(path, None, headers={"Authorization": f"Bearer {jwt}"})
         with response:
@@ -307,15 +322,15 @@ class GitHub:
                 raise ConfigError(
                     [
                         f"GitHub refused the App's JWT while {doing} (401 "
-                        f"{message_of(response)}): GITHUB_APP_PRIVATE_KEY is not the key of App "
-                        "GITHUB_APP_ID, or this machine's clock is off"
+                        f"{message_of(response)}): {names.key} is not the key of App "
+                        f"{names.app_id}, or this machine's clock is off"
                     ]
                 )
             if response.status_code == 404:
                 raise ConfigError(
                     [
                         f"GitHub has no installation {installation} of this App while {doing} "
-                        "(404): check GITHUB_APP_INSTALLATION_ID"
+                        f"(404): check {names.installation}"
                     ]
                 )
             self._check(response, doing)

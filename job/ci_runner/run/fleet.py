@@ -26,7 +26,7 @@ from .. import logs
 from ..config import FleetSettings, Settings, load
 from ..errors import ConfigError, Conflict, KubernetesError
 from ..github.app import app_jwt
-from ..github.client import GitHub
+from ..github.client import AppNames, GitHub
 from ..github.heads import Asked, Heads, Question
 from ..kube import client as kube
 from ..kube import fleet as k
@@ -125,15 +125,6 @@ class _Minting:
     uses_app: bool = True
 
 
-# The installation-token exchange names the single runner's settings when GitHub refuses; the
-# fleet's come from the keys of FLEET_APP_SECRET.
-_FLEET_WORDS = {
-    "GITHUB_APP_PRIVATE_KEY": "its 'private-key'",
-    "GITHUB_APP_INSTALLATION_ID": "its 'installation-id'",
-    "GITHUB_APP_ID": "its 'app-id'",
-}
-
-
 def app_credential(api: kube.Kube, settings: FleetSettings, stack: ExitStack) -> InstallationToken:
     """FLEET_APP_SECRET's App as a credential: the installation token kept in
     FLEET_APP_TOKEN_SECRET while it is good for over ``token_secret.RENEW_BEFORE``, else a new
@@ -152,15 +143,12 @@ def app_credential(api: kube.Kube, settings: FleetSettings, stack: ExitStack) ->
     def mint(now: datetime) -> tuple[str, datetime]:
         jwt = app_jwt(key.app_id, key.private_key, now)
         logs.learn(jwt)
+        # A refusal names the keys of FLEET_APP_SECRET, not the single runner's settings.
+        named = AppNames("its 'private-key'", "its 'app-id'", "its 'installation-id'")
         try:
-            return github.installation_token(jwt, key.installation)
+            return github.installation_token(jwt, key.installation, named)
         except ConfigError as e:
-            problems = []
-            for problem in e.problems:
-                for word, fleet_word in _FLEET_WORDS.items():
-                    problem = problem.replace(word, fleet_word)
-                problems.append(f"{where}: {problem}")
-            raise ConfigError(problems) from e
+            raise ConfigError([f"{where}: {problem}" for problem in e.problems]) from e
 
     name = f"the fleet's App {key.app_id} (installation {key.installation})"
     return kept_installation_token(api, s, name, mint)
