@@ -3,8 +3,8 @@ problem named at once (``load``); and the secret values to mask even before that
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import MISSING
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, Field
 from typing import Any, TypeVar
 
 from .. import parsing as p
@@ -45,12 +45,16 @@ def _derived(values: dict[str, Any]) -> list[str]:
     return problems
 
 
-def load(kind: type[S], options: Mapping[str, Any], environ: Mapping[str, str]) -> S:
-    """Build ``kind`` from command-line ``options`` (by field name; None: not given), falling
-    back to ``environ``; raise ConfigError naming every problem at once."""
+def _parse(
+    rows: Iterable[tuple[Field[Any], p.Spec]],
+    options: Mapping[str, Any],
+    environ: Mapping[str, str],
+) -> tuple[dict[str, Any], list[str]]:
+    """Each row's value, from its option (by field name; None: not given) or else its
+    variable, parsed; a row given neither is left out. With every problem found."""
     values: dict[str, Any] = {}
     problems: list[str] = []
-    for f, spec in table(kind):
+    for f, spec in rows:
         given = options.get(f.name)
         if isinstance(given, bool):  # a --flag/--no-flag
             values[f.name] = given
@@ -66,6 +70,13 @@ def load(kind: type[S], options: Mapping[str, Any], environ: Mapping[str, str]) 
         except ValueError as e:
             shown = "***" if spec.secret else repr(text)
             problems.append(f"{spec.env} {e}, got {shown}")
+    return values, problems
+
+
+def load(kind: type[S], options: Mapping[str, Any], environ: Mapping[str, str]) -> S:
+    """Build ``kind`` from command-line ``options`` (by field name; None: not given), falling
+    back to ``environ``; raise ConfigError naming every problem at once."""
+    values, problems = _parse(table(kind), options, environ)
     problems += fleet_problems(values) if kind is FleetSettings else _derived(values)
     if problems:
         raise ConfigError(problems)
@@ -189,22 +200,10 @@ def misspelt(kind: type[Any], environ: Mapping[str, str]) -> list[tuple[str, str
 def load_fetch(environ: Mapping[str, str]) -> FetchSettings:
     """FetchSettings from ``environ``, each row parsed by its Settings parser and default;
     ConfigError naming every problem at once."""
-    values: dict[str, Any] = {}
-    problems: list[str] = []
-    for f, spec in table(Settings):
-        if spec.env not in FETCH_SETTINGS:
-            continue
-        text = environ.get(spec.env, "").strip()
-        if not text:
-            if spec.required:
-                problems.append(f"{spec.env} is required ({spec.help.rstrip('.')})")
-            values[f.name] = None if f.default is MISSING else f.default
-            continue
-        try:
-            values[f.name] = spec.parse(text)
-        except ValueError as e:
-            shown = "***" if spec.secret else repr(text)
-            problems.append(f"{spec.env} {e}, got {shown}")
+    rows = [(f, spec) for f, spec in table(Settings) if spec.env in FETCH_SETTINGS]
+    values, problems = _parse(rows, {}, environ)
     if problems:
         raise ConfigError(problems)
+    for f, _ in rows:  # FetchSettings has no defaults of its own: Settings' are its
+        values.setdefault(f.name, None if f.default is MISSING else f.default)
     return FetchSettings(**values)

@@ -302,10 +302,10 @@ class Fleet:
         deadline = time.monotonic() + s.fleet_deadline
         while True:
             token = self.credential()
+            verify = s.verify_ssl is not False
             with Heads(
-                s.github_api_url, token, s.api_timeout, s.verify_ssl is not False,
-                s.fleet_concurrency,
-            ) as heads:  # fmt: skip
+                s.github_api_url, token, s.api_timeout, verify, s.fleet_concurrency
+            ) as heads:
                 asked = heads.ask(questions, deadline)
             # A kept installation token GitHub refused (revoked before its expires_at) is
             # replaced once, and the round asked again; any other refusal is configuration.
